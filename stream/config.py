@@ -1,0 +1,107 @@
+"""The one typed config: dataclasses, loaded from TOML, overridden by command-line flags.
+
+No other module reads files, globals or environment variables for settings; secrets
+(`TWITCH_STREAM_KEY`, `TWITCH_OAUTH_TOKEN`) are read here too, and only here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dreamer.loop import DreamSettings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class ServeSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    ws_port: int = 8765
+
+
+@dataclass
+class Config:
+    model: str = "efficientnet_lite0"
+    device: str = "auto"  # auto | cpu | cuda | mps
+    seed: int | None = None  # None: a different dream every run
+    start_class: str = "volcano"  # what the loop dreams before anyone asks
+    playlist: list[str] = field(default_factory=lambda: [
+        "volcano", "jellyfish", "pizza", "coral reef", "peafowl", "monarch butterfly", "strawberry",
+        "lighthouse", "goldfish", "daisy", "castle", "broccoli"])
+    dream: DreamSettings = field(default_factory=DreamSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
+
+
+def _coerce(value, hint, where: str):
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return _build(hint, value, where)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = args[0]
+        if args[-1] is not Ellipsis and len(value) != len(args):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(v, item, where) for v in value)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, typing.get_args(hint)[0], where) for v in value]
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None:
+            return None
+        return _coerce(value, next(a for a in typing.get_args(hint) if a is not type(None)), where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(hint, type) and not isinstance(value, hint):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls, data: dict, where: str):
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(sorted(known))}")
+    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()})
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Defaults <- TOML file (configs/default.toml when none is given)."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return _build(Config, data, "")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'320x180' -> (320, 180), within 32..4096 each."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--size must look like 320x180, got {text!r}") from None
+    if not (32 <= w <= 4096 and 32 <= h <= 4096):
+        raise ConfigError(f"--size {text}: each side must be between 32 and 4096 pixels")
+    return w, h

@@ -1,0 +1,58 @@
+import pytest
+
+from dreamer.classes import MAX_TEXT, RequestError, parse
+
+
+@pytest.mark.parametrize("text,index", [
+    ("volcano", 980), ("Volcanos", 980), ("VOLCANOES", 980), ("pizzza", 963), ("pizzzza", 963),
+    ("tabby cat", 281), ("daisies", 985), ("jelly fish", 107), ("  Espresso! ", 967),
+    ("golden retrievers", 207), ("tiger", 292),
+])
+def test_single_class_names_plurals_and_typos(text, index):
+    t = parse(text)
+    assert [c.index for c in t.classes] == [index]
+    assert t.classes[0].weight == 1.0
+
+
+@pytest.mark.parametrize("group,size", [("dog", 118), ("dogs", 118), ("bird", 59), ("car", 11),
+                                        ("fish", 16), ("cat", 5), ("snake", 17), ("monkey", 16)])
+def test_groups(group, size):
+    t = parse(group)
+    assert len(t.classes) == size
+    assert abs(sum(c.weight for c in t.classes) - 1) < 1e-9
+
+
+def test_mix_weights_and_parts():
+    t = parse("pizza + volcano")
+    assert t.label == "pizza + volcano"
+    assert t.weights() == {963: 0.5, 980: 0.5}
+    assert [p[0] for p in t.parts] == ["pizza", "volcano"]
+    t = parse("jellyfish + dog")
+    assert abs(t.weights()[107] - 0.5) < 1e-9 and len(t.classes) == 119
+    assert t.to_json()["classes"][0] == {"index": 107, "name": "jellyfish", "weight": 0.5}
+
+
+@pytest.mark.parametrize("text,code", [
+    ("", "bad_request"), ("   ", "bad_request"), ("a+b+c+d+e", "bad_request"), ("pizza + ", "bad_request"),
+    ("x" * (MAX_TEXT + 1), "too_long"), ("qwzxv", "unknown_class"), ("\x00\x01", "bad_request"),
+])
+def test_garbage_is_refused_with_a_code(text, code):
+    with pytest.raises(RequestError) as err:
+        parse(text)
+    assert err.value.code == code
+
+
+def test_unknown_gets_suggestions():
+    with pytest.raises(RequestError) as err:
+        parse("cheese")
+    assert err.value.code == "unknown_class"
+    assert "cheeseburger" in err.value.suggestions
+    with pytest.raises(RequestError) as err:
+        parse("zzqqxx")
+    assert err.value.suggestions  # never empty: popular classes when nothing is close
+
+
+def test_non_string_is_bad_request():
+    with pytest.raises(RequestError) as err:
+        parse(None)
+    assert err.value.code == "bad_request"

@@ -1,0 +1,72 @@
+"""The embedded model must see real photos correctly; torchvision loading works from a local file."""
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from skimage import data
+
+from dreamer.models import REGISTRY, ModelUnavailable, load_model, resolve_device
+
+CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+ESPRESSO = 967
+
+
+def _photo(rgb: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    return F.interpolate(x, size=(224, 224), mode="bilinear", antialias=True, align_corners=False)
+
+
+@pytest.mark.parametrize("photo,expected", [(data.chelsea, CAT_CLASSES), (data.coffee, [ESPRESSO])])
+def test_embedded_model_classifies_real_photos(lite0, photo, expected):
+    with torch.no_grad():
+        probs = lite0(_photo(photo())).softmax(-1)[0]
+    assert int(probs.argmax()) in expected
+    assert float(probs[list(expected)].sum()) > 0.5
+
+
+def test_model_is_frozen_and_gives_input_gradients(lite0):
+    assert not any(p.requires_grad for p in lite0.parameters())
+    x = torch.rand(1, 3, 64, 96, requires_grad=True)
+    lite0(x)[0, 980].backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_torchvision_model_loads_from_a_local_state_dict(tmp_path):
+    import torchvision
+
+    torch.manual_seed(0)
+    source = torchvision.models.googlenet(weights=None, aux_logits=True, transform_input=True,
+                                          init_weights=True).eval()
+    path = tmp_path / "googlenet.pth"
+    torch.save(source.state_dict(), path)
+    model = load_model("googlenet", "cpu", weights_file=path)
+    x = torch.rand(1, 3, 96, 96)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(model(x), source((x - mean) / std), atol=1e-5)
+    assert model.layer("inception4c") is source.inception4c or model.layer("inception4c") is not None
+
+
+def test_offline_torchvision_model_names_the_embedded_default():
+    def offline(_weights):
+        raise urllib.error.URLError("no network")
+
+    with pytest.raises(ModelUnavailable, match="efficientnet_lite0"):
+        REGISTRY["vgg16"](None, fetch=offline)
+
+
+def test_unknown_model_and_layer_are_clear_errors(lite0):
+    with pytest.raises(ModelUnavailable, match="unknown model"):
+        load_model("alexnet")
+    with pytest.raises(ModelUnavailable, match="no layer"):
+        lite0.layer("nope")
+
+
+def test_device_choice():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
+    with pytest.raises(ModelUnavailable):
+        resolve_device("tpu")

@@ -1,0 +1,64 @@
+import torch
+
+from dreamer import regularize as reg
+
+
+def test_jitter_rolls_by_known_offsets():
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    gen = torch.Generator().manual_seed(0)
+    out = reg.jitter(1, gen)(x)
+    dx, dy = torch.randint(-1, 2, (2,), generator=torch.Generator().manual_seed(0)).tolist()
+    assert torch.equal(out, torch.roll(x, (dy, dx), (2, 3)))
+
+
+def test_identity_affine_is_identity():
+    x = torch.rand(1, 3, 8, 12)
+    assert torch.allclose(reg.affine(x, 1.0, 0.0), x, atol=1e-5)
+
+
+def test_zoom_magnifies_the_centre():
+    x = torch.zeros(1, 1, 9, 9)
+    x[..., 4, 4] = 1.0
+    out = reg.affine(x, 2.0)
+    assert out[..., 4, 4] > 0 and out[..., 3:6, 3:6].sum() > x[..., 3:6, 3:6].sum()
+
+
+def test_blur_keeps_constants_and_spreads_a_point():
+    c = torch.full((1, 3, 6, 6), 0.3)
+    assert torch.allclose(reg.gaussian_blur(c, 1.0), c)
+    p = torch.zeros(1, 1, 9, 9)
+    p[..., 4, 4] = 1.0
+    b = reg.gaussian_blur(p, 1.0)
+    assert abs(float(b.sum()) - 1.0) < 1e-5 and b[..., 4, 4] < 1.0 and b[..., 4, 5] > 0
+    assert torch.equal(reg.gaussian_blur(p, 0), p)
+
+
+def test_gaussian_kernel_sums_to_one_and_is_symmetric():
+    k = reg.gaussian_kernel(1.5)
+    assert abs(float(k.sum()) - 1) < 1e-6 and torch.allclose(k, k.flip(0))
+
+
+def test_laplacian_normalize_equalises_bands():
+    # A strong fine checkerboard plus a weak ramp: after normalisation the ramp is no longer negligible.
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    fine = 100 * ((xx + yy) % 2 * 2 - 1)
+    coarse = xx / 32
+    g = (fine + coarse).view(1, 1, 32, 32)
+    out = reg.laplacian_normalize(g, levels=4)
+    assert abs(float(out.abs().mean()) - 1) < 1e-4
+    smooth = torch.nn.functional.avg_pool2d(out, 8)  # the checkerboard averages out
+    assert float(smooth[..., -1].mean() - smooth[..., 0].mean()) > 0.1
+
+
+def test_resize_and_compose():
+    x = torch.rand(1, 3, 20, 40)
+    assert reg.resize(x, 0.5).shape[-2:] == (10, 20)
+    assert reg.resize(x, 1.0) is x
+    double = reg.compose([lambda t: t * 2, lambda t: t + 1])
+    assert torch.equal(double(torch.ones(2)), torch.full((2,), 3.0))
+
+
+def test_total_variation():
+    assert float(reg.total_variation(torch.ones(1, 1, 4, 4))) == 0
+    x = torch.tensor([[0.0, 1.0], [0.0, 1.0]]).view(1, 1, 2, 2)
+    assert float(reg.total_variation(x)) == 1.0
