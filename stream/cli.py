@@ -7,7 +7,6 @@ and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -49,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", help="classic DeepDream: amplify this layer instead of a class")
     p.add_argument("--split", action="store_true", help='"A + B" side by side instead of blended')
 
+    p = sub.add_parser("serve", help="the live service: dream loop + HTTP/MJPEG + websocket")
+    _common(p)
+    p.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+    p.add_argument("--port", type=int, help="HTTP port (default 8080)")
+    p.add_argument("--ws-port", type=int, help="websocket port (default 8765)")
+    p.add_argument("--hold", type=float, help="seconds each request plays (default 30)")
+
     p = sub.add_parser("classes", help="list the 1000 classes, or show how a request is understood")
     p.add_argument("query", nargs="*", help='request text, e.g. "pizza + volcano"')
     return parser
@@ -62,6 +68,36 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if getattr(args, "size", None):
         cfg.dream.size = parse_size(args.size)
     return cfg
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import torch
+    from aiohttp import web
+
+    from dreamer.models import load_model, resolve_device
+
+    from .app import make_app
+    from .service import Service
+
+    cfg = config_from_args(args)
+    for flag, attr in (("host", "host"), ("port", "port"), ("ws_port", "ws_port")):
+        if getattr(args, flag) is not None:
+            setattr(cfg.serve, attr, getattr(args, flag))
+    if args.hold is not None:
+        cfg.queue.hold_s = args.hold
+    parse(cfg.start_class)  # a typo in the config is a one-line error, not a dead stream
+    device = resolve_device(cfg.device)
+    model = load_model(cfg.model, device)
+    torch.set_grad_enabled(True)
+    service = Service(cfg, model, str(device))
+    s = cfg.serve
+    w, h = cfg.dream.size
+    url = f"http://{'127.0.0.1' if s.host in ('0.0.0.0', '::') else s.host}:{s.port}/"
+    print(f"dreamstream serving {url}  (websocket :{s.ws_port}, model {cfg.model}, device {device}, "
+          f"size {w}x{h})", flush=True)
+    web.run_app(make_app(service), host=s.host, port=s.port, print=None, shutdown_timeout=3,
+                handle_signals=True)
+    return 0
 
 
 def cmd_classes(args: argparse.Namespace) -> int:
@@ -119,7 +155,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"render": cmd_render, "classes": cmd_classes}
+COMMANDS = {"serve": cmd_serve, "render": cmd_render, "classes": cmd_classes}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dreamstream: error: {e.message}{hint}", file=sys.stderr)
     except (UsageError, ConfigError, ModelUnavailable, OutputError) as e:
         print(f"dreamstream: error: {e}", file=sys.stderr)
+    except OSError as e:  # a port in use, a file we may not write
+        print(f"dreamstream: error: {e.strerror or e}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
     return 2

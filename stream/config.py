@@ -13,6 +13,8 @@ from pathlib import Path
 
 from dreamer.loop import DreamSettings
 
+from .requests import QueuePolicy
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -30,6 +32,11 @@ class ServeSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     ws_port: int = 8765
+    jpeg_quality: int = 85
+    # Websocket origins allowed besides the page's own (http://host:port); "*" allows any.
+    allowed_origins: list[str] = field(default_factory=list)
+    max_ws_per_ip: int = 8
+    mjpeg_max_fps: float = 30.0  # per viewer; frames in between are skipped
 
 
 @dataclass
@@ -43,6 +50,7 @@ class Config:
         "lighthouse", "goldfish", "daisy", "castle", "broccoli"])
     dream: DreamSettings = field(default_factory=DreamSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
+    queue: QueuePolicy = field(default_factory=QueuePolicy)
 
 
 def _coerce(value, hint, where: str):

@@ -1,0 +1,145 @@
+"""The aiohttp app factory: routes, and the long-lived work started and stopped with the app.
+
+    app = make_app(service)        # tests build the same app on free ports
+    web.run_app(app, host=..., port=...)
+
+Long-lived pieces live in `cleanup_ctx`: the dream thread, the websocket server and the
+state watcher start before the first request and stop (thread joined off the event loop)
+on shutdown, so Ctrl-C and SIGTERM end everything within a few seconds.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from dreamer.classes import RequestError, catalogue
+
+from . import mjpeg
+from .metrics import CONTENT_TYPE
+from .service import Service, error
+from .ws import WebsocketServer
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+SERVICE = web.AppKey("service", Service)
+STALL_S = 30.0  # /healthz turns 503 when no frame came for this long (a frame takes < 1 s on a laptop)
+MAX_BODY = 4096
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_DIR / "index.html")
+
+
+async def stream_mjpg(request: web.Request) -> web.StreamResponse:
+    return await mjpeg.stream(request, request.app[SERVICE])
+
+
+async def frame_jpg(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    frame = service.bus.latest()
+    if frame is None:
+        return web.json_response(error("not_ready", "no frame yet; the dream is starting"), status=503)
+    return web.Response(body=service.bus.jpeg(frame), content_type="image/jpeg",
+                        headers={"Cache-Control": "no-store"})
+
+
+async def api_state(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SERVICE].state())
+
+
+async def api_classes(request: web.Request) -> web.Response:
+    q = request.query.get("q", "")
+    cat = catalogue()
+    if not q.strip():
+        return web.json_response({"query": q, "matches": [], "suggestions": cat.suggest("", 10)})
+    try:
+        target = cat.parse(q)
+    except RequestError as e:
+        return web.json_response({"query": q, "matches": [], "error": e.code, "message": e.message,
+                                  "suggestions": e.suggestions})
+    last = q.split("+")[-1]
+    return web.json_response({"query": q, "target": target.to_json(),
+                              "matches": [{"index": c.index, "name": c.name, "score": round(c.weight, 4)}
+                                          for c in target.classes],
+                              "suggestions": cat.suggest(last, 8)})
+
+
+async def api_request(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return web.json_response(error("too_long", f"body over {MAX_BODY} bytes"), status=400)
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, web.HTTPRequestEntityTooLarge):
+        return web.json_response(error("bad_request", 'expected JSON: {"text": "volcano", "user": "me"}'),
+                                 status=400)
+    if not isinstance(body, dict):
+        return web.json_response(error("bad_request", "expected a JSON object"), status=400)
+    status, reply = service.request(body.get("text"), body.get("user"), request.remote or "unknown")
+    return web.json_response(reply, status=status)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    frame = request.app[SERVICE].bus.latest()
+    age = None if frame is None else round(time.monotonic() - frame.time, 2)
+    ok = age is not None and age < STALL_S
+    return web.json_response({"ok": ok, "frame_age_s": age}, status=200 if ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[SERVICE].metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def config_json(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    s = service.cfg.serve
+    w, h = service.cfg.dream.size
+    return web.json_response({"ws_port": s.ws_port, "ws_path": "/",
+                              "ws_url": f"ws://{request.url.host}:{s.ws_port}/",
+                              "size": [w, h], "model": service.model_name})
+
+
+async def _lifecycle(app: web.Application):
+    service = app[SERVICE]
+    ws = WebsocketServer(service)
+    # Bind the websocket port before starting the dream thread: a port in use must fail
+    # cleanly with no thread left running.
+    async with ws.serve(service.cfg.serve.host, service.cfg.serve.ws_port) as server:
+        service.engine.start()
+        service.refresh_state()
+        watcher = asyncio.create_task(service.watch_state(), name="state-watcher")
+        try:
+            yield
+        finally:
+            server.close(close_connections=True)  # "going away" to every client
+            watcher.cancel()
+            await asyncio.to_thread(service.engine.stop)
+
+
+async def _closing(app: web.Application) -> None:
+    """First step of shutdown: end every MJPEG loop so no handler holds the server open."""
+    app[SERVICE].bus.close()
+
+
+def make_app(service: Service) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY)
+    app[SERVICE] = service
+    app.router.add_get("/", index)
+    app.router.add_get("/stream.mjpg", stream_mjpg)
+    app.router.add_get("/frame.jpg", frame_jpg)
+    app.router.add_get("/api/state", api_state)
+    app.router.add_get("/api/classes", api_classes)
+    app.router.add_post("/api/request", api_request)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/config.json", config_json)
+    app.router.add_static("/static/", WEB_DIR)
+    app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_closing)
+    return app

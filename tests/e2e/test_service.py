@@ -1,0 +1,204 @@
+"""The live service end to end: a real server process, real HTTP and websocket clients."""
+import asyncio
+import http.client
+import json
+import time
+from urllib.parse import urlparse
+
+import cv2
+import numpy as np
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+
+def read_mjpeg_parts(base: str, n: int, timeout: float = 30):
+    """Read n parts from /stream.mjpg with a plain socket client; return (headers, jpeg) pairs."""
+    u = urlparse(base)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    conn.request("GET", "/stream.mjpg")
+    resp = conn.getresponse()
+    assert resp.status == 200
+    ctype = resp.getheader("Content-Type")
+    assert ctype.startswith("multipart/x-mixed-replace; boundary=")
+    boundary = ctype.split("boundary=")[1].encode()
+    parts = []
+    while len(parts) < n:
+        line = resp.readline().strip()
+        if not line:
+            continue
+        assert line == b"--" + boundary
+        headers = {}
+        while (h := resp.readline().strip()):
+            k, v = h.decode().split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+        body = resp.read(int(headers["content-length"]))
+        parts.append((headers, body))
+    conn.close()
+    return parts
+
+
+def decode(jpeg: bytes) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None
+    return img
+
+
+def test_mjpeg_frames_flow_and_change(server):
+    parts = read_mjpeg_parts(server.base, 4)
+    for headers, body in parts:
+        assert headers["content-type"] == "image/jpeg"
+        assert decode(body).shape == (96, 160, 3)
+    assert not np.array_equal(decode(parts[0][1]), decode(parts[-1][1]))
+
+
+def test_http_routes(server):
+    status, headers, body = server.get("/")
+    assert status == 200 and b"<img id=\"stream\"" in body
+    status, headers, body = server.get("/frame.jpg")
+    assert headers["Content-Type"] == "image/jpeg" and decode(body).shape == (96, 160, 3)
+    health = server.get_json("/healthz")
+    assert health["ok"] is True and health["frame_age_s"] < 10
+    cfg = server.get_json("/config.json")
+    assert cfg["size"] == [160, 96] and cfg["model"] == "efficientnet_lite0" and cfg["ws_port"]
+    metrics = server.get("/metrics")[2].decode()
+    for name in ("dreamstream_frames_total", "dreamstream_dream_steps_total", "dreamstream_fps",
+                 "dreamstream_viewers", "dreamstream_requests_total", "dreamstream_encoder_restarts_total"):
+        assert name in metrics
+    state = server.get_json("/api/state")
+    assert set(state) >= {"target", "queue", "fps", "size", "model", "device", "viewers", "uptime_s"}
+    classes = server.get_json("/api/classes?q=volcanos")
+    assert classes["matches"][0]["index"] == 980
+    unknown = server.get_json("/api/classes?q=qqxxzz")
+    assert unknown["error"] == "unknown_class" and unknown["suggestions"]
+
+
+def test_post_request_and_its_errors(server):
+    time.sleep(0.6)
+    status, ack = server.post("/api/request", json.dumps({"text": "Jellyfishes", "user": "ann"}).encode())
+    assert status == 200 and ack["type"] == "ack" and ack["target"]["classes"][0]["index"] == 107
+    state = server.get_json("/api/state")
+    labels = [state["target"]["label"]] + [q["label"] for q in state["queue"]]
+    assert "jellyfish" in labels
+    status, err = server.post("/api/request", json.dumps({"text": "pizza"}).encode())
+    assert status == 429 and err["code"] == "rate_limited"
+    time.sleep(0.6)
+    for body, code in [(b"{broken", "bad_request"), (b"[1, 2]", "bad_request"),
+                       (json.dumps({"text": "qqxxzz"}).encode(), "unknown_class"),
+                       (json.dumps({"text": "x" * 300}).encode(), "too_long"),
+                       (json.dumps({"text": ""}).encode(), "bad_request"),
+                       (b"x" * 2_000_000, "too_long")]:
+        time.sleep(0.6)
+        status, err = server.post("/api/request", body)
+        assert status == 400 and err["type"] == "error" and err["code"] == code, (body[:20], err)
+    assert server.get_json("/healthz")["ok"]
+
+
+async def _recv_type(ws, kind, timeout=10):
+    end = time.monotonic() + timeout
+    while True:
+        msg = json.loads(await asyncio.wait_for(ws.recv(), max(0.1, end - time.monotonic())))
+        if msg["type"] == kind:
+            return msg
+
+
+def test_websocket_request_changes_state(server):
+    async def run():
+        await asyncio.sleep(0.6)
+        async with connect(server.ws) as ws:
+            first = await _recv_type(ws, "state")
+            assert first["size"] == [160, 96]
+            await ws.send(json.dumps({"type": "request", "text": "pizza + volcano", "user": "bob"}))
+            ack = await _recv_type(ws, "ack")
+            assert ack["target"]["label"] == "pizza + volcano" and ack["position"] >= 0
+            await ws.send(json.dumps({"type": "ping"}))
+            assert (await _recv_type(ws, "pong"))["type"] == "pong"
+            for _ in range(10):  # a state push follows the change
+                state = await _recv_type(ws, "state")
+                labels = [state["target"]["label"]] + [q["label"] for q in state["queue"]]
+                if "pizza + volcano" in labels:
+                    break
+            else:
+                pytest.fail("state never showed the request")
+    asyncio.run(run())
+    state = server.get_json("/api/state")
+    assert "pizza + volcano" in [state["target"]["label"]] + [q["label"] for q in state["queue"]]
+
+
+def test_websocket_bad_inputs_get_errors_and_server_keeps_serving(server):
+    async def run():
+        async with connect(server.ws) as ws:
+            await ws.send("{not json")
+            assert (await _recv_type(ws, "error"))["code"] == "bad_request"
+            await ws.send(json.dumps(["a list"]))
+            assert (await _recv_type(ws, "error"))["code"] == "bad_request"
+            await ws.send(json.dumps({"type": "nonsense"}))
+            assert (await _recv_type(ws, "error"))["code"] == "bad_request"
+            await ws.send(b"\x00\x01binary")
+            assert (await _recv_type(ws, "error"))["code"] == "bad_request"
+            await asyncio.sleep(0.6)
+            await ws.send(json.dumps({"type": "request", "text": "qqxxzz"}))
+            err = await _recv_type(ws, "error")
+            assert err["code"] == "unknown_class" and err["suggestions"]
+            # a flood: most are refused, none crash anything
+            await asyncio.sleep(0.6)
+            for _ in range(40):
+                await ws.send(json.dumps({"type": "request", "text": "daisy"}))
+            replies = []
+            while len(replies) < 40:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if m["type"] in ("ack", "error"):
+                    replies.append(m.get("code", "ack"))
+            assert replies[0] == "ack" and replies.count("rate_limited") >= 35, replies
+        # a 1 MB message closes that connection with 1009 (too big)...
+        async with connect(server.ws, max_size=None) as ws:
+            await ws.send("x" * 1_000_000)
+            with pytest.raises(ConnectionClosed) as closed:
+                for _ in range(10):
+                    await asyncio.wait_for(ws.recv(), 10)
+            assert closed.value.rcvd.code == 1009
+        # ...and the server goes on serving everyone else
+        async with connect(server.ws) as ws:
+            await ws.send(json.dumps({"type": "ping"}))
+            assert (await _recv_type(ws, "pong"))["type"] == "pong"
+    asyncio.run(run())
+    assert server.get_json("/healthz")["ok"]
+
+
+def test_websocket_origin_check_and_per_ip_cap(server):
+    async def run():
+        with pytest.raises(InvalidStatus) as err:
+            async with connect(server.ws, origin="http://evil.example"):
+                pass
+        assert err.value.response.status_code == 403
+        page_origin = server.base
+        async with connect(server.ws, origin=page_origin) as ws:  # the page itself is welcome
+            await _recv_type(ws, "state")
+        held = [await connect(server.ws) for _ in range(6)]
+        try:
+            with pytest.raises(InvalidStatus) as err:
+                async with connect(server.ws):
+                    pass
+            assert err.value.response.status_code == 429
+        finally:
+            for ws in held:
+                await ws.close()
+        await asyncio.sleep(0.3)
+        async with connect(server.ws) as ws:  # slots are released
+            await _recv_type(ws, "state")
+    asyncio.run(run())
+
+
+def test_vanished_mjpeg_viewers_are_dropped_quietly(server):
+    u = urlparse(server.base)
+    for _ in range(5):
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        conn.request("GET", "/stream.mjpg")
+        resp = conn.getresponse()
+        resp.read(2000)
+        conn.sock.close()
+        conn.close()
+    time.sleep(1.5)
+    assert server.get_json("/api/state")["viewers"] == 0
+    log = server.log.read_text()
+    assert "Traceback" not in log and "Error" not in log.replace("dream_errors", "")
