@@ -30,6 +30,8 @@ class DreamSettings:
     step_size: float = 0.03  # per step, on a gradient normalised to mean |g| = 1, image in [0, 1]
     octaves: tuple[float, ...] = (1.0, 0.7, 0.5)  # scales the steps cycle through
     pyramid_levels: int = 4  # Laplacian bands equalised in the gradient
+    gradient_blur: float = 1.0  # sigma (pixels) of a blur on the raw gradient: calms pixel-scale speckle
+    start_blur: float = 3.0  # noise start: sigma of the blur that makes the first noise blotchy, not grainy
     sharpness: float = 0.0  # > 0: also push other classes down (log-sum-exp)
     jitter_px: int = 8
     scale_range: tuple[float, float] = (0.85, 1.15)
@@ -51,8 +53,10 @@ class Dreamer:
         self.device = next(model.parameters()).device
         self.gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
         w, h = settings.size
-        if start is None:  # mid-grey plus a little noise: enough to break symmetry
+        if start is None:  # mid-grey plus faint, smooth noise: enough to break symmetry
             start = 0.5 + 0.1 * torch.randn(1, 3, h, w, generator=self.gen)
+            if settings.start_blur:  # blur, then scale back up so the blotches stay visible
+                start = 0.5 + (reg.gaussian_blur(start, settings.start_blur) - 0.5) * settings.start_blur
         else:  # (3, H', W') or (1, 3, H', W') in [0, 1]
             start = torch.nn.functional.interpolate(start.reshape(1, 3, *start.shape[-2:]).float(), size=(h, w),
                                                     mode="bilinear", antialias=True, align_corners=False)
@@ -114,6 +118,7 @@ class Dreamer:
         value = objective(obj.Probe(self.model, self.transform(reg.resize(x, scale)), self._taps))
         (grad,) = torch.autograd.grad(value, x)
         with torch.no_grad():
+            grad = reg.gaussian_blur(grad, s.gradient_blur)
             self.image = (self.image + s.step_size * reg.laplacian_normalize(grad, s.pyramid_levels)).clamp_(0, 1)
         return value.detach()
 

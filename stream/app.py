@@ -86,7 +86,7 @@ async def api_request(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    frame = request.app[SERVICE].bus.latest()
+    frame = request.app[SERVICE].keyframes.latest()  # dreamed frames: output frames flow even when stalled
     age = None if frame is None else round(time.monotonic() - frame.time, 2)
     ok = age is not None and age < STALL_S
     return web.json_response({"ok": ok, "frame_age_s": age}, status=200 if ok else 503)
@@ -111,7 +111,7 @@ async def _lifecycle(app: web.Application):
     # Bind the websocket port before starting the dream thread: a port in use must fail
     # cleanly with no thread left running.
     async with ws.serve(service.cfg.serve.host, service.cfg.serve.ws_port) as server:
-        service.engine.start()
+        service.start()
         service.refresh_state()
         watcher = asyncio.create_task(service.watch_state(), name="state-watcher")
         try:
@@ -119,7 +119,7 @@ async def _lifecycle(app: web.Application):
         finally:
             server.close(close_connections=True)  # "going away" to every client
             watcher.cancel()
-            await asyncio.to_thread(service.engine.stop)
+            await asyncio.to_thread(service.stop)
 
 
 async def _closing(app: web.Application) -> None:

@@ -37,6 +37,7 @@ class ServeSettings:
     allowed_origins: list[str] = field(default_factory=list)
     max_ws_per_ip: int = 8
     mjpeg_max_fps: float = 30.0  # per viewer; frames in between are skipped
+    output_fps: float = 25.0  # shown frames per second (zooming between dreamed frames); 0 = dreamed frames only
 
 
 @dataclass

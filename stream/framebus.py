@@ -29,8 +29,8 @@ class Frame:
 
 
 class FrameBus:
-    def __init__(self, jpeg_quality: int = 85):
-        self.jpeg_quality = jpeg_quality
+    def __init__(self, jpeg_quality: int = 85, encode: bool = True):
+        self.jpeg_quality, self.encode = jpeg_quality, encode
         self._cond = threading.Condition()
         self._frame: Frame | None = None
         self._closed = False
@@ -39,7 +39,8 @@ class FrameBus:
 
     def publish(self, rgb: np.ndarray) -> int:
         frame = Frame(0, rgb, time.monotonic())
-        self.jpeg(frame)  # encode here, in the producer's thread
+        if self.encode:
+            self.jpeg(frame)  # encode here, in the producer's thread
         with self._cond:
             if self._closed:
                 return 0
@@ -76,7 +77,8 @@ class FrameBus:
     def wait(self, after: int = 0, timeout: float | None = None) -> Frame | None:
         """Block (in a thread) until a frame newer than `after` exists; None on timeout."""
         with self._cond:
-            self._cond.wait_for(lambda: self._frame is not None and self._frame.seq > after, timeout)
+            self._cond.wait_for(lambda: self._closed or (self._frame is not None and self._frame.seq > after),
+                                timeout)
             return self._frame if self._frame and self._frame.seq > after else None
 
     async def next(self, after: int = 0) -> Frame:

@@ -17,6 +17,7 @@ from .config import Config
 from .engine import DreamEngine
 from .framebus import FrameBus
 from .metrics import Metrics
+from .presenter import Presenter
 from .requests import RequestQueue
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,15 @@ class Service:
     def __init__(self, cfg: Config, model, device: str):
         self.cfg, self.model_name, self.device = cfg, cfg.model, device
         self.metrics = Metrics()
-        self.bus = FrameBus(cfg.serve.jpeg_quality)
+        self.bus = FrameBus(cfg.serve.jpeg_quality)  # what viewers see
         self.queue = RequestQueue(cfg.queue, cfg.playlist)
-        self.engine = DreamEngine(cfg, model, self.bus, self.queue, self.metrics)
+        d = cfg.dream
+        if cfg.serve.output_fps > 0:  # dreamed keyframes -> presenter -> a steady output rate
+            self.keyframes = FrameBus(encode=False)
+            self.presenter = Presenter(self.keyframes, self.bus, cfg.serve.output_fps, d.zoom, d.spin_deg, d.drift)
+        else:
+            self.keyframes, self.presenter = self.bus, None
+        self.engine = DreamEngine(cfg, model, self.keyframes, self.queue, self.metrics)
         self.started = time.monotonic()
         self.viewers = {"mjpeg": 0, "websocket": 0}
         self.state_json = ""
@@ -56,9 +63,10 @@ class Service:
     def state(self) -> dict:
         w, h = self.cfg.dream.size
         return {**self.queue.snapshot(), "fps": {"dream": round(self.engine.fps, 2),
-                                                 "output": round(self.engine.fps, 2)},
+                                                 "output": round(self.output_fps(), 2)},
                 "size": [w, h], "model": self.model_name, "device": self.device,
-                "viewers": sum(self.viewers.values()), "uptime_s": round(time.monotonic() - self.started, 1)}
+                # people watching the picture; websocket clients are counted in /metrics
+                "viewers": self.viewers["mjpeg"], "uptime_s": round(time.monotonic() - self.started, 1)}
 
     def refresh_state(self) -> None:
         """Rebuild the state JSON once and wake every websocket sender."""
@@ -86,8 +94,25 @@ class Service:
             now = time.monotonic()
             if self.queue.version != seen or now - last >= STATE_EVERY_S:
                 seen, last = self.queue.version, now
+                self.metrics.fps.labels("output").set(self.output_fps())
                 self.refresh_state()
             await asyncio.sleep(0.2)
+
+    def output_fps(self) -> float:
+        return self.presenter.rate if self.presenter else self.engine.fps
+
+    def start(self) -> None:
+        self.engine.start()
+        if self.presenter:
+            self.presenter.start()
+
+    def stop(self) -> None:
+        """Blocking (joins threads): run it off the event loop."""
+        self.engine.stop()
+        if self.presenter:
+            self.presenter.stop()
+        self.keyframes.close()
+        self.bus.close()
 
     def add_viewer(self, kind: str, delta: int) -> None:
         self.viewers[kind] += delta

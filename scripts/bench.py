@@ -1,0 +1,201 @@
+"""Performance, as one JSON object, every ratio measured in the same run on this machine.
+
+- per size: gradient steps/s of the naive reference step (scripts/naive.py) and of the
+  project's loop with default settings, their ratio, and optimized frames/s;
+- JPEG encode time per frame;
+- the dream rate of a real `dreamstream serve` with 0 viewers, then with 50 MJPEG viewers
+  and 20 websocket clients attached, and their ratio;
+- peak resident memory.
+
+    python scripts/bench.py              # about 2-3 minutes on a 2-core CPU
+    python scripts/bench.py --quick      # fewer repetitions, for a smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import cv2
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from dreamer.classes import parse  # noqa: E402
+from dreamer.loop import Dreamer  # noqa: E402
+from dreamer.models import load_model, resolve_device  # noqa: E402
+from naive import naive_step  # noqa: E402
+from stream.config import load_config  # noqa: E402
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_naive(model, size, device, seconds: float) -> float:
+    gen = torch.Generator().manual_seed(0)
+    w, h = size
+    image = torch.rand(1, 3, h, w, device=device)
+    for _ in range(2):
+        image = naive_step(model, image, 980, gen)
+    sync(device)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        image = naive_step(model, image, 980, gen)
+        n += 1
+    sync(device)
+    return n / (time.perf_counter() - t0)
+
+
+def time_loop(model, settings, seconds: float) -> tuple[float, float]:
+    d = Dreamer(model, settings, seed=0)
+    d.set_target(parse("volcano"))
+    for _ in range(2):
+        d.frame()  # frame() ends in a host copy, so timing needs no extra sync
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        d.frame()
+        n += 1
+    dt = time.perf_counter() - t0
+    return n * settings.steps / dt, n / dt
+
+
+def jpeg_ms(size) -> float:
+    w, h = size
+    rgb = (torch.rand(h, w, 3) * 255).to(torch.uint8).numpy()
+    t0 = time.perf_counter()
+    for _ in range(50):
+        cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return (time.perf_counter() - t0) / 50 * 1000
+
+
+# -- viewers: a real server, real clients --------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def frames_total(base: str) -> float:
+    text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
+    return float(re.search(r"^dreamstream_frames_total (\S+)", text, re.M).group(1))
+
+
+def dream_rate(base: str, seconds: float) -> float:
+    f0, t0 = frames_total(base), time.monotonic()
+    time.sleep(seconds)
+    return (frames_total(base) - f0) / (time.monotonic() - t0)
+
+
+def start_clients(base: str, ws_url: str, mjpeg: int, ws: int) -> tuple[threading.Event, list]:
+    """MJPEG readers and websocket listeners in a thread of their own; returns (stop, counters)."""
+    import aiohttp
+    from websockets.asyncio.client import connect
+
+    stop, got = threading.Event(), [0, 0]
+
+    async def viewer(session):
+        async with session.get(base + "/stream.mjpg") as r:
+            async for chunk in r.content.iter_chunked(65536):
+                got[0] += len(chunk)
+                if stop.is_set():
+                    return
+
+    async def listener():
+        async with connect(ws_url) as c:
+            while not stop.is_set():
+                try:
+                    await asyncio.wait_for(c.recv(), 0.5)
+                    got[1] += 1
+                except asyncio.TimeoutError:
+                    pass
+
+    async def main():
+        async with aiohttp.ClientSession() as session:
+            tasks = [asyncio.create_task(viewer(session)) for _ in range(mjpeg)]
+            tasks += [asyncio.create_task(listener()) for _ in range(ws)]
+            while not stop.is_set():
+                await asyncio.sleep(0.2)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    threading.Thread(target=lambda: asyncio.run(main()), name="bench-clients", daemon=True).start()
+    return stop, got
+
+
+def bench_viewers(seconds: float, size: str) -> dict:
+    port, ws_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    cfg = ROOT / "configs" / "default.toml"
+    proc = subprocess.Popen([sys.executable, "-m", "stream", "serve", "--config", str(cfg), "--port", str(port),
+                             "--ws-port", str(ws_port), "--size", size, "--device", "cpu"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        for _ in range(300):
+            try:
+                if urllib.request.urlopen(base + "/healthz", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.3)
+        time.sleep(2)  # let the first frames settle
+        idle = dream_rate(base, seconds)
+        stop, got = start_clients(base, f"ws://127.0.0.1:{ws_port}/", 50, 20)
+        time.sleep(2)
+        loaded = dream_rate(base, seconds)
+        stop.set()
+        return {"size": size, "0": round(idle, 3), "50": round(loaded, 3), "ratio": round(loaded / idle, 3),
+                "mjpeg_bytes_read": got[0], "ws_messages": got[1]}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--seconds", type=float, default=12.0, help="per measurement")
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-viewers", action="store_true")
+    args = ap.parse_args()
+    seconds = 3.0 if args.quick else args.seconds
+
+    torch.set_grad_enabled(True)
+    device = resolve_device(args.device)
+    cfg = load_config()
+    model = load_model(cfg.model, device)
+    sizes = [(320, 180), (640, 360)] + ([(1280, 720)] if device.type == "cuda" else [])
+    out = {"device": str(device), "device_name": torch.cuda.get_device_name() if device.type == "cuda" else
+           f"{os.cpu_count()}-core CPU", "torch": torch.__version__, "model": cfg.model,
+           "threads": torch.get_num_threads(), "steps_per_frame": cfg.dream.steps, "sizes": {}}
+    for size in sizes:
+        cfg.dream.size = size
+        naive = time_naive(model, size, device, seconds)
+        steps, fps = time_loop(model, cfg.dream, seconds)
+        out["sizes"][f"{size[0]}x{size[1]}"] = {"naive_steps_per_s": round(naive, 2), "steps_per_s": round(steps, 2),
+                                               "ratio": round(steps / naive, 2), "optimized_fps": round(fps, 2),
+                                               "jpeg_ms": round(jpeg_ms(size), 2)}
+    if not args.no_viewers:
+        out["viewers"] = bench_viewers(seconds * 1.5, "320x180")
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if device.type == "cuda":
+        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()

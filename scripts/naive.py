@@ -1,0 +1,30 @@
+"""The naive reference dream step, written plainly: what a first attempt looks like.
+
+Eager fp32, NCHW, class logit, random jitter, a blurred and normalised gradient, no octaves,
+no pyramid. `scripts/bench.py` times it and `scripts/eval_quality.py` judges its pictures,
+both against the project's loop, in the same run.
+"""
+import torch
+import torch.nn.functional as F
+
+
+def naive_step(model, image, class_index, gen, lr=0.03, jitter=8):
+    dx, dy = torch.randint(-jitter, jitter + 1, (2,), generator=gen).tolist()
+    x = torch.roll(image, (dy, dx), (2, 3)).detach().requires_grad_(True)
+    score = model(x)[0, class_index]
+    score.backward()
+    g = torch.roll(x.grad, (-dy, -dx), (2, 3))
+    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])  # 5-tap binomial blur
+    k = (k[:, None] * k[None, :] / 256).expand(3, 1, 5, 5)
+    g = F.conv2d(F.pad(g, (2, 2, 2, 2), mode="reflect"), k, groups=3)
+    g = g / (g.abs().mean() + 1e-8)
+    return (image + lr * g).clamp(0, 1)
+
+
+def naive_dream(model, class_index, size, steps, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    w, h = size
+    image = (0.5 + 0.1 * torch.randn(1, 3, h, w, generator=gen)).clamp(0, 1)
+    for _ in range(steps):
+        image = naive_step(model, image, class_index, gen)
+    return image

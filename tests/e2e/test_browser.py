@@ -1,0 +1,54 @@
+"""Headless Chromium (Debian's) drives the viewer page: the picture moves, a request lands."""
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import start_server, stop_server
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SCREENSHOT_DIR = Path(os.environ.get("DREAMSTREAM_ARTIFACTS", Path(__file__).parent / "artifacts"))
+
+if CHROMIUM is None and not os.environ.get("CI"):  # CI installs it (make test, as root): there it must run
+    pytest.skip("Debian chromium is not installed (make test installs it as root)", allow_module_level=True)
+
+
+def test_page_shows_the_dream_and_takes_a_request(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    server = start_server(tmp_path)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 960, "height": 600})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.base + "/")
+            page.wait_for_function("document.getElementById('stream').naturalWidth === 160", timeout=30_000)
+            expect(page.locator("#now")).to_contain_text("dreaming:", timeout=15_000)
+            first = page.locator("#stream").screenshot()
+            page.wait_for_timeout(1500)
+            assert page.locator("#stream").screenshot() != first, "the picture did not change"
+
+            page.fill("#user", "tester")
+            page.fill("#text", "jellyfishes")
+            page.click("#ask button[type=submit]")
+            expect(page.locator("#message")).to_contain_text("jellyfish", timeout=10_000)
+            expect(page.locator("#overlay")).to_contain_text("jellyfish", timeout=10_000)
+
+            page.wait_for_timeout(600)
+            page.fill("#text", "qqxxzz")
+            page.click("#ask button[type=submit]")
+            expect(page.locator("#message")).to_contain_text("no ImageNet class matches", timeout=10_000)
+            assert page.locator("#message button").count() > 0  # suggestions to click
+
+            SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT_DIR / "page.png"))
+            browser.close()
+            assert not errors, errors
+    finally:
+        rc, took = stop_server(server)
+        assert rc == 0 and took < 5
