@@ -27,9 +27,9 @@ from .classes import Target
 class DreamSettings:
     size: tuple[int, int] = (320, 180)  # (width, height)
     steps: int = 6  # gradient steps per optimized frame
-    step_size: float = 0.03  # per step, on a gradient normalised to mean |g| = 1, image in [0, 1]
+    step_size: float = 0.02  # per step, on a gradient normalised to mean |g| = 1, image in [0, 1]
     octaves: tuple[float, ...] = (1.0, 0.7, 0.5)  # scales the steps cycle through
-    pyramid_levels: int = 4  # Laplacian bands equalised in the gradient
+    pyramid_levels: int = 6  # Laplacian bands equalised in the gradient: more bands, bigger shapes
     gradient_blur: float = 1.0  # sigma (pixels) of a blur on the raw gradient: calms pixel-scale speckle
     start_blur: float = 3.0  # noise start: sigma of the blur that makes the first noise blotchy, not grainy
     sharpness: float = 0.0  # > 0: also push other classes down (log-sum-exp)
@@ -39,7 +39,7 @@ class DreamSettings:
     zoom: float = 0.015  # per frame: 1.5% closer each frame
     spin_deg: float = 0.0  # per frame rotation of the whole picture
     drift: tuple[float, float] = (0.0, 0.0)  # per frame shift, fraction of the size
-    blur_sigma: float = 0.5  # per frame, pixels
+    blur_sigma: float = 0.8  # per frame, pixels
     blend_frames: int = 12  # a new target fades in over this many frames
     mode: str = "class"  # "class": class logits; "layer": classic DeepDream on `layer`
     layer: str = ""  # for mode="layer"; empty = the model's middle suggested layer

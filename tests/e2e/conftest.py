@@ -61,10 +61,11 @@ class Server:
             return e.code, json.loads(e.read())
 
 
-def start_server(tmp: Path, config: str = TEST_CONFIG, extra: list[str] = ()) -> Server:
+def start_server(tmp: Path, config: str = TEST_CONFIG, extra: list[str] = (),
+                 ports: tuple[int, int] | None = None) -> Server:
     cfg = tmp / "test.toml"
     cfg.write_text(config)
-    port, ws_port = free_port(), free_port()
+    port, ws_port = ports or (free_port(), free_port())
     log = tmp / "server.log"
     proc = subprocess.Popen([sys.executable, "-m", "stream", "serve", "--config", str(cfg), "--port", str(port),
                              "--ws-port", str(ws_port), *extra],

@@ -5,12 +5,18 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import start_server, stop_server
+from .conftest import TEST_CONFIG, start_server, stop_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOT_DIR = Path(os.environ.get("DREAMSTREAM_ARTIFACTS", Path(__file__).parent / "artifacts"))
+# DREAMSTREAM_SHOWCASE=SECONDS: dream at the default size that long before the screenshot
+# (how docs/page.png was made); the plain test stays small and quick.
+SHOWCASE_S = float(os.environ.get("DREAMSTREAM_SHOWCASE", "0"))
+CONFIG = (TEST_CONFIG.replace("size = [160, 96]\nsteps = 2", "size = [320, 180]\nsteps = 6")
+          .replace("hold_s = 4.0", "hold_s = 120.0")) if SHOWCASE_S else TEST_CONFIG
+WIDTH = 320 if SHOWCASE_S else 160
 
 if CHROMIUM is None and not os.environ.get("CI"):  # CI installs it (make test, as root): there it must run
     pytest.skip("Debian chromium is not installed (make test installs it as root)", allow_module_level=True)
@@ -19,7 +25,7 @@ if CHROMIUM is None and not os.environ.get("CI"):  # CI installs it (make test, 
 def test_page_shows_the_dream_and_takes_a_request(tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    server = start_server(tmp_path)
+    server = start_server(tmp_path, CONFIG)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
@@ -27,7 +33,7 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(server.base + "/")
-            page.wait_for_function("document.getElementById('stream').naturalWidth === 160", timeout=30_000)
+            page.wait_for_function("document.getElementById('stream').naturalWidth === " + str(WIDTH), timeout=30_000)
             expect(page.locator("#now")).to_contain_text("dreaming:", timeout=15_000)
             first = page.locator("#stream").screenshot()
             page.wait_for_timeout(1500)
@@ -39,7 +45,7 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             expect(page.locator("#message")).to_contain_text("jellyfish", timeout=10_000)
             expect(page.locator("#overlay")).to_contain_text("jellyfish", timeout=10_000)
 
-            page.wait_for_timeout(600)
+            page.wait_for_timeout(600 + 1000 * SHOWCASE_S)
             page.fill("#text", "qqxxzz")
             page.click("#ask button[type=submit]")
             expect(page.locator("#message")).to_contain_text("no ImageNet class matches", timeout=10_000)
@@ -47,6 +53,26 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
 
             SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOT_DIR / "page.png"))
+
+            # The server restarts: the page notices, and reconnects by itself.
+            ports = (int(server.base.rsplit(":", 1)[1]), int(server.ws.rsplit(":", 1)[1].strip("/")))
+            rc, took = stop_server(server)
+            assert rc == 0 and took < 5
+            expect(page.locator("#now")).to_contain_text("reconnecting", timeout=10_000)
+            server = start_server(tmp_path, CONFIG, ports=ports)
+            expect(page.locator("#now")).to_contain_text("dreaming:", timeout=30_000)
+            before = page.locator("#stream").screenshot()
+            page.wait_for_timeout(1500)
+            assert page.locator("#stream").screenshot() != before, "the picture did not come back"
+
+            # A phone: the picture fits the width and the request box stays on screen.
+            phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+            phone.goto(server.base + "/")
+            phone.wait_for_function("document.getElementById('stream').naturalWidth === " + str(WIDTH), timeout=30_000)
+            box = phone.locator("#ask").bounding_box()
+            img = phone.locator("#stream").bounding_box()
+            assert box["y"] + box["height"] <= 844 and img["width"] <= 390
+            phone.screenshot(path=str(SCREENSHOT_DIR / "phone.png"))
             browser.close()
             assert not errors, errors
     finally:
