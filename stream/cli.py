@@ -55,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ws-port", type=int, help="websocket port (default 8765)")
     p.add_argument("--hold", type=float, help="seconds each request plays (default 30)")
 
+    p = sub.add_parser("screensaver", help="a fullscreen local window that dreams through a playlist")
+    _common(p)
+    p.add_argument("--window", action="store_true",
+                   help="a normal window: space = next class, s = save PNG, q/Esc = quit")
+    p.add_argument("--playlist", help='"volcano, jellyfish, pizza" or a file with one class per line')
+    p.add_argument("--in-order", action="store_true", help="play the playlist in order (default: shuffled)")
+    p.add_argument("--hold", type=float, help="seconds per class (default from the config: 30)")
+    p.add_argument("--duration", type=float, default=0.0, help="exit after this many seconds")
+
     p = sub.add_parser("classes", help="list the 1000 classes, or show how a request is understood")
     p.add_argument("query", nargs="*", help='request text, e.g. "pizza + volcano"')
     return parser
@@ -98,6 +107,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
     web.run_app(make_app(service), host=s.host, port=s.port, print=None, shutdown_timeout=3,
                 handle_signals=True)
     return 0
+
+
+def read_playlist(text: str) -> list[str]:
+    path = Path(text)
+    if path.is_file():
+        lines = path.read_text("utf-8").splitlines()
+        items = [ln.split("#", 1)[0].strip() for ln in lines]
+    else:
+        items = [t.strip() for t in text.split(",")]
+    items = [t for t in items if t]
+    if not items:
+        raise UsageError(f"--playlist {text!r} names no classes")
+    for item in items:
+        parse(item)  # an unknown class is a one-line error now, not a dead screensaver later
+    return items
+
+
+def cmd_screensaver(args: argparse.Namespace) -> int:
+    import torch
+
+    from dreamer.models import load_model, resolve_device
+
+    from .config import display
+    from .screensaver import Screensaver, ScreensaverOptions
+
+    cfg = config_from_args(args)
+    if args.hold is not None:
+        cfg.queue.hold_s = args.hold
+    playlist = read_playlist(args.playlist) if args.playlist else None
+    if display() is None:
+        raise UsageError("no display: run it on a desktop, or under Xvfb with DISPLAY set")
+    device = resolve_device(cfg.device)
+    model = load_model(cfg.model, device)
+    torch.set_grad_enabled(True)
+    w, h = cfg.dream.size
+    print(f"dreamstream screensaver: model {cfg.model}, device {device}, size {w}x{h}, "
+          f"{'window' if args.window else 'fullscreen'}", file=sys.stderr, flush=True)
+    opts = ScreensaverOptions(window=args.window, duration=args.duration, playlist=playlist,
+                              shuffle=not args.in_order)
+    return Screensaver(cfg, model, opts).run()
 
 
 def cmd_classes(args: argparse.Namespace) -> int:
@@ -155,7 +204,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "render": cmd_render, "classes": cmd_classes}
+COMMANDS = {"serve": cmd_serve, "render": cmd_render, "screensaver": cmd_screensaver, "classes": cmd_classes}
 
 
 def main(argv: list[str] | None = None) -> int:

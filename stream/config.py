@@ -6,6 +6,7 @@ No other module reads files, globals or environment variables for settings; secr
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -103,6 +104,11 @@ def load_config(path: Path | str | None = None) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     return _build(Config, data, "")
+
+
+def display() -> str | None:
+    """The desktop to open windows on (X11 or Wayland), from the environment; None without one."""
+    return os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -1,0 +1,140 @@
+"""The screensaver on a real X server (Xvfb): it covers the screen, moves, and wakes on input."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+NEEDED = ("Xvfb", "xdotool", "import")
+if any(shutil.which(t) is None for t in NEEDED) and not os.environ.get("CI"):
+    pytest.skip("needs Debian xvfb, xdotool and imagemagick (make test installs them as root)",
+                allow_module_level=True)
+
+SCREEN = (320, 200)
+SMALL = ["--size", "64x48", "--seed", "3", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def display():
+    for n in range(90, 120):
+        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
+            break
+    xvfb = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if Path(f"/tmp/.X11-unix/X{n}").exists():
+            break
+        time.sleep(0.05)
+    yield f":{n}"
+    xvfb.terminate()
+    xvfb.wait(5)
+
+
+def run(display, *args, cwd=None):
+    env = {**os.environ, "DISPLAY": display, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "stream", "screensaver", *SMALL, *args], env=env, cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def x(display, *cmd, check=True):
+    return subprocess.run(cmd, env={**os.environ, "DISPLAY": display}, capture_output=True, text=True,
+                          check=check, timeout=20)
+
+
+def wait_for_window(display, proc, timeout=60) -> str:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        assert proc.poll() is None, proc.stdout.read()
+        found = x(display, "xdotool", "search", "--name", "dreamstream", check=False).stdout.split()
+        if found:
+            return found[-1]
+        time.sleep(0.3)
+    raise AssertionError("no dreamstream window appeared")
+
+
+def screenshot(display, path: Path) -> np.ndarray:
+    import cv2
+
+    x(display, "import", "-window", "root", str(path))
+    return cv2.imread(str(path))
+
+
+def wait_for_picture(display, tmp_path, timeout=60) -> np.ndarray:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        shot = screenshot(display, tmp_path / "probe.png")
+        if (shot.max(axis=2) > 10).mean() > 0.99:  # not black anywhere: the dream fills the screen
+            return shot
+        time.sleep(0.5)
+    raise AssertionError("the screen never filled")
+
+
+def test_fullscreen_covers_the_screen_moves_and_any_key_exits(display, tmp_path):
+    proc = run(display, "--duration", "120")
+    try:
+        wait_for_window(display, proc)
+        first = wait_for_picture(display, tmp_path)
+        assert first.shape[:2] == (SCREEN[1], SCREEN[0])
+        time.sleep(1.5)
+        second = screenshot(display, tmp_path / "later.png")
+        assert (second.max(axis=2) > 10).mean() > 0.99
+        assert np.abs(first.astype(int) - second.astype(int)).mean() > 1.0, "the picture did not move"
+        x(display, "xdotool", "key", "a")
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_mouse_move_beyond_a_few_pixels_exits(display, tmp_path):
+    proc = run(display, "--duration", "120")
+    try:
+        wait_for_window(display, proc)
+        wait_for_picture(display, tmp_path)
+        x(display, "xdotool", "mousemove", "100", "100")
+        time.sleep(0.5)
+        x(display, "xdotool", "mousemove", "102", "101")  # a nudge: still dreaming
+        time.sleep(1.0)
+        assert proc.poll() is None
+        x(display, "xdotool", "mousemove", "200", "150")
+        assert proc.wait(15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_window_mode_keys_and_duration(display, tmp_path):
+    proc = run(display, "--window", "--playlist", "volcano, jellyfish, pizza", "--in-order", "--duration", "120",
+               cwd=tmp_path)
+    try:
+        win = wait_for_window(display, proc)
+        wait_for_picture_in_window = time.monotonic() + 60
+        while time.monotonic() < wait_for_picture_in_window and not list(tmp_path.glob("dream-*.png")):
+            x(display, "xdotool", "windowfocus", "--sync", win, check=False)
+            x(display, "xdotool", "key", "--window", win, "s", check=False)
+            time.sleep(1.0)
+        assert list(tmp_path.glob("dream-*.png")), "s did not save a PNG"
+        x(display, "xdotool", "key", "--window", win, "space")
+        time.sleep(1.0)
+        x(display, "xdotool", "key", "--window", win, "q")
+        assert proc.wait(15) == 0
+        out = proc.stdout.read()
+        assert "next: jellyfish" in out, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    quick = run(display, "--duration", "3")
+    assert quick.wait(60) == 0
+
+
+def test_bad_playlist_and_no_display_are_one_line_errors(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    for args, text in [(["--playlist", "volcano, qqxxzz"], "no ImageNet class matches"),
+                       ([], "no display")]:
+        r = subprocess.run([sys.executable, "-m", "stream", "screensaver", *SMALL, *args], env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and text in r.stderr and "Traceback" not in r.stderr
