@@ -36,6 +36,14 @@ def _bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=BN_EPS)
 
 
+def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    """Fold an eval-mode BatchNorm into the conv before it (same output, one op fewer each way)."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    conv.weight = nn.Parameter((conv.weight * scale.view(-1, 1, 1, 1)).detach(), requires_grad=False)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    conv.bias = nn.Parameter(((bias - bn.running_mean) * scale + bn.bias).detach(), requires_grad=False)
+
+
 class MBConv(nn.Module):
     """Inverted residual: 1x1 expand -> kxk depthwise -> 1x1 project (+ skip when shapes match)."""
 
@@ -50,6 +58,12 @@ class MBConv(nn.Module):
         self._project_conv = SameConv2d(c_mid, c_out, 1, bias=False)
         self._bn2 = _bn(c_out)
         self.skip = stride == 1 and c_in == c_out
+
+    def fold(self) -> None:
+        pairs = [("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2")]
+        for conv, bn in ([("_expand_conv", "_bn0")] if self.has_expand else []) + pairs:
+            fold_bn(getattr(self, conv), getattr(self, bn))
+            setattr(self, bn, nn.Identity())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu6(self._bn0(self._expand_conv(x))) if self.has_expand else x
@@ -96,6 +110,15 @@ class EfficientNetLite(nn.Module):
         net = cls(shapes, state["_conv_stem.weight"].shape[0], state["_conv_head.weight"].shape[0])
         net.load_state_dict(state)
         return net.eval()
+
+    def fold_batchnorm(self) -> "EfficientNetLite":
+        """For inference and dreaming only: BatchNorm folded into the convs (no longer trainable)."""
+        fold_bn(self._conv_stem, self._bn0)
+        fold_bn(self._conv_head, self._bn1)
+        self._bn0, self._bn1 = nn.Identity(), nn.Identity()
+        for block in self._blocks:
+            block.fold()
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu6(self._bn0(self._conv_stem(x)))

@@ -13,7 +13,7 @@ and a reduced-scale step costs a fraction of a full one. A new target blends in 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -61,8 +61,7 @@ class Dreamer:
             start = torch.nn.functional.interpolate(start.reshape(1, 3, *start.shape[-2:]).float(), size=(h, w),
                                                     mode="bilinear", antialias=True, align_corners=False)
         self.image = start.clamp(0, 1).to(self.device)  # (1, 3, H, W)
-        self.transform = reg.compose([reg.jitter(settings.jitter_px, self.gen),
-                                      reg.random_affine(settings.scale_range, settings.rotate_deg, self.gen)])
+        self.view = reg.random_view(settings.jitter_px, settings.scale_range, settings.rotate_deg, self.gen)
         self.frames = 0
         self.steps = 0
         self.target: Target | None = None
@@ -115,7 +114,9 @@ class Dreamer:
         scale = s.octaves[self.steps % len(s.octaves)]
         self.steps += 1
         x = self.image.detach().requires_grad_(True)
-        value = objective(obj.Probe(self.model, self.transform(reg.resize(x, scale)), self._taps))
+        # On CUDA the network runs in bf16 (tensor cores); the image and its gradient stay fp32.
+        with torch.autocast("cuda", torch.bfloat16, enabled=self.device.type == "cuda"):
+            value = objective(obj.Probe(self.model, self.view(x, scale), self._taps)).float()
         (grad,) = torch.autograd.grad(value, x)
         with torch.no_grad():
             grad = reg.gaussian_blur(grad, s.gradient_blur)

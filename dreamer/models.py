@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .efficientnet_lite import EfficientNetLite, preprocess as lite_preprocess
+from .efficientnet_lite import EfficientNetLite
+from .efficientnet_lite import preprocess as lite_preprocess
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +67,16 @@ class DreamModel(nn.Module):
         return modules[name]
 
 
-def _lite(package: str, name: str) -> Callable[[Path | None], DreamModel]:
-    def build(weights_file: Path | None = None) -> DreamModel:
+def _lite(package: str, name: str) -> Callable[..., DreamModel]:
+    def build(weights_file: Path | None = None, fold: bool = True) -> DreamModel:
         if weights_file is None:
             module = __import__(package)
             cls = next(getattr(module, a) for a in dir(module) if a.endswith("ModelFile"))
             weights_file = Path(cls.get_model_file_path())
         state = torch.load(weights_file, map_location="cpu", weights_only=True)
         net = EfficientNetLite.from_state_dict(state)
+        if fold:
+            net.fold_batchnorm()
         layers = tuple(f"_blocks.{i}" for i in range(4, len(net._blocks)))
         return DreamModel(name, LitePreprocess(), net, layers)
 
@@ -98,7 +100,7 @@ def _download(weights) -> dict:
 def _torchvision(name: str) -> Callable[[Path | None], DreamModel]:
     enum_name, kwargs, layers = TORCHVISION[name]
 
-    def build(weights_file: Path | None = None, fetch: Callable = _download) -> DreamModel:
+    def build(weights_file: Path | None = None, fold: bool = True, fetch: Callable = _download) -> DreamModel:
         import torchvision.models as tvm
 
         weights = getattr(tvm, enum_name).IMAGENET1K_V1
@@ -127,15 +129,18 @@ REGISTRY: dict[str, Callable[..., DreamModel]] = {
 
 
 def load_model(name: str = DEFAULT_MODEL, device: torch.device | str = "cpu",
-               weights_file: Path | None = None) -> DreamModel:
-    """Build a registered model, frozen, in eval mode, on `device`."""
+               weights_file: Path | None = None, optimize: bool = True) -> DreamModel:
+    """Build a registered model, frozen, in eval mode, on `device`.
+
+    `optimize` folds BatchNorm into the convs (where the model allows) and stores weights
+    channels-last (NHWC: oneDNN's and cuDNN's fast layout); off, it is the plain network.
+    """
     if name not in REGISTRY:
         raise ModelUnavailable(f"unknown model {name!r}; choose one of {', '.join(REGISTRY)}")
-    model = REGISTRY[name](weights_file)
-    device = torch.device(device)
-    if device.type == "cuda":  # NHWC feeds cuDNN's fastest depthwise kernels
+    model = REGISTRY[name](weights_file, fold=optimize)
+    if optimize:
         model = model.to(memory_format=torch.channels_last)
-    return model.to(device)
+    return model.to(torch.device(device))
 
 
 def resolve_device(choice: str = "auto") -> torch.device:

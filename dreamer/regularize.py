@@ -1,41 +1,23 @@
 """Image transforms and gradient conditioning: what makes a dream look like a picture.
 
-Transforms are plain callables `(B, C, H, W) -> (B, C, H', W')` composed in a list; each
-draws its randomness from a `torch.Generator` so a seeded loop is deterministic. Gradient
-conditioners turn a raw pixel gradient into a step direction.
+`random_view` is what a dream step sees: the image jittered, zoomed, rotated and (for an
+octave) downscaled, in one resampling, with randomness from a `torch.Generator` so a
+seeded loop is deterministic. Gradient conditioners turn a raw pixel gradient into a step
+direction; `affine` and `gaussian_blur` also serve the per-frame motion.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
-
-Transform = Callable[[torch.Tensor], torch.Tensor]
-
-
-def compose(transforms: Sequence[Transform]) -> Transform:
-    def apply(x: torch.Tensor) -> torch.Tensor:
-        for t in transforms:
-            x = t(x)
-        return x
-
-    return apply
 
 
 def _uniform(gen: torch.Generator, low: float, high: float) -> float:
     return low + (high - low) * float(torch.rand((), generator=gen))
-
-
-def jitter(max_px: int, gen: torch.Generator) -> Transform:
-    """Roll the image by up to max_px in x and y (wraps around, so nothing is lost)."""
-
-    def apply(x: torch.Tensor) -> torch.Tensor:
-        dx, dy = torch.randint(-max_px, max_px + 1, (2,), generator=gen).tolist()
-        return torch.roll(x, (dy, dx), (2, 3))
-
-    return apply
 
 
 def affine(x: torch.Tensor, scale: float = 1.0, angle_deg: float = 0.0,
@@ -55,22 +37,23 @@ def affine(x: torch.Tensor, scale: float = 1.0, angle_deg: float = 0.0,
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
-def random_affine(scales: tuple[float, float], degrees: float, gen: torch.Generator) -> Transform:
-    """Random zoom in `scales` and rotation in +-degrees: invariance that other networks share."""
+def random_view(jitter_px: int, scales: tuple[float, float], degrees: float,
+                gen: torch.Generator) -> Callable[[torch.Tensor, float], torch.Tensor]:
+    """Jitter + random zoom + rotation + the octave's downscale in one `grid_sample`.
 
-    def apply(x: torch.Tensor) -> torch.Tensor:
-        return affine(x, _uniform(gen, *scales), _uniform(gen, -degrees, degrees))
+    One resampling instead of three (roll, resize, affine): fewer passes forward and back.
+    Downscales stay at or above 0.5, where bilinear sampling of a blurred image needs no
+    extra antialiasing.
+    """
+
+    def apply(x: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        dx, dy = torch.randint(-jitter_px, jitter_px + 1, (2,), generator=gen).tolist()
+        scale, angle = _uniform(gen, *scales), _uniform(gen, -degrees, degrees)
+        out = (max(8, round(h * factor)), max(8, round(w * factor)))
+        return affine(x, scale, angle, (dx / w, dy / h), out_size=out)
 
     return apply
-
-
-def resize(x: torch.Tensor, factor: float) -> torch.Tensor:
-    """Downscale (antialiased) or upscale by factor; gradients flow through."""
-    if factor == 1.0:
-        return x
-    h, w = x.shape[-2:]
-    size = (max(8, round(h * factor)), max(8, round(w * factor)))
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=factor < 1)
 
 
 def gaussian_kernel(sigma: float, dtype=torch.float32, device=None) -> torch.Tensor:
@@ -81,11 +64,21 @@ def gaussian_kernel(sigma: float, dtype=torch.float32, device=None) -> torch.Ten
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with reflected edges: two 1-D depthwise passes, cheap on CPU."""
+    """Separable Gaussian blur with reflected edges.
+
+    On the CPU, outside autograd, OpenCV's sepFilter2D does it ~10x faster than a 3-channel
+    depthwise conv (which falls off oneDNN's fast path); elsewhere two depthwise passes.
+    """
     if sigma <= 0:
         return x
-    c = x.shape[1]
     k = gaussian_kernel(sigma, x.dtype, x.device)
+    if x.device.type == "cpu" and x.dtype == torch.float32 and not (torch.is_grad_enabled() and x.requires_grad):
+        kn = k.numpy()
+        hwc = [cv2.sepFilter2D(np.ascontiguousarray(img.permute(1, 2, 0).numpy()), -1, kn, kn,
+                               borderType=cv2.BORDER_REFLECT_101).reshape(img.shape[1], img.shape[2], -1)
+               for img in x]
+        return torch.from_numpy(np.stack(hwc)).permute(0, 3, 1, 2).contiguous()
+    c = x.shape[1]
     r = k.numel() // 2
     x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
@@ -118,11 +111,6 @@ def laplacian_normalize(g: torch.Tensor, levels: int = 4, eps: float = 1e-8) -> 
         out = F.interpolate(out, size=band.shape[-2:], mode="bilinear", align_corners=False)
         out = out + band / (band.pow(2).mean().sqrt() + eps)
     return normalize_gradient(out, eps)
-
-
-def blurred_gradient(sigma: float) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The simple conditioner: blur then normalise (the naive baseline uses this)."""
-    return lambda g: normalize_gradient(gaussian_blur(g, sigma))
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:

@@ -34,10 +34,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from naive import naive_step  # noqa: E402
+
 from dreamer.classes import parse  # noqa: E402
 from dreamer.loop import Dreamer  # noqa: E402
 from dreamer.models import load_model, resolve_device  # noqa: E402
-from naive import naive_step  # noqa: E402
 from stream.config import load_config  # noqa: E402
 
 
@@ -178,13 +179,14 @@ def main() -> None:
     device = resolve_device(args.device)
     cfg = load_config()
     model = load_model(cfg.model, device)
+    plain = load_model(cfg.model, device, optimize=False)  # the naive step gets the plain network
     sizes = [(320, 180), (640, 360)] + ([(1280, 720)] if device.type == "cuda" else [])
     out = {"device": str(device), "device_name": torch.cuda.get_device_name() if device.type == "cuda" else
            f"{os.cpu_count()}-core CPU", "torch": torch.__version__, "model": cfg.model,
            "threads": torch.get_num_threads(), "steps_per_frame": cfg.dream.steps, "sizes": {}}
     for size in sizes:
         cfg.dream.size = size
-        naive = time_naive(model, size, device, seconds)
+        naive = time_naive(plain, size, device, seconds)
         steps, fps = time_loop(model, cfg.dream, seconds)
         out["sizes"][f"{size[0]}x{size[1]}"] = {"naive_steps_per_s": round(naive, 2), "steps_per_s": round(steps, 2),
                                                "ratio": round(steps / naive, 2), "optimized_fps": round(fps, 2),

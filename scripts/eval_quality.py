@@ -24,10 +24,11 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from naive import naive_dream  # noqa: E402
+
 from dreamer.classes import parse  # noqa: E402
 from dreamer.loop import Dreamer, to_uint8  # noqa: E402
 from dreamer.models import load_model  # noqa: E402
-from naive import naive_dream  # noqa: E402
 from stream.config import load_config  # noqa: E402
 
 CLASSES = ["volcano", "jellyfish", "pizza", "goldfish", "flamingo", "monarch butterfly", "strawberry",

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from dreamer.classes import RequestError, catalogue, parse
-from dreamer.models import DEFAULT_MODEL, ModelUnavailable, REGISTRY
+from dreamer.models import DEFAULT_MODEL, REGISTRY, ModelUnavailable
 from dreamer.render import OutputError
 
 from .config import Config, ConfigError, load_config, parse_size
@@ -162,14 +162,16 @@ def cmd_classes(args: argparse.Namespace) -> int:
 
 
 def load_start(path: Path):
-    import cv2
+    import numpy as np
     import torch
+    from PIL import Image, UnidentifiedImageError
 
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise UsageError(f"cannot read start image {path} (missing, or not an image)")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    return torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
+    try:
+        with Image.open(path) as img:
+            rgb = np.asarray(img.convert("RGB"))
+    except (OSError, UnidentifiedImageError):
+        raise UsageError(f"cannot read start image {path} (missing, or not an image)") from None
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() / 255.0
 
 
 def cmd_render(args: argparse.Namespace) -> int:

