@@ -12,7 +12,7 @@ FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "-
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOT_DIR = Path(os.environ.get("DREAMSTREAM_ARTIFACTS", Path(__file__).parent / "artifacts"))
 # DREAMSTREAM_SHOWCASE=SECONDS: dream at the default size that long before the screenshot
-# (how docs/page.png was made); the plain test stays small and quick.
+# (how docs/page.jpg was made); the plain test stays small and quick.
 SHOWCASE_S = float(os.environ.get("DREAMSTREAM_SHOWCASE", "0"))
 CONFIG = (TEST_CONFIG.replace("size = [160, 96]\nsteps = 2", "size = [320, 180]\nsteps = 6")
           .replace("hold_s = 4.0", "hold_s = 120.0")) if SHOWCASE_S else TEST_CONFIG
