@@ -16,8 +16,11 @@ from dreamer.models import DEFAULT_MODEL, REGISTRY, ModelUnavailable
 from dreamer.render import OutputError
 
 from .config import Config, ConfigError, load_config, parse_size
+from .rtmp import mask_url
 
 log = logging.getLogger("dreamstream")
+
+TWITCH_CHAT = "wss://irc-ws.chat.twitch.tv:443"
 
 
 class UsageError(Exception):
@@ -54,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="HTTP port (default 8080)")
     p.add_argument("--ws-port", type=int, help="websocket port (default 8765)")
     p.add_argument("--hold", type=float, help="seconds each request plays (default 30)")
+    p.add_argument("--rtmp", metavar="URL", help="push the stream to this RTMP/RTMPS ingest")
+    p.add_argument("--twitch", action="store_true",
+                   help="push to Twitch with TWITCH_STREAM_KEY and read its chat (needs --channel)")
+    p.add_argument("--chat", metavar="URL", help="read requests from irc://, ircs:// or wss:// chat")
+    p.add_argument("--channel", metavar="NAME", help="chat channel to read (Twitch: your channel name)")
 
     p = sub.add_parser("screensaver", help="a fullscreen local window that dreams through a playlist")
     _common(p)
@@ -79,6 +87,34 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def live_settings(cfg, args: argparse.Namespace) -> str:
+    """Apply --rtmp/--twitch/--chat/--channel; return the RTMP URL (with its key: never print it)."""
+    from .config import twitch_stream_key
+
+    if args.rtmp:
+        cfg.rtmp.url = args.rtmp
+    if args.chat:
+        cfg.chat.url = args.chat
+    if args.channel:
+        cfg.chat.channel = args.channel.lstrip("#")
+    url = cfg.rtmp.url
+    if args.twitch:
+        key = twitch_stream_key()
+        if not key:
+            raise UsageError("--twitch needs TWITCH_STREAM_KEY in the environment (your Twitch stream key)")
+        url = f"{cfg.rtmp.twitch_ingest.rstrip('/')}/{key}"
+        cfg.chat.url = cfg.chat.url or TWITCH_CHAT
+        if not cfg.chat.channel:
+            raise UsageError("--twitch needs --channel NAME (your Twitch channel) to read its chat")
+    if url and not url.startswith(("rtmp://", "rtmps://")):
+        raise UsageError("--rtmp must be an rtmp:// or rtmps:// URL")
+    if cfg.chat.url and not cfg.chat.url.startswith(("irc://", "ircs://", "wss://", "ws://")):
+        raise UsageError("--chat must be an irc://, ircs:// or wss:// URL")
+    if cfg.chat.url and not cfg.chat.channel:
+        raise UsageError("--chat needs --channel NAME")
+    return url
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import torch
     from aiohttp import web
@@ -94,16 +130,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
             setattr(cfg.serve, attr, getattr(args, flag))
     if args.hold is not None:
         cfg.queue.hold_s = args.hold
+    rtmp_url = live_settings(cfg, args)
     parse(cfg.start_class)  # a typo in the config is a one-line error, not a dead stream
     device = resolve_device(cfg.device)
     model = load_model(cfg.model, device)
     torch.set_grad_enabled(True)
-    service = Service(cfg, model, str(device))
+    service = Service(cfg, model, str(device), rtmp_url)
     s = cfg.serve
     w, h = cfg.dream.size
     url = f"http://{'127.0.0.1' if s.host in ('0.0.0.0', '::') else s.host}:{s.port}/"
+    live = "".join([f", rtmp {mask_url(rtmp_url)}" if rtmp_url else "",
+                    f", chat {cfg.chat.url} #{cfg.chat.channel}" if cfg.chat.url else ""])
     print(f"dreamstream serving {url}  (websocket :{s.ws_port}, model {cfg.model}, device {device}, "
-          f"size {w}x{h})", flush=True)
+          f"size {w}x{h}{live})", flush=True)
     web.run_app(make_app(service), host=s.host, port=s.port, print=None, shutdown_timeout=3,
                 handle_signals=True)
     return 0

@@ -42,6 +42,28 @@ class ServeSettings:
 
 
 @dataclass
+class RtmpSettings:
+    url: str = ""  # rtmp:// or rtmps:// ingest; empty = no RTMP output (or --twitch)
+    fps: float = 30.0  # constant output rate; frames repeat when the dream is slower
+    bitrate_k: int = 3000  # constant bitrate, kb/s
+    keyframe_s: float = 2.0
+    encoder: str = "auto"  # auto (NVENC with CUDA, else libx264) | libx264 | nvenc
+    audio_file: str = ""  # looped under the stream; empty = silence
+    overlay: bool = True  # draw the current request and who asked into the streamed frames
+    twitch_ingest: str = "rtmp://live.twitch.tv/app"
+
+
+@dataclass
+class ChatSettings:
+    url: str = ""  # irc://host:port, ircs://host:port or wss://host/path; empty = no chat
+    channel: str = ""  # without '#'
+    prefix: str = "!dream"
+    nick: str = ""  # empty: anonymous (Twitch: justinfan + digits), read only
+    reply_every_s: float = 1.5  # at most one reply this often (Twitch allows 20 per 30 s)
+    cooldown_s: float = 10.0  # per chat user between requests
+
+
+@dataclass
 class Config:
     model: str = "efficientnet_lite0"
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -53,6 +75,8 @@ class Config:
     dream: DreamSettings = field(default_factory=DreamSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
     queue: QueuePolicy = field(default_factory=QueuePolicy)
+    rtmp: RtmpSettings = field(default_factory=RtmpSettings)
+    chat: ChatSettings = field(default_factory=ChatSettings)
 
 
 def _coerce(value, hint, where: str):
@@ -104,6 +128,17 @@ def load_config(path: Path | str | None = None) -> Config:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     return _build(Config, data, "")
+
+
+def twitch_stream_key() -> str | None:
+    """Secret: from the environment only; never printed, logged or written anywhere."""
+    return os.environ.get("TWITCH_STREAM_KEY") or None
+
+
+def twitch_oauth_token() -> str | None:
+    """Secret: lets the chat reader reply. Accepts 'oauth:xyz' or plain 'xyz'."""
+    token = os.environ.get("TWITCH_OAUTH_TOKEN")
+    return None if not token else token if token.startswith("oauth:") else f"oauth:{token}"
 
 
 def display() -> str | None:

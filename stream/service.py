@@ -19,6 +19,7 @@ from .framebus import FrameBus
 from .metrics import Metrics
 from .presenter import Presenter
 from .requests import RequestQueue
+from .rtmp import RtmpEncoder
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ STATE_EVERY_S = 2.0  # state is pushed on change and at least this often
 
 
 class Service:
-    def __init__(self, cfg: Config, model, device: str):
+    def __init__(self, cfg: Config, model, device: str, rtmp_url: str = ""):
         self.cfg, self.model_name, self.device = cfg, cfg.model, device
         self.metrics = Metrics()
         self.bus = FrameBus(cfg.serve.jpeg_quality)  # what viewers see
@@ -39,6 +40,11 @@ class Service:
         else:
             self.keyframes, self.presenter = self.bus, None
         self.engine = DreamEngine(cfg, model, self.keyframes, self.queue, self.metrics)
+        self.overlay_text = ""  # what the RTMP overlay draws; rebuilt with the state
+        self.encoder = None
+        if rtmp_url:
+            nvenc = cfg.rtmp.encoder == "nvenc" or (cfg.rtmp.encoder == "auto" and device.startswith("cuda"))
+            self.encoder = RtmpEncoder(rtmp_url, cfg.rtmp, self.bus, self.metrics, lambda: self.overlay_text, nvenc)
         self.started = time.monotonic()
         self.viewers = {"mjpeg": 0, "websocket": 0}
         self.state_json = ""
@@ -70,7 +76,10 @@ class Service:
 
     def refresh_state(self) -> None:
         """Rebuild the state JSON once and wake every websocket sender."""
-        self.state_json = json.dumps({"type": "state", **self.state()})
+        state = self.state()
+        self.state_json = json.dumps({"type": "state", **state})
+        who = state["target"].get("user")
+        self.overlay_text = f"{self.cfg.chat.prefix} {state['target']['label']}" + (f"  - {who}" if who else "")
         self.state_version += 1
         if self._state_event is not None:
             self._state_event.set()
@@ -101,16 +110,17 @@ class Service:
     def output_fps(self) -> float:
         return self.presenter.rate if self.presenter else self.engine.fps
 
+    def threads(self) -> list:
+        return [t for t in (self.engine, self.presenter, self.encoder) if t is not None]
+
     def start(self) -> None:
-        self.engine.start()
-        if self.presenter:
-            self.presenter.start()
+        for t in self.threads():
+            t.start()
 
     def stop(self) -> None:
         """Blocking (joins threads): run it off the event loop."""
-        self.engine.stop()
-        if self.presenter:
-            self.presenter.stop()
+        for t in self.threads():
+            t.stop()
         self.keyframes.close()
         self.bus.close()
 

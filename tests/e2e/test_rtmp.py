@@ -1,0 +1,78 @@
+"""RTMP end to end: `serve --rtmp` pushes to a real local RTMP server (ffmpeg -listen 1)."""
+import re
+import signal
+import subprocess
+import time
+from fractions import Fraction
+
+import av
+import imageio_ffmpeg
+
+from .conftest import TEST_CONFIG, free_port, start_server, stop_server
+
+KEY = "sk_live_do_not_print_me"
+
+
+def listen(port: int, out):
+    """A one-shot RTMP server that records what it receives, untouched, into an FLV file."""
+    return subprocess.Popen([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-listen", "1",
+                             "-i", f"rtmp://127.0.0.1:{port}/live/{KEY}", "-c", "copy", "-f", "flv", str(out)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_for_bytes(path, n, timeout=60):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if path.exists() and path.stat().st_size >= n:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{path} never reached {n} bytes")
+
+
+def end(proc):
+    proc.send_signal(signal.SIGINT)  # ffmpeg finishes the file
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_rtmp_push_is_h264_aac_with_2s_keyframes_and_survives_an_ingest_restart(tmp_path):
+    port = free_port()
+    first, second = tmp_path / "first.flv", tmp_path / "second.flv"
+    ingest = listen(port, first)
+    config = TEST_CONFIG + "[rtmp]\nfps = 30.0\nbitrate_k = 800\n"
+    server = start_server(tmp_path, config, ["--rtmp", f"rtmp://127.0.0.1:{port}/live/{KEY}"])
+    try:
+        wait_for_bytes(first, 400_000)  # ~4 s at 800 kb/s
+        end(ingest)
+        time.sleep(2)
+        assert server.get_json("/healthz")["ok"]  # the page never stopped
+        assert server.get_json("/api/state")["fps"]["dream"] > 0
+        ingest = listen(port, second)  # the ingest comes back: the stream resumes by itself
+        wait_for_bytes(second, 200_000, timeout=90)
+        end(ingest)
+        metrics = server.get("/metrics")[2].decode()
+        restarts = float(re.search(r"^dreamstream_encoder_restarts_total (\S+)", metrics, re.M).group(1))
+        assert restarts >= 1
+    finally:
+        rc, _ = stop_server(server)
+        if ingest.poll() is None:
+            ingest.kill()
+    assert rc == 0
+    log = server.log.read_text()
+    assert KEY not in log and "live/****" in log
+
+    with av.open(str(first)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        assert v.codec_context.name == "h264" and a.codec_context.name == "aac"
+        assert (v.codec_context.width, v.codec_context.height) == (160, 96)
+        assert v.average_rate == Fraction(30)
+        packets = [p for p in c.demux(v) if p.pts is not None]
+    times = [float(p.pts * p.time_base) for p in packets]
+    keys = [float(p.pts * p.time_base) for p in packets if p.is_keyframe]
+    assert times[-1] - times[0] > 3
+    gaps = [b - a for a, b in zip(keys, keys[1:])]
+    assert gaps and all(abs(g - 2.0) < 0.05 for g in gaps), gaps
+    fps = (len(times) - 1) / (times[-1] - times[0])
+    assert abs(fps - 30) < 1, fps
