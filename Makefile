@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the end-to-end tests drive for real (installed only when run as root).
-TEST_DEBS := chromium xvfb xdotool imagemagick
+TEST_DEBS := chromium xvfb xdotool imagemagick ngircd
 
 .PHONY: serve test install install-test render bench eval clean
 

@@ -113,12 +113,16 @@ async def _lifecycle(app: web.Application):
     async with ws.serve(service.cfg.serve.host, service.cfg.serve.ws_port) as server:
         service.start()
         service.refresh_state()
-        watcher = asyncio.create_task(service.watch_state(), name="state-watcher")
+        tasks = [asyncio.create_task(service.watch_state(), name="state-watcher")]
+        if service.chat is not None:
+            tasks.append(asyncio.create_task(service.chat.run(), name="chat-reader"))
         try:
             yield
         finally:
             server.close(close_connections=True)  # "going away" to every client
-            watcher.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.to_thread(service.stop)
 
 

@@ -122,6 +122,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from dreamer.models import load_model, resolve_device
 
     from .app import make_app
+    from .config import twitch_oauth_token
     from .service import Service
 
     cfg = config_from_args(args)
@@ -135,7 +136,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     device = resolve_device(cfg.device)
     model = load_model(cfg.model, device)
     torch.set_grad_enabled(True)
-    service = Service(cfg, model, str(device), rtmp_url)
+    service = Service(cfg, model, str(device), rtmp_url, twitch_oauth_token())
     s = cfg.serve
     w, h = cfg.dream.size
     url = f"http://{'127.0.0.1' if s.host in ('0.0.0.0', '::') else s.host}:{s.port}/"

@@ -60,7 +60,6 @@ class ChatSettings:
     prefix: str = "!dream"
     nick: str = ""  # empty: anonymous (Twitch: justinfan + digits), read only
     reply_every_s: float = 1.5  # at most one reply this often (Twitch allows 20 per 30 s)
-    cooldown_s: float = 10.0  # per chat user between requests
 
 
 @dataclass

@@ -13,6 +13,7 @@ import time
 
 from dreamer.classes import RequestError
 
+from .chat import ChatReader
 from .config import Config
 from .engine import DreamEngine
 from .framebus import FrameBus
@@ -28,7 +29,7 @@ STATE_EVERY_S = 2.0  # state is pushed on change and at least this often
 
 
 class Service:
-    def __init__(self, cfg: Config, model, device: str, rtmp_url: str = ""):
+    def __init__(self, cfg: Config, model, device: str, rtmp_url: str = "", chat_token: str | None = None):
         self.cfg, self.model_name, self.device = cfg, cfg.model, device
         self.metrics = Metrics()
         self.bus = FrameBus(cfg.serve.jpeg_quality)  # what viewers see
@@ -41,6 +42,10 @@ class Service:
             self.keyframes, self.presenter = self.bus, None
         self.engine = DreamEngine(cfg, model, self.keyframes, self.queue, self.metrics)
         self.overlay_text = ""  # what the RTMP overlay draws; rebuilt with the state
+        self.chat = None
+        if cfg.chat.url:  # requests from chat share the queue, rate-limited per chat user
+            self.chat = ChatReader(cfg.chat, lambda text, user: self.request(text, user, f"chat:{user.lower()}")[1],
+                                   chat_token)
         self.encoder = None
         if rtmp_url:
             nvenc = cfg.rtmp.encoder == "nvenc" or (cfg.rtmp.encoder == "auto" and device.startswith("cuda"))

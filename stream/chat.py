@@ -1,0 +1,228 @@
+"""The chat reader: `!dream TEXT` from IRC (irc://, ircs://) or Twitch's IRC-over-websocket (wss://).
+
+Anonymous and read-only by default (Twitch: nick justinfanNNNNN, no password). With
+TWITCH_OAUTH_TOKEN and a nick it also replies, at most once per `reply_every_s`. It answers
+PING, obeys RECONNECT, unescapes IRCv3 tags, splits frames that hold several lines, and
+reconnects with backoff (1 s doubling to 30 s) when the connection drops. Long, binary or
+zalgo messages are ignored. Requests go to the same queue as the web page's, rate-limited
+per chat user.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import time
+import unicodedata
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import WebSocketException
+
+from .config import ChatSettings
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 16_384  # Twitch lines with tags can be long; anything longer is not a chat line
+MAX_TEXT = 300
+TAG_ESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
+
+
+class Reconnect(Exception):
+    """The server asked us to reconnect (Twitch RECONNECT)."""
+
+
+@dataclass
+class Message:
+    command: str
+    params: list[str] = field(default_factory=list)
+    prefix: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def nick(self) -> str:
+        return self.prefix.split("!", 1)[0]
+
+
+def unescape_tag(value: str) -> str:
+    out, i = [], 0
+    while i < len(value):
+        if value[i] == "\\" and i + 1 < len(value):
+            out.append(TAG_ESCAPES.get(value[i + 1], value[i + 1]))
+            i += 2
+        elif value[i] == "\\":
+            i += 1  # a trailing lone backslash is dropped (IRCv3)
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
+def parse_line(line: str) -> Message | None:
+    """One IRC line (no CRLF) -> Message; None for garbage."""
+    tags: dict[str, str] = {}
+    if line.startswith("@"):
+        raw, _, line = line[1:].partition(" ")
+        for item in raw.split(";"):
+            k, _, v = item.partition("=")
+            if k:
+                tags[k] = unescape_tag(v)
+    prefix = ""
+    if line.startswith(":"):
+        prefix, _, line = line[1:].partition(" ")
+    head, sep, trailing = line.partition(" :")
+    params = head.split()
+    if not params:
+        return None
+    if sep:
+        params.append(trailing)
+    return Message(params[0].upper(), params[1:], prefix, tags)
+
+
+def is_garbage(text: str) -> bool:
+    """Too long, control characters, or mostly combining marks (zalgo)."""
+    if len(text) > MAX_TEXT or any(unicodedata.category(c) == "Cc" for c in text):
+        return True
+    marks = sum(1 for c in text if unicodedata.combining(c))
+    return marks > 3 and marks > len(text) / 4
+
+
+class Transport:
+    """Lines in and out over TCP, TLS or a websocket."""
+
+    @classmethod
+    async def open(cls, url: str) -> "Transport":
+        u = urlsplit(url)
+        t = cls()
+        if u.scheme in ("ws", "wss"):
+            t.ws = await ws_connect(url, open_timeout=15, max_size=2**20)
+            t.reader = t.writer = None
+        else:
+            tls = ssl.create_default_context() if u.scheme == "ircs" else None
+            port = u.port or (6697 if tls else 6667)
+            t.reader, t.writer = await asyncio.wait_for(
+                asyncio.open_connection(u.hostname, port, ssl=tls, limit=MAX_LINE * 2), 15)
+            t.ws = None
+        return t
+
+    async def send(self, line: str) -> None:
+        if self.ws is not None:
+            await self.ws.send(line)
+        else:
+            self.writer.write(line.encode("utf-8", "replace")[:510] + b"\r\n")
+            await self.writer.drain()
+
+    async def lines(self) -> AsyncIterator[str]:
+        if self.ws is not None:
+            async for frame in self.ws:  # one frame may hold several lines
+                text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+                for line in text.split("\r\n"):
+                    if line:
+                        yield line
+            return
+        while True:
+            try:
+                raw = await self.reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError:
+                return  # closed by the server
+            except asyncio.LimitOverrunError as e:  # an absurd line: skip it
+                await self.reader.readexactly(e.consumed)
+                continue
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if line:
+                yield line
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        elif self.writer is not None:
+            self.writer.close()
+
+
+class ChatReader:
+    def __init__(self, settings: ChatSettings, submit: Callable[[str, str], dict], token: str | None = None):
+        self.s, self.submit, self.token = settings, submit, token
+        self.channel = "#" + settings.channel.lower().lstrip("#")
+        self.nick = settings.nick if (token and settings.nick) else f"justinfan{random.randint(10000, 99999)}"
+        self.can_reply = bool(token and settings.nick)
+        self.connected = asyncio.Event()
+        self.requests_seen = 0
+        self._last_reply = 0.0
+
+    async def run(self) -> None:
+        """Forever: connect, read, and on any failure wait and reconnect."""
+        backoff = 1.0
+        while True:
+            began = time.monotonic()
+            try:
+                await self._session()
+                log.warning("chat: %s closed the connection", self.s.url)
+            except Reconnect:
+                log.info("chat: server asked us to reconnect")
+                backoff = 0.5
+            except (OSError, asyncio.TimeoutError, WebSocketException) as e:
+                log.warning("chat: %s: %s: %s", self.s.url, type(e).__name__, e)
+            self.connected.clear()
+            if time.monotonic() - began > 60:
+                backoff = 1.0
+            await asyncio.sleep(backoff)
+            backoff = min(30.0, backoff * 2)
+
+    async def _session(self) -> None:
+        t = await Transport.open(self.s.url)
+        try:
+            await t.send("CAP REQ :twitch.tv/tags twitch.tv/commands")
+            if self.can_reply:
+                await t.send(f"PASS {self.token}")
+            await t.send(f"NICK {self.nick}")
+            await t.send(f"USER {self.nick} 0 * :dreamstream")
+            await t.send("CAP END")  # standard servers hold registration until this; Twitch ignores it
+            await t.send(f"JOIN {self.channel}")
+            async for line in t.lines():
+                if len(line) > MAX_LINE:
+                    continue
+                msg = parse_line(line)
+                if msg is not None:
+                    await self._handle(t, msg)
+        finally:
+            await t.close()
+
+    async def _handle(self, t: Transport, msg: Message) -> None:
+        if msg.command == "PING":
+            await t.send("PONG :" + (msg.params[-1] if msg.params else ""))
+        elif msg.command == "RECONNECT":
+            raise Reconnect()
+        elif msg.command in ("001", "JOIN") and not self.connected.is_set():
+            if msg.command == "JOIN" and msg.nick.lower() == self.nick.lower():
+                log.info("chat: reading %s on %s as %s", self.channel, self.s.url, self.nick)
+                self.connected.set()
+        elif msg.command == "PRIVMSG" and len(msg.params) == 2 and msg.params[0].lower() == self.channel:
+            await self._privmsg(t, msg)
+
+    async def _privmsg(self, t: Transport, msg: Message) -> None:
+        text = msg.params[1].strip()
+        prefix = self.s.prefix.lower()
+        if not text.lower().startswith(prefix + " ") or is_garbage(text):
+            return
+        user = (msg.tags.get("display-name") or msg.nick or "chat")[:40]
+        request = text[len(prefix):].strip()
+        self.requests_seen += 1
+        reply = self.submit(request, user)
+        if reply.get("type") == "ack":
+            log.info("chat: %s asked for %s", user, reply["target"]["label"])
+            answer = f"@{user} dreaming {reply['target']['label']}" + (
+                f" (#{reply['position']} in the queue)" if reply["position"] else " now")
+        else:
+            tips = ", ".join((reply.get("suggestions") or [])[:3])
+            answer = f"@{user} {reply.get('message', 'not understood')}" + (f" - try {tips}" if tips else "")
+        await self._reply(t, answer)
+
+    async def _reply(self, t: Transport, text: str) -> None:
+        now = time.monotonic()
+        if not self.can_reply or now - self._last_reply < self.s.reply_every_s:
+            return  # read-only, or over Twitch's 20 messages per 30 s
+        self._last_reply = now
+        await t.send(f"PRIVMSG {self.channel} :{text[:400]}")

@@ -1,0 +1,107 @@
+"""Chat end to end: a real IRC server (Debian's ngircd) on loopback, a real IRC client saying !dream."""
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from .conftest import free_port, start_server, stop_server
+
+NGIRCD = shutil.which("ngircd") or ("/usr/sbin/ngircd" if os.path.exists("/usr/sbin/ngircd") else None)
+if NGIRCD is None and not os.environ.get("CI"):
+    pytest.skip("needs Debian ngircd (make test installs it as root)", allow_module_level=True)
+
+CONF = """[Global]
+Name = irc.test
+Info = dreamstream test
+Listen = 127.0.0.1
+Ports = {port}
+[Limits]
+MaxNickLength = 30
+[Options]
+Ident = no
+PAM = no
+DNS = no
+[Channel]
+Name = #dream
+Modes = +n
+"""
+
+
+def start_ircd(tmp_path, port):
+    conf = tmp_path / "ngircd.conf"
+    conf.write_text(CONF.format(port=port))
+    proc = subprocess.Popen([NGIRCD, "-n", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("ngircd did not start")
+
+
+def say(port, nick, *lines: bytes):
+    s = socket.create_connection(("127.0.0.1", port), 5)
+    s.sendall(f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n".encode())
+    time.sleep(0.3)
+    s.sendall(b"JOIN #dream\r\n")
+    time.sleep(0.3)
+    for line in lines:
+        s.sendall(b"PRIVMSG #dream :" + line + b"\r\n")
+        time.sleep(0.1)
+    time.sleep(0.5)
+    s.sendall(b"QUIT :bye\r\n")
+    s.close()
+
+
+def labels(server):
+    state = server.get_json("/api/state")
+    return {state["target"]["label"]: state["target"].get("user"), **{q["label"]: q["user"] for q in state["queue"]}}
+
+
+def wait_until(cond, timeout=30):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def test_dream_from_irc_chat_survives_garbage_and_a_dropped_connection(tmp_path):
+    port = free_port()
+    ircd = start_ircd(tmp_path, port)
+    server = start_server(tmp_path, extra=["--chat", f"irc://127.0.0.1:{port}", "--channel", "dream"])
+    try:
+        assert wait_until(lambda: "chat: reading #dream" in server.log.read_text())
+        say(port, "viewer1", b"!dream pizza")
+        assert wait_until(lambda: labels(server).get("pizza") == "viewer1"), labels(server)
+
+        say(port, "viewer2", b"!dream \xff\xfe\x01\x02 binary", "!dream ".encode() + "z\u0336\u0337\u0338".encode() * 30,
+            b"!dream " + b"x" * 400, b"hello everyone", b"!dream qqxxzz", b"!dream", b"!dreamer pizza")
+        time.sleep(1)
+        assert "viewer2 asked" not in server.log.read_text()  # nothing of that was a request
+        assert server.get_json("/api/state")["queue"] == []
+        time.sleep(0.6)
+        say(port, "viewer3", b"!dream jellyfish")
+        assert wait_until(lambda: "jellyfish" in labels(server)), labels(server)
+
+        ircd.terminate()  # the chat server goes away...
+        ircd.wait(5)
+        assert wait_until(lambda: "chat:" in server.log.read_text().split("viewer3 asked")[-1])
+        assert server.get_json("/healthz")["ok"]
+        ircd = start_ircd(tmp_path, port)  # ...and comes back: the reader rejoins by itself
+        assert wait_until(lambda: server.log.read_text().count("chat: reading #dream") >= 2, 60)
+        say(port, "viewer4", b"!dream daisy")
+        assert wait_until(lambda: "daisy" in labels(server)), labels(server)
+    finally:
+        rc, took = stop_server(server)
+        ircd.terminate()
+        ircd.wait(5)
+    assert rc == 0 and took < 5
+    log = server.log.read_text()
+    assert "Traceback" not in log
