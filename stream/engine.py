@@ -8,7 +8,6 @@ reports a stall if frames stop.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 import torch
@@ -19,26 +18,20 @@ from .config import Config
 from .framebus import FrameBus
 from .metrics import Metrics
 from .requests import RequestQueue
+from .worker import Worker
 
 log = logging.getLogger(__name__)
 
 
-class DreamEngine:
+class DreamEngine(Worker):
+    name = "dream-loop"
+
     def __init__(self, cfg: Config, model, bus: FrameBus, queue: RequestQueue, metrics: Metrics):
+        super().__init__()
         self.cfg, self.model, self.bus, self.queue, self.metrics = cfg, model, bus, queue, metrics
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="dream-loop", daemon=True)
         self.fps = 0.0  # exponential moving average of optimized frames per second
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Blocking: call from a worker thread (asyncio.to_thread), never on the event loop."""
-        self._stop.set()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
+    def run(self) -> None:
         torch.set_grad_enabled(True)
         dreamer = Dreamer(self.model, self.cfg.dream, seed=self.cfg.seed)
         last = time.monotonic()

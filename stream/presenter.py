@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 
 import cv2
 import numpy as np
 
 from .framebus import FrameBus
+from .worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -30,24 +30,17 @@ def zoom_rgb(rgb: np.ndarray, scale: float, angle_deg: float = 0.0, shift=(0.0, 
     return cv2.warpAffine(rgb, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
-class Presenter:
+class Presenter(Worker):
+    name = "presenter"
+
     def __init__(self, keyframes: FrameBus, out: FrameBus, fps: float, zoom: float, spin_deg: float = 0.0,
                  drift=(0.0, 0.0), fade_s: float = 0.25):
+        super().__init__()
         self.keyframes, self.out, self.fps = keyframes, out, fps
         self.zoom, self.spin_deg, self.drift, self.fade_s = zoom, spin_deg, drift, fade_s
         self.rate = 0.0  # measured output fps
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="presenter", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Blocking: call from a worker thread, never on the event loop."""
-        self._stop.set()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
+    def run(self) -> None:
         key = None
         while key is None:
             if self._stop.is_set():

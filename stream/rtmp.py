@@ -11,7 +11,6 @@ rtmp://host/app/****, and error texts are scrubbed of the key.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ import numpy as np
 from .config import RtmpSettings
 from .framebus import FrameBus
 from .metrics import Metrics
+from .worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -77,29 +77,22 @@ class AudioSource:
         return np.ascontiguousarray(self.samples[:, idx])
 
 
-class RtmpEncoder:
+class RtmpEncoder(Worker):
+    name = "rtmp-encoder"
+
     def __init__(self, url: str, settings: RtmpSettings, bus: FrameBus, metrics: Metrics,
                  overlay_text: Callable[[], str] = lambda: "", use_nvenc: bool = False):
+        super().__init__()
         self.url, self.masked, self.s = url, mask_url(url), settings
         self.bus, self.metrics, self.overlay_text = bus, metrics, overlay_text
         self.use_nvenc = use_nvenc and "h264_nvenc" in av.codecs_available
         self.audio = AudioSource(settings.audio_file)
         self.connected = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rtmp-encoder", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Blocking: call from a worker thread, never on the event loop."""
-        self._stop.set()
-        self._thread.join(timeout)
 
     def scrub(self, text: str) -> str:
         return text.replace(self.url, self.masked).replace(urlsplit(self.url).path, "/****")
 
-    def _run(self) -> None:
+    def run(self) -> None:
         backoff = 1.0
         while not self._stop.is_set():
             began = time.monotonic()
