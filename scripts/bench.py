@@ -20,6 +20,7 @@ import re
 import resource
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -186,10 +187,15 @@ def main() -> None:
            "threads": torch.get_num_threads(), "steps_per_frame": cfg.dream.steps, "sizes": {}}
     for size in sizes:
         cfg.dream.size = size
-        naive = time_naive(plain, size, device, seconds)
-        steps, fps = time_loop(model, cfg.dream, seconds)
+        # Interleaved rounds, median of each: a busy neighbour on a small machine then slows
+        # both sides of a round alike instead of skewing the ratio.
+        rounds = [(time_naive(plain, size, device, seconds / 3), *time_loop(model, cfg.dream, seconds / 3))
+                  for _ in range(3)]
+        naive, steps, fps = (statistics.median(r[i] for r in rounds) for i in range(3))
+        ratio = statistics.median(r[1] / r[0] for r in rounds)
         out["sizes"][f"{size[0]}x{size[1]}"] = {"naive_steps_per_s": round(naive, 2), "steps_per_s": round(steps, 2),
-                                               "ratio": round(steps / naive, 2), "optimized_fps": round(fps, 2),
+                                               "ratio": round(ratio, 2), "optimized_fps": round(fps, 2),
+                                               "ratio_rounds": [round(r[1] / r[0], 2) for r in rounds],
                                                "jpeg_ms": round(jpeg_ms(size), 2)}
     if not args.no_viewers:
         out["viewers"] = bench_viewers(seconds * 1.5, "320x180")

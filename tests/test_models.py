@@ -83,3 +83,20 @@ def test_folded_batchnorm_gives_the_same_logits():
     with torch.no_grad():
         assert torch.allclose(plain(x), folded(x), atol=1e-4)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+
+
+def test_same_padding_conv_matches_tf_same_padding():
+    from dreamer.efficientnet_lite import SameConv2d
+
+    torch.manual_seed(0)
+    for k, stride in [(3, 1), (5, 1), (3, 2), (5, 2)]:
+        conv = SameConv2d(4, 4, k, stride, groups=4, bias=False)
+        for h, w in [(17, 24), (16, 16)]:
+            x = torch.rand(1, 4, h, w)
+            pads = []
+            for size in (w, h):  # TF "same": total = max((ceil(n/s)-1)*s + k - n, 0), extra on the right
+                total = max((-(-size // stride) - 1) * stride + k - size, 0)
+                pads += [total // 2, total - total // 2]
+            ref = torch.nn.functional.conv2d(torch.nn.functional.pad(x, pads), conv.weight, None, stride, 0, 1, 4)
+            out = conv(x)
+            assert out.shape == ref.shape and torch.allclose(out, ref, atol=1e-6), (k, stride, h, w)
