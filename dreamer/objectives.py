@@ -87,19 +87,30 @@ class Objective:
     __rmul__ = __mul__
 
 
-def _weighted(logits: torch.Tensor, weights: dict[int, float], sharpness: float) -> torch.Tensor:
-    idx = torch.tensor(list(weights), device=logits.device)
-    w = torch.tensor(list(weights.values()), device=logits.device, dtype=logits.dtype)
-    score = (logits[:, idx] * w).sum(-1)
-    if sharpness:  # push the others down too: the picture must be *this* class, not any class
-        score = score - sharpness * torch.logsumexp(logits, -1)
-    return score.mean()
+class _ClassWeights:
+    """Class indices and weights as tensors, built once and kept per device (not every step)."""
+
+    def __init__(self, weights: dict[int, float]):
+        self.idx = torch.tensor(list(weights))
+        self.w = torch.tensor(list(weights.values()))
+        self._on: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def score(self, logits: torch.Tensor, sharpness: float) -> torch.Tensor:
+        key = (logits.device, logits.dtype)
+        if key not in self._on:
+            self._on[key] = (self.idx.to(logits.device), self.w.to(logits.device, logits.dtype))
+        idx, w = self._on[key]
+        score = (logits[:, idx] * w).sum(-1)
+        if sharpness:  # push the others down too: the picture must be *this* class, not any class
+            score = score - sharpness * torch.logsumexp(logits, -1)
+        return score.mean()
 
 
 def class_logits(weights: dict[int, float], sharpness: float = 0.0, label: str | None = None) -> Objective:
     """Weighted sum of class logits; `sharpness` > 0 subtracts that much log-sum-exp of all logits."""
     text = label or " + ".join(f"{w:.2g}*class{i}" for i, w in weights.items())
-    return Objective(lambda p: _weighted(p.logits(), weights, sharpness), f"logits[{text}]")
+    classes = _ClassWeights(weights)
+    return Objective(lambda p: classes.score(p.logits(), sharpness), f"logits[{text}]")
 
 
 def target(t: Target, sharpness: float = 0.0) -> Objective:
@@ -111,10 +122,10 @@ def spatial_split(t: Target, sharpness: float = 0.0) -> Objective:
     n = len(t.parts)
     if n < 2:
         return target(t, sharpness)
+    parts = [_ClassWeights({c: 1 / len(members) for c in members}) for _, members in t.parts]
 
     def fn(p: Probe) -> torch.Tensor:
-        return sum(_weighted(p.strip_logits(i, n), {c: 1 / len(part) for c in part}, sharpness)
-                   for i, (_, part) in enumerate(t.parts)) / n
+        return sum(part.score(p.strip_logits(i, n), sharpness) for i, part in enumerate(parts)) / n
 
     return Objective(fn, f"split[{t.label}]")
 

@@ -81,8 +81,9 @@ def test_dream_from_irc_chat_survives_garbage_and_a_dropped_connection(tmp_path)
         say(port, "viewer1", b"!dream pizza")
         assert wait_until(lambda: labels(server).get("pizza") == "viewer1"), labels(server)
 
-        say(port, "viewer2", b"!dream \xff\xfe\x01\x02 binary", "!dream ".encode() + "z\u0336\u0337\u0338".encode() * 30,
-            b"!dream " + b"x" * 400, b"hello everyone", b"!dream qqxxzz", b"!dream", b"!dreamer pizza")
+        zalgo = "!dream ".encode() + "z\u0336\u0337\u0338".encode() * 30
+        say(port, "viewer2", b"!dream \xff\xfe\x01\x02 binary", zalgo, b"!dream " + b"x" * 400, b"hello everyone",
+            b"!dream qqxxzz", b"!dream", b"!dreamer pizza")
         time.sleep(1)
         assert "viewer2 asked" not in server.log.read_text()  # nothing of that was a request
         assert server.get_json("/api/state")["queue"] == []
