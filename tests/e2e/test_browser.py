@@ -1,6 +1,7 @@
 """Headless Chromium (Debian's) drives the viewer page: the picture moves, a request lands."""
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,17 @@ if CHROMIUM is None and not os.environ.get("CI"):  # CI installs it (make test, 
     pytest.skip("Debian chromium is not installed (make test installs it as root)", allow_module_level=True)
 
 
+def picture_changes(page, timeout_s: float = 30) -> bool:
+    """Does the <img> show something new within timeout_s? (Polls: no race with warm-up.)"""
+    first = page.locator("#stream").screenshot()
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        page.wait_for_timeout(500)
+        if page.locator("#stream").screenshot() != first:
+            return True
+    return False
+
+
 def test_page_shows_the_dream_and_takes_a_request(tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -35,9 +47,7 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             page.goto(server.base + "/")
             page.wait_for_function("document.getElementById('stream').naturalWidth === " + str(WIDTH), timeout=30_000)
             expect(page.locator("#now")).to_contain_text("dreaming:", timeout=15_000)
-            first = page.locator("#stream").screenshot()
-            page.wait_for_timeout(1500)
-            assert page.locator("#stream").screenshot() != first, "the picture did not change"
+            assert picture_changes(page), "the picture did not change"
 
             page.fill("#user", "tester")
             page.fill("#text", "jellyfishes")
@@ -61,9 +71,7 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             expect(page.locator("#now")).to_contain_text("reconnecting", timeout=10_000)
             server = start_server(tmp_path, CONFIG, ports=ports)
             expect(page.locator("#now")).to_contain_text("dreaming:", timeout=30_000)
-            before = page.locator("#stream").screenshot()
-            page.wait_for_timeout(1500)
-            assert page.locator("#stream").screenshot() != before, "the picture did not come back"
+            assert picture_changes(page), "the picture did not come back"
 
             # A phone: the picture fits the width and the request box stays on screen.
             phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
