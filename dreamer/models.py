@@ -97,9 +97,10 @@ def _download(weights) -> dict:
     return weights.get_state_dict(progress=True, check_hash=True)
 
 
-def _torchvision(name: str) -> Callable[[Path | None], DreamModel]:
+def _torchvision(name: str) -> Callable[..., DreamModel]:
     enum_name, kwargs, layers = TORCHVISION[name]
 
+    # `fold` is accepted for a uniform registry signature; torchvision's nets keep their BatchNorm.
     def build(weights_file: Path | None = None, fold: bool = True, fetch: Callable = _download) -> DreamModel:
         import torchvision.models as tvm
 

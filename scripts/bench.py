@@ -176,7 +176,6 @@ def main() -> None:
     args = ap.parse_args()
     seconds = 3.0 if args.quick else args.seconds
 
-    torch.set_grad_enabled(True)
     device = resolve_device(args.device)
     cfg = load_config()
     model = load_model(cfg.model, device)

@@ -94,7 +94,6 @@ def main() -> None:
     ap.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
     args = ap.parse_args()
 
-    torch.set_grad_enabled(True)
     cfg = load_config(args.config)
     cfg.dream.size = (args.size, args.size)
     model, judge = load_model(cfg.model), load_model(args.judge)

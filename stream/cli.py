@@ -84,7 +84,17 @@ def config_from_args(args: argparse.Namespace) -> Config:
             setattr(cfg, name, getattr(args, name))
     if getattr(args, "size", None):
         cfg.dream.size = parse_size(args.size)
+    if getattr(args, "hold", None) is not None:
+        cfg.queue.hold_s = args.hold
     return cfg
+
+
+def dreaming_model(cfg: Config):
+    """The device named in the config (printed in the banner) and the model on it."""
+    from dreamer.models import load_model, resolve_device
+
+    device = resolve_device(cfg.device)
+    return load_model(cfg.model, device), device
 
 
 def live_settings(cfg, args: argparse.Namespace) -> str:
@@ -116,10 +126,7 @@ def live_settings(cfg, args: argparse.Namespace) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import torch
     from aiohttp import web
-
-    from dreamer.models import load_model, resolve_device
 
     from .app import make_app
     from .config import twitch_oauth_token
@@ -129,13 +136,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for flag, attr in (("host", "host"), ("port", "port"), ("ws_port", "ws_port")):
         if getattr(args, flag) is not None:
             setattr(cfg.serve, attr, getattr(args, flag))
-    if args.hold is not None:
-        cfg.queue.hold_s = args.hold
     rtmp_url = live_settings(cfg, args)
     parse(cfg.start_class)  # a typo in the config is a one-line error, not a dead stream
-    device = resolve_device(cfg.device)
-    model = load_model(cfg.model, device)
-    torch.set_grad_enabled(True)
+    model, device = dreaming_model(cfg)
     service = Service(cfg, model, str(device), rtmp_url, twitch_oauth_token())
     s = cfg.serve
     w, h = cfg.dream.size
@@ -165,22 +168,14 @@ def read_playlist(text: str) -> list[str]:
 
 
 def cmd_screensaver(args: argparse.Namespace) -> int:
-    import torch
-
-    from dreamer.models import load_model, resolve_device
-
     from .config import display
     from .screensaver import Screensaver, ScreensaverOptions
 
     cfg = config_from_args(args)
-    if args.hold is not None:
-        cfg.queue.hold_s = args.hold
     playlist = read_playlist(args.playlist) if args.playlist else None
     if display() is None:
         raise UsageError("no display: run it on a desktop, or under Xvfb with DISPLAY set")
-    device = resolve_device(cfg.device)
-    model = load_model(cfg.model, device)
-    torch.set_grad_enabled(True)
+    model, device = dreaming_model(cfg)
     w, h = cfg.dream.size
     print(f"dreamstream screensaver: model {cfg.model}, device {device}, size {w}x{h}, "
           f"{'window' if args.window else 'fullscreen'}", file=sys.stderr, flush=True)
@@ -215,10 +210,7 @@ def load_start(path: Path):
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    import torch
-
     from dreamer.loop import Dreamer
-    from dreamer.models import load_model, resolve_device
     from dreamer.render import check_output, render
 
     cfg = config_from_args(args)
@@ -230,11 +222,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     target = parse(" + ".join(args.classes or [cfg.start_class]))
     start = load_start(args.start) if args.start else None
     check_output(args.output)
-    device = resolve_device(cfg.device)
-    model = load_model(cfg.model, device)
+    model, device = dreaming_model(cfg)
     if args.layer:
         model.layer(args.layer)  # unknown layer: clear error now
-    torch.set_grad_enabled(True)
     w, h = cfg.dream.size
     print(f"dreamstream render: {target.label!r} model={cfg.model} device={device} size={w}x{h} "
           f"frames={args.frames} -> {args.output}", file=sys.stderr)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import time
 
-import torch
-
 from dreamer.loop import Dreamer
 
 from .config import Config
@@ -32,7 +30,6 @@ class DreamEngine(Worker):
         self.fps = 0.0  # exponential moving average of optimized frames per second
 
     def run(self) -> None:
-        torch.set_grad_enabled(True)
         dreamer = Dreamer(self.model, self.cfg.dream, seed=self.cfg.seed)
         last = time.monotonic()
         while not self._stop.is_set():

@@ -46,18 +46,21 @@ class FrameBus:
                 return 0
             frame.seq = (self._frame.seq + 1) if self._frame else 1
             self._frame = frame
-            waiters, self._waiters = self._waiters, set()
             self._cond.notify_all()
-        for loop, fut in waiters:  # wake async readers on their own loop
-            loop.call_soon_threadsafe(_resolve, fut)
+        self._wake_async_readers()
         return frame.seq
 
     def close(self) -> None:
         """Wake every reader with BusClosed; later publishes are ignored."""
         with self._cond:
             self._closed = True
-            waiters, self._waiters = self._waiters, set()
             self._cond.notify_all()
+        self._wake_async_readers()
+
+    def _wake_async_readers(self) -> None:
+        """Each waiting coroutine is woken on its own event loop (we may be in another thread)."""
+        with self._cond:
+            waiters, self._waiters = self._waiters, set()
         for loop, fut in waiters:
             loop.call_soon_threadsafe(_resolve, fut)
 
