@@ -20,6 +20,7 @@ import torch
 
 from . import objectives as obj
 from . import regularize as reg
+from .allocator import keep_freed_memory
 from .classes import Target
 
 
@@ -50,6 +51,7 @@ class Dreamer:
     def __init__(self, model, settings: DreamSettings, seed: int | None = None,
                  start: torch.Tensor | None = None):
         self.model, self.settings = model, settings
+        keep_freed_memory()  # every step allocates the same buffers: keep them instead of faulting them in again
         self.device = next(model.parameters()).device
         self.gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
         w, h = settings.size
@@ -60,7 +62,8 @@ class Dreamer:
         else:  # (3, H', W') or (1, 3, H', W') in [0, 1]
             start = torch.nn.functional.interpolate(start.reshape(1, 3, *start.shape[-2:]).float(), size=(h, w),
                                                     mode="bilinear", antialias=True, align_corners=False)
-        self.image = start.clamp(0, 1).to(self.device)  # (1, 3, H, W)
+        # (1, 3, H, W), stored channels-last: the network's layout, and HWC for OpenCV on the CPU
+        self.image = start.clamp(0, 1).to(self.device).contiguous(memory_format=torch.channels_last)
         self.view = reg.random_view(settings.jitter_px, settings.scale_range, settings.rotate_deg, self.gen)
         self.frames = 0
         self.steps = 0

@@ -30,11 +30,67 @@ def affine(x: torch.Tensor, scale: float = 1.0, angle_deg: float = 0.0,
     a = math.radians(angle_deg)
     cos, sin = math.cos(a) / scale, math.sin(a) / scale
     # affine_grid works in [-1, 1] coordinates, so the rotation must respect the aspect ratio.
-    theta = torch.tensor([[cos, -sin * h / w, 2 * shift[0]],
-                          [sin * w / h, cos, 2 * shift[1]]], dtype=x.dtype, device=x.device)
+    theta = [[cos, -sin * h / w, 2 * shift[0]], [sin * w / h, cos, 2 * shift[1]]]
     oh, ow = out_size or (h, w)
+    if _cpu_fast_path(x):
+        return _CpuWarp.apply(x, _pixel_map(theta, (h, w), (oh, ow)), (oh, ow))
+    theta = torch.tensor(theta, dtype=x.dtype, device=x.device)
     grid = F.affine_grid(theta.expand(b, 2, 3), [b, x.shape[1], oh, ow], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def _cpu_fast_path(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype == torch.float32
+
+
+def _to_hwc(x: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W) -> (H, W, B*C) float32 for OpenCV: the batch rides along as channels.
+
+    A channels-last image of one (the dream's layout on the CPU) is already HWC: no copy.
+    """
+    b, c, h, w = x.shape
+    return np.ascontiguousarray(x.detach().permute(2, 3, 0, 1).reshape(h, w, b * c).numpy())
+
+
+def _from_hwc(a: np.ndarray, b: int) -> torch.Tensor:
+    """The inverse of `_to_hwc`, without a copy: for b = 1 the result is channels-last."""
+    h, w = a.shape[:2]  # OpenCV drops a channel axis of 1: reshape puts it back
+    return torch.from_numpy(a.reshape(h, w, b, -1)).permute(2, 3, 0, 1)
+
+
+def _pixel_map(theta, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
+    """grid_sample's theta (output -> input, [-1, 1] coordinates, align_corners=False) as a 2x3
+    map from output pixel to input pixel coordinates, which is what OpenCV's warps take."""
+    (h, w), (oh, ow) = in_hw, out_hw
+    to_norm = np.array([[2 / ow, 0, 1 / ow - 1], [0, 2 / oh, 1 / oh - 1], [0, 0, 1]])
+    to_pixels = np.array([[w / 2, 0, (w - 1) / 2], [0, h / 2, (h - 1) / 2]])
+    return to_pixels @ np.vstack([np.asarray(theta, dtype=np.float64), [0, 0, 1]]) @ to_norm
+
+
+class _CpuWarp(torch.autograd.Function):
+    """Bilinear affine resampling with reflected edges, by OpenCV on the CPU.
+
+    Forward it equals `grid_sample` (tested); it is several times faster and multi-threaded.
+    Backward, instead of the exact transpose of bilinear sampling (torch's single-threaded
+    grid_sampler backward, 5% of a dream step), the gradient is warped back by the inverse
+    map and scaled by the area ratio: the same transpose up to the interpolation kernel,
+    which the gradient blur that follows smooths over anyway.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, pixel_map: np.ndarray, out_hw: tuple[int, int]) -> torch.Tensor:
+        ctx.pixel_map, ctx.in_hw, ctx.batch = pixel_map, x.shape[-2:], x.shape[0]
+        out = cv2.warpAffine(_to_hwc(x), pixel_map, out_hw[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_REFLECT)
+        return _from_hwc(out, x.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        h, w = ctx.in_hw
+        back = cv2.warpAffine(_to_hwc(grad), ctx.pixel_map, (w, h), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        area = abs(np.linalg.det(ctx.pixel_map[:, :2]))  # input pixels per output pixel
+        return _from_hwc(back, ctx.batch) / area, None, None
 
 
 def random_view(jitter_px: int, scales: tuple[float, float], degrees: float,
@@ -72,12 +128,9 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     if sigma <= 0:
         return x
     k = gaussian_kernel(sigma, x.dtype, x.device)
-    if x.device.type == "cpu" and x.dtype == torch.float32 and not (torch.is_grad_enabled() and x.requires_grad):
+    if _cpu_fast_path(x) and not (torch.is_grad_enabled() and x.requires_grad):
         kn = k.numpy()
-        hwc = [cv2.sepFilter2D(np.ascontiguousarray(img.permute(1, 2, 0).numpy()), -1, kn, kn,
-                               borderType=cv2.BORDER_REFLECT_101).reshape(img.shape[1], img.shape[2], -1)
-               for img in x]
-        return torch.from_numpy(np.stack(hwc)).permute(0, 3, 1, 2).contiguous()
+        return _from_hwc(cv2.sepFilter2D(_to_hwc(x), -1, kn, kn, borderType=cv2.BORDER_REFLECT_101), x.shape[0])
     c = x.shape[1]
     r = k.numel() // 2
     x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
@@ -95,7 +148,11 @@ def laplacian_normalize(g: torch.Tensor, levels: int = 4, eps: float = 1e-8) -> 
     Raw gradients are dominated by pixel-scale noise; equalising the bands lets coarse
     structure (whole objects) grow as fast as texture. This is the trick from the original
     DeepDream notebook, and the main reason our dreams hold together at large scale.
+    On the CPU, outside autograd, OpenCV does the same arithmetic in a fifth of the time
+    (the torch version is ~60 small ops).
     """
+    if _cpu_fast_path(g) and not g.requires_grad:
+        return _laplacian_normalize_cv2(g, levels, eps)
     bands = []
     low = g
     for _ in range(levels - 1):
@@ -111,6 +168,32 @@ def laplacian_normalize(g: torch.Tensor, levels: int = 4, eps: float = 1e-8) -> 
         out = F.interpolate(out, size=band.shape[-2:], mode="bilinear", align_corners=False)
         out = out + band / (band.pow(2).mean().sqrt() + eps)
     return normalize_gradient(out, eps)
+
+
+def _laplacian_normalize_cv2(g: torch.Tensor, levels: int, eps: float) -> torch.Tensor:
+    """`laplacian_normalize` with OpenCV: 2x2 means down (an odd edge row or column is
+    repeated, as avg_pool's ceil_mode averages what is there), bilinear up."""
+    def rms(a: np.ndarray) -> float:
+        return cv2.norm(a, cv2.NORM_L2) / math.sqrt(a.size) + eps
+
+    def resize(a: np.ndarray, hw: tuple[int, int], how: int) -> np.ndarray:
+        return cv2.resize(a, hw[::-1], interpolation=how).reshape(*hw, -1)
+
+    bands, low = [], _to_hwc(g)
+    for _ in range(levels - 1):
+        h, w = low.shape[:2]
+        if min(h, w) < 8:
+            break
+        even = cv2.copyMakeBorder(low, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE).reshape(h + h % 2, w + w % 2, -1)
+        down = resize(even, ((h + 1) // 2, (w + 1) // 2), cv2.INTER_AREA)
+        bands.append(low - resize(down, (h, w), cv2.INTER_LINEAR))
+        low = down
+    bands.append(low)
+    out = bands[-1] / rms(bands[-1])
+    for band in reversed(bands[:-1]):
+        out = resize(out, band.shape[:2], cv2.INTER_LINEAR) + band / rms(band)
+    out /= cv2.norm(out, cv2.NORM_L1) / out.size + eps
+    return _from_hwc(out, g.shape[0])
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Performance, as one JSON object, every ratio measured in the same run on this machine.
 
-- per size: gradient steps/s of the naive reference step (scripts/naive.py) and of the
+- per size: gradient steps/s of the naive reference step (scripts/naive.py, timed in a child
+  process with default settings, between the loop's rounds) and of the
   project's loop with default settings, their ratio, and optimized frames/s;
 - JPEG encode time per frame;
 - the dream rate of a real `dreamstream serve` with 0 viewers, then with 50 MJPEG viewers
@@ -61,6 +62,37 @@ def time_naive(model, size, device, seconds: float) -> float:
         n += 1
     sync(device)
     return n / (time.perf_counter() - t0)
+
+
+class NaiveProcess:
+    """The naive step timed in a child process, on request, between the loop's rounds.
+
+    A process of its own so that it runs as a first attempt would: the loop raises the C
+    allocator's thresholds for the whole process (dreamer/allocator.py), which would
+    otherwise speed up the reference too and hide that gain from the ratio.
+    """
+
+    def __init__(self, model_name: str, device: torch.device):
+        self.proc = subprocess.Popen([sys.executable, __file__, "--naive-worker", "--model", model_name,
+                                      "--device", str(device)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, cwd=ROOT)
+
+    def steps_per_s(self, size, seconds: float) -> float:
+        self.proc.stdin.write(f"{size[0]} {size[1]} {seconds}\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(10)
+
+
+def naive_worker(model_name: str, device: torch.device) -> None:
+    """The child: the plain network, then one "W H SECONDS" request per line -> steps/s."""
+    model = load_model(model_name, device, optimize=False)
+    for line in sys.stdin:
+        w, h, seconds = line.split()
+        print(time_naive(model, (int(w), int(h)), device, float(seconds)), flush=True)
 
 
 def time_loop(model, settings, seconds: float) -> tuple[float, float]:
@@ -173,13 +205,17 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=12.0, help="per measurement")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-viewers", action="store_true")
+    ap.add_argument("--naive-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--model", help=argparse.SUPPRESS)
     args = ap.parse_args()
     seconds = 3.0 if args.quick else args.seconds
 
     device = resolve_device(args.device)
+    if args.naive_worker:
+        return naive_worker(args.model, device)
     cfg = load_config()
     model = load_model(cfg.model, device)
-    plain = load_model(cfg.model, device, optimize=False)  # the naive step gets the plain network
+    reference = NaiveProcess(cfg.model, device)  # the naive step gets the plain network
     sizes = [(320, 180), (640, 360)] + ([(1280, 720)] if device.type == "cuda" else [])
     out = {"device": str(device), "device_name": torch.cuda.get_device_name() if device.type == "cuda" else
            f"{os.cpu_count()}-core CPU", "torch": torch.__version__, "model": cfg.model,
@@ -188,7 +224,7 @@ def main() -> None:
         cfg.dream.size = size
         # Interleaved rounds, median of each: a busy neighbour on a small machine then slows
         # both sides of a round alike instead of skewing the ratio.
-        rounds = [(time_naive(plain, size, device, seconds / 3), *time_loop(model, cfg.dream, seconds / 3))
+        rounds = [(reference.steps_per_s(size, seconds / 3), *time_loop(model, cfg.dream, seconds / 3))
                   for _ in range(3)]
         naive, steps, fps = (statistics.median(r[i] for r in rounds) for i in range(3))
         ratio = statistics.median(r[1] / r[0] for r in rounds)
@@ -196,6 +232,7 @@ def main() -> None:
                                                "ratio": round(ratio, 2), "optimized_fps": round(fps, 2),
                                                "ratio_rounds": [round(r[1] / r[0], 2) for r in rounds],
                                                "jpeg_ms": round(jpeg_ms(size), 2)}
+    reference.close()
     if not args.no_viewers:
         out["viewers"] = bench_viewers(seconds * 1.5, "320x180")
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

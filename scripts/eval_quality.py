@@ -3,7 +3,8 @@
 Dreams toward each class from noise with the project's loop (default settings unless a
 config says otherwise), and with the naive reference step for comparison, then reports the
 top-1/top-5 rate under the dreaming model and under an independent judge
-(EfficientNet-Lite1), plus Hasler-Suesstrunk colourfulness and RMS contrast.
+(EfficientNet-Lite1), the judge's mean probability for the class, plus Hasler-Suesstrunk
+colourfulness and RMS contrast.
 
     python scripts/eval_quality.py                       # 20 classes, 224x224, 40 frames
     python scripts/eval_quality.py --classes volcano pizza --sheet sheet.png --no-naive
@@ -49,19 +50,22 @@ def contrast(rgb: np.ndarray) -> float:
     return float(y.std())
 
 
-def rank(model, image: torch.Tensor, index: int) -> int:
+def rank(model, image: torch.Tensor, index: int) -> tuple[int, float]:
+    """Where the class ranks (0 = top) and its probability."""
     with torch.no_grad():
         logits = model(image)[0]
-    return int((logits > logits[index]).sum())
+    return int((logits > logits[index]).sum()), float(logits.softmax(-1)[index])
 
 
 def score(images: list[torch.Tensor], indices: list[int], dreamer_model, judge) -> dict:
-    ranks = [rank(dreamer_model, im, i) for im, i in zip(images, indices)]
-    judged = [rank(judge, im, i) for im, i in zip(images, indices)]
+    ranks = [rank(dreamer_model, im, i)[0] for im, i in zip(images, indices)]
+    judged, probs = zip(*(rank(judge, im, i) for im, i in zip(images, indices)))
     rgbs = [to_uint8(im) for im in images]
     n = len(images)
     return {"dreamer_top1": sum(r == 0 for r in ranks) / n, "dreamer_top5": sum(r < 5 for r in ranks) / n,
             "judge_top1": sum(r == 0 for r in judged) / n, "judge_top5": sum(r < 5 for r in judged) / n,
+            # the judge's mean probability for the class: finer-grained than top-1 over 20 classes
+            "judge_prob": round(float(np.mean(probs)), 3),
             "colourfulness": round(float(np.mean([colourfulness(x) for x in rgbs])), 1),
             "contrast": round(float(np.mean([contrast(x) for x in rgbs])), 3),
             "judge_ranks": dict(zip([str(i) for i in indices], judged))}

@@ -90,11 +90,34 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def dreaming_model(cfg: Config):
-    """The device named in the config (printed in the banner) and the model on it."""
+    """The device named in the config (printed in the banner) and the model on it.
+
+    Loaded in a short-lived thread, on purpose: torch's OpenMP (libgomp) keeps a worker pool
+    for every thread that ever ran parallel work, and once pools hold more threads than the
+    machine has cores, libgomp stops spin-waiting between the dream loop's many small ops.
+    Loading on the main thread and dreaming on the dream thread cost a third of the dream
+    rate on a 2-core CPU (4.2 vs 6.2 frames/s, `scripts/bench.py`); a loader thread that
+    exits takes its pool with it, leaving the thread that dreams the only one.
+    """
+    import threading
+
     from dreamer.models import load_model, resolve_device
 
     device = resolve_device(cfg.device)
-    return load_model(cfg.model, device), device
+    result: list = []
+
+    def load() -> None:
+        try:
+            result.append(load_model(cfg.model, device))
+        except BaseException as e:  # re-raised on the calling thread: ModelUnavailable is a one-line error
+            result.append(e)
+
+    loader = threading.Thread(target=load, name="model-loader")
+    loader.start()
+    loader.join()
+    if isinstance(result[0], BaseException):
+        raise result[0]
+    return result[0], device
 
 
 def live_settings(cfg, args: argparse.Namespace) -> str:

@@ -89,9 +89,9 @@ def test_same_padding_conv_matches_tf_same_padding():
     from dreamer.efficientnet_lite import SameConv2d
 
     torch.manual_seed(0)
-    for k, stride in [(3, 1), (5, 1), (3, 2), (5, 2)]:
-        conv = SameConv2d(4, 4, k, stride, groups=4, bias=False)
-        for h, w in [(17, 24), (16, 16)]:
+    for k, stride, frozen in [(3, 1, True), (5, 1, True), (3, 2, True), (5, 2, True), (3, 2, False)]:
+        conv = SameConv2d(4, 4, k, stride, groups=4, bias=False).requires_grad_(not frozen)
+        for h, w in [(17, 24), (16, 16), (1, 1), (2, 3), (8, 9), (16, 16)]:  # (16, 16) again: the cached kernel
             x = torch.rand(1, 4, h, w)
             pads = []
             for size in (w, h):  # TF "same": total = max((ceil(n/s)-1)*s + k - n, 0), extra on the right
