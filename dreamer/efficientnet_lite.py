@@ -22,7 +22,7 @@ STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
 class SameConv2d(nn.Conv2d):
     """Conv2d with TF "same" padding: for stride 2 the extra pixel goes right/bottom.
 
-    No F.pad, whose copy of the input would also drop the channels-last layout (~5-10% of a
+    No F.pad, whose copy of the input would also drop the channels-last layout (~5% of a
     dream step on the CPU): at stride 1 with an odd kernel "same" is symmetric and the conv
     pads itself; at stride 2 the conv pads symmetrically too, with a kernel one tap longer
     whose first tap is zero where TF pads one pixel less on the left (the same sums).
@@ -32,9 +32,19 @@ class SameConv2d(nn.Conv2d):
         super().__init__(*args, **kwargs)
         self.symmetric = all(s == 1 and k % 2 == 1 for s, k in zip(self.stride, self.kernel_size))
         self.padding = tuple(k // 2 for k in self.kernel_size)
+        self.pointwise = self.kernel_size == (1, 1) and self.stride == (1, 1) and self.groups == 1
         self._shifted: dict[tuple, torch.Tensor] = {}  # see _kernel
+        self.plain = False  # True: pad with F.pad every time, as a first implementation would
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.plain:
+            return self._padded(x)
+        if self.pointwise and x.is_contiguous(memory_format=torch.channels_last):
+            # A 1x1 conv on channels-last input is a matrix product over the channels, and as
+            # one (sgemm) it is faster than oneDNN's conv or torch's fallback for small maps:
+            # a tenth off a dream step at 320x180 (measured forward + backward).
+            out = F.linear(x.permute(0, 2, 3, 1), self.weight.reshape(self.out_channels, -1), self.bias)
+            return out.permute(0, 3, 1, 2)
         if self.symmetric:
             return super().forward(x)
         lead = []  # zero taps to prepend per dimension (height, width)
@@ -151,6 +161,13 @@ class EfficientNetLite(nn.Module):
         self._bn0, self._bn1 = nn.Identity(), nn.Identity()
         for block in self._blocks:
             block.fold()
+        return self
+
+    def plain_convs(self) -> "EfficientNetLite":
+        """Every conv pads with F.pad: the network as first written, for the naive reference."""
+        for m in self.modules():
+            if isinstance(m, SameConv2d):
+                m.plain = True
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

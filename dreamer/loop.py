@@ -20,7 +20,7 @@ import torch
 
 from . import objectives as obj
 from . import regularize as reg
-from .allocator import keep_freed_memory
+from .runtime import tune_for_cpu_dreaming
 from .classes import Target
 
 
@@ -51,8 +51,9 @@ class Dreamer:
     def __init__(self, model, settings: DreamSettings, seed: int | None = None,
                  start: torch.Tensor | None = None):
         self.model, self.settings = model, settings
-        keep_freed_memory()  # every step allocates the same buffers: keep them instead of faulting them in again
         self.device = next(model.parameters()).device
+        if self.device.type == "cpu":
+            tune_for_cpu_dreaming()  # reuse freed buffers, one OpenCV thread: see runtime.py
         self.gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
         w, h = settings.size
         if start is None:  # mid-grey plus faint, smooth noise: enough to break symmetry

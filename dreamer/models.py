@@ -68,15 +68,17 @@ class DreamModel(nn.Module):
 
 
 def _lite(package: str, name: str) -> Callable[..., DreamModel]:
-    def build(weights_file: Path | None = None, fold: bool = True) -> DreamModel:
+    def build(weights_file: Path | None = None, optimize: bool = True) -> DreamModel:
         if weights_file is None:
             module = __import__(package)
             cls = next(getattr(module, a) for a in dir(module) if a.endswith("ModelFile"))
             weights_file = Path(cls.get_model_file_path())
         state = torch.load(weights_file, map_location="cpu", weights_only=True)
         net = EfficientNetLite.from_state_dict(state)
-        if fold:
+        if optimize:
             net.fold_batchnorm()
+        else:
+            net.plain_convs()
         layers = tuple(f"_blocks.{i}" for i in range(4, len(net._blocks)))
         return DreamModel(name, LitePreprocess(), net, layers)
 
@@ -100,8 +102,8 @@ def _download(weights) -> dict:
 def _torchvision(name: str) -> Callable[..., DreamModel]:
     enum_name, kwargs, layers = TORCHVISION[name]
 
-    # `fold` is accepted for a uniform registry signature; torchvision's nets keep their BatchNorm.
-    def build(weights_file: Path | None = None, fold: bool = True, fetch: Callable = _download) -> DreamModel:
+    # `optimize` is accepted for a uniform registry signature; torchvision's nets stay as they are.
+    def build(weights_file: Path | None = None, optimize: bool = True, fetch: Callable = _download) -> DreamModel:
         import torchvision.models as tvm
 
         weights = getattr(tvm, enum_name).IMAGENET1K_V1
@@ -134,11 +136,12 @@ def load_model(name: str = DEFAULT_MODEL, device: torch.device | str = "cpu",
     """Build a registered model, frozen, in eval mode, on `device`.
 
     `optimize` folds BatchNorm into the convs (where the model allows) and stores weights
-    channels-last (NHWC: oneDNN's and cuDNN's fast layout); off, it is the plain network.
+    channels-last (NHWC: oneDNN's and cuDNN's fast layout); off, it is the plain network
+    (the naive reference in scripts/bench.py): BatchNorm layers, NCHW, TF padding by F.pad.
     """
     if name not in REGISTRY:
         raise ModelUnavailable(f"unknown model {name!r}; choose one of {', '.join(REGISTRY)}")
-    model = REGISTRY[name](weights_file, fold=optimize)
+    model = REGISTRY[name](weights_file, optimize=optimize)
     if optimize:
         model = model.to(memory_format=torch.channels_last)
     return model.to(torch.device(device))

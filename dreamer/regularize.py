@@ -30,11 +30,9 @@ def affine(x: torch.Tensor, scale: float = 1.0, angle_deg: float = 0.0,
     a = math.radians(angle_deg)
     cos, sin = math.cos(a) / scale, math.sin(a) / scale
     # affine_grid works in [-1, 1] coordinates, so the rotation must respect the aspect ratio.
-    theta = [[cos, -sin * h / w, 2 * shift[0]], [sin * w / h, cos, 2 * shift[1]]]
+    theta = torch.tensor([[cos, -sin * h / w, 2 * shift[0]],
+                          [sin * w / h, cos, 2 * shift[1]]], dtype=x.dtype, device=x.device)
     oh, ow = out_size or (h, w)
-    if _cpu_fast_path(x):
-        return _CpuWarp.apply(x, _pixel_map(theta, (h, w), (oh, ow)), (oh, ow))
-    theta = torch.tensor(theta, dtype=x.dtype, device=x.device)
     grid = F.affine_grid(theta.expand(b, 2, 3), [b, x.shape[1], oh, ow], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
@@ -56,41 +54,6 @@ def _from_hwc(a: np.ndarray, b: int) -> torch.Tensor:
     """The inverse of `_to_hwc`, without a copy: for b = 1 the result is channels-last."""
     h, w = a.shape[:2]  # OpenCV drops a channel axis of 1: reshape puts it back
     return torch.from_numpy(a.reshape(h, w, b, -1)).permute(2, 3, 0, 1)
-
-
-def _pixel_map(theta, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> np.ndarray:
-    """grid_sample's theta (output -> input, [-1, 1] coordinates, align_corners=False) as a 2x3
-    map from output pixel to input pixel coordinates, which is what OpenCV's warps take."""
-    (h, w), (oh, ow) = in_hw, out_hw
-    to_norm = np.array([[2 / ow, 0, 1 / ow - 1], [0, 2 / oh, 1 / oh - 1], [0, 0, 1]])
-    to_pixels = np.array([[w / 2, 0, (w - 1) / 2], [0, h / 2, (h - 1) / 2]])
-    return to_pixels @ np.vstack([np.asarray(theta, dtype=np.float64), [0, 0, 1]]) @ to_norm
-
-
-class _CpuWarp(torch.autograd.Function):
-    """Bilinear affine resampling with reflected edges, by OpenCV on the CPU.
-
-    Forward it equals `grid_sample` (tested); it is several times faster and multi-threaded.
-    Backward, instead of the exact transpose of bilinear sampling (torch's single-threaded
-    grid_sampler backward, 5% of a dream step), the gradient is warped back by the inverse
-    map and scaled by the area ratio: the same transpose up to the interpolation kernel,
-    which the gradient blur that follows smooths over anyway.
-    """
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, pixel_map: np.ndarray, out_hw: tuple[int, int]) -> torch.Tensor:
-        ctx.pixel_map, ctx.in_hw, ctx.batch = pixel_map, x.shape[-2:], x.shape[0]
-        out = cv2.warpAffine(_to_hwc(x), pixel_map, out_hw[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                             borderMode=cv2.BORDER_REFLECT)
-        return _from_hwc(out, x.shape[0])
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        h, w = ctx.in_hw
-        back = cv2.warpAffine(_to_hwc(grad), ctx.pixel_map, (w, h), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        area = abs(np.linalg.det(ctx.pixel_map[:, :2]))  # input pixels per output pixel
-        return _from_hwc(back, ctx.batch) / area, None, None
 
 
 def random_view(jitter_px: int, scales: tuple[float, float], degrees: float,

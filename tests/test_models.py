@@ -98,5 +98,20 @@ def test_same_padding_conv_matches_tf_same_padding():
                 total = max((-(-size // stride) - 1) * stride + k - size, 0)
                 pads += [total // 2, total - total // 2]
             ref = torch.nn.functional.conv2d(torch.nn.functional.pad(x, pads), conv.weight, None, stride, 0, 1, 4)
-            out = conv(x)
-            assert out.shape == ref.shape and torch.allclose(out, ref, atol=1e-6), (k, stride, h, w)
+            for plain in (False, True):  # plain: F.pad every time, the naive reference's network
+                conv.plain = plain
+                out = conv(x)
+                assert out.shape == ref.shape and torch.allclose(out, ref, atol=1e-6), (k, stride, h, w, plain)
+
+
+def test_pointwise_conv_as_a_matrix_product_matches_the_conv():
+    from dreamer.efficientnet_lite import SameConv2d
+
+    torch.manual_seed(0)
+    conv = SameConv2d(8, 16, 1, bias=True).requires_grad_(False)
+    x = torch.rand(2, 8, 5, 7).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    out = conv(x)  # channels-last input: the F.linear path
+    ref = torch.nn.functional.conv2d(x, conv.weight, conv.bias)
+    assert torch.allclose(out, ref, atol=1e-5) and out.is_contiguous(memory_format=torch.channels_last)
+    upstream = torch.rand_like(out)
+    assert torch.allclose(torch.autograd.grad(out, x, upstream)[0], torch.autograd.grad(ref, x, upstream)[0], atol=1e-5)

@@ -14,7 +14,7 @@ import dreamer.loop
 from dreamer.classes import parse
 from dreamer.models import load_model
 if sys.argv[1] == "default":
-    dreamer.loop.keep_freed_memory = lambda: False
+    dreamer.loop.tune_for_cpu_dreaming = lambda: None
 d = dreamer.loop.Dreamer(load_model(), dreamer.loop.DreamSettings(size=(320, 180), steps=3), seed=0)
 d.set_target(parse("volcano"))
 for _ in range(2):
