@@ -5,4 +5,5 @@
 - `objectives` + `regularize`: what a step maximises, and the transforms and gradient
   conditioning that make the result look like a picture.
 - `loop`: the stateful frame step (zoom, blur, a few gradient steps); `render` writes files.
+- `runtime`: process settings for dreaming on the CPU (keep freed memory, one OpenCV thread).
 """

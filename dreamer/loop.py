@@ -20,8 +20,8 @@ import torch
 
 from . import objectives as obj
 from . import regularize as reg
-from .runtime import tune_for_cpu_dreaming
 from .classes import Target
+from .runtime import tune_for_cpu_dreaming
 
 
 @dataclass

@@ -68,7 +68,7 @@ class NaiveProcess:
     """The naive step timed in a child process, on request, between the loop's rounds.
 
     A process of its own so that it runs as a first attempt would: the loop raises the C
-    allocator's thresholds for the whole process (dreamer/allocator.py), which would
+    allocator's thresholds for the whole process (dreamer/runtime.py), which would
     otherwise speed up the reference too and hide that gain from the ratio.
     """
 
