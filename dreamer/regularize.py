@@ -111,7 +111,7 @@ def laplacian_normalize(g: torch.Tensor, levels: int = 4, eps: float = 1e-8) -> 
     Raw gradients are dominated by pixel-scale noise; equalising the bands lets coarse
     structure (whole objects) grow as fast as texture. This is the trick from the original
     DeepDream notebook, and the main reason our dreams hold together at large scale.
-    On the CPU, outside autograd, OpenCV does the same arithmetic in a fifth of the time
+    On the CPU, outside autograd, OpenCV does the same arithmetic in a quarter of the time
     (the torch version is ~60 small ops).
     """
     if _cpu_fast_path(g) and not g.requires_grad:
