@@ -19,6 +19,12 @@ BN_EPS = 1e-3
 STAGE_STRIDES = (1, 2, 2, 2, 1, 2, 1)
 
 
+def tf_same_pads(size: int, kernel: int, stride: int) -> list[int]:
+    """TF "same" padding of one dimension as [before, after]: the odd pixel goes after."""
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return [total // 2, total - total // 2]
+
+
 class SameConv2d(nn.Conv2d):
     """Conv2d with TF "same" padding: for stride 2 the extra pixel goes right/bottom.
 
@@ -49,8 +55,7 @@ class SameConv2d(nn.Conv2d):
             return super().forward(x)
         lead = []  # zero taps to prepend per dimension (height, width)
         for size, k, s, p in zip(x.shape[-2:], self.kernel_size, self.stride, self.padding):
-            left = max((math.ceil(size / s) - 1) * s + k - size, 0) // 2
-            z = p - left
+            z = p - tf_same_pads(size, k, s)[0]
             if z not in (0, 1) or (size + 2 * p - k - z) // s + 1 != math.ceil(size / s):
                 return self._padded(x)
             lead.append(z)
@@ -68,10 +73,9 @@ class SameConv2d(nn.Conv2d):
         return self._shifted[key]
 
     def _padded(self, x: torch.Tensor) -> torch.Tensor:
-        pads = []
+        pads = []  # F.pad's order: width (left, right), then height (top, bottom)
         for size, k, s in zip(x.shape[-1:-3:-1], self.kernel_size[::-1], self.stride[::-1]):
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-            pads += [total // 2, total - total // 2]
+            pads += tf_same_pads(size, k, s)
         return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 

@@ -14,6 +14,7 @@ zoom, JPEG): single-threaded, the loop made 4% more frames per second.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 
 import cv2
@@ -24,27 +25,21 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 TRIM_BYTES = 1 << 30  # trim the heap top only when over 1 GiB is free there
 MMAP_BYTES = 1 << 25  # glibc's ceiling for the mmap threshold (32 MiB on 64-bit)
 
-_applied: set[str] = set()
-
 
 def keep_freed_memory() -> bool:
     """Raise glibc's trim and mmap thresholds. True if they took effect."""
-    if "malloc" in _applied:
-        return True
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    if mallopt(M_TRIM_THRESHOLD, TRIM_BYTES) and mallopt(M_MMAP_THRESHOLD, MMAP_BYTES):
-        _applied.add("malloc")
-    log.debug("malloc thresholds raised: %s", "malloc" in _applied)
-    return "malloc" in _applied
+    done = bool(mallopt(M_TRIM_THRESHOLD, TRIM_BYTES)) and bool(mallopt(M_MMAP_THRESHOLD, MMAP_BYTES))
+    log.debug("malloc thresholds raised: %s", done)
+    return done
 
 
+@functools.cache
 def tune_for_cpu_dreaming() -> None:
     """Both settings above, once per process."""
     keep_freed_memory()
-    if "opencv" not in _applied:
-        cv2.setNumThreads(1)
-        _applied.add("opencv")
+    cv2.setNumThreads(1)
