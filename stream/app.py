@@ -21,6 +21,7 @@ from dreamer.classes import RequestError, catalogue
 
 from . import mjpeg
 from .metrics import CONTENT_TYPE
+from .origins import origin_allowed
 from .service import Service, error
 from .ws import WebsocketServer
 
@@ -72,6 +73,10 @@ async def api_classes(request: web.Request) -> web.Response:
 
 async def api_request(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
+    if not origin_allowed(request.headers.get("Origin"), request.host, service.cfg.serve):
+        return web.json_response(error("forbidden", "requests from other web pages are not accepted"), status=403)
+    if request.content_type != "application/json":  # a cross-site form or text/plain POST: refused
+        return web.json_response(error("bad_request", "send Content-Type: application/json"), status=415)
     if request.content_length is not None and request.content_length > MAX_BODY:
         return web.json_response(error("too_long", f"body over {MAX_BODY} bytes"), status=400)
     try:

@@ -23,6 +23,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
 from .config import ChatSettings
+from .sanitize import clean_name
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ class ChatReader:
         prefix = self.s.prefix.lower()
         if not text.lower().startswith(prefix + " ") or is_garbage(text):
             return
-        user = (msg.tags.get("display-name") or msg.nick or "chat")[:40]
+        user = clean_name(msg.tags.get("display-name") or msg.nick)  # tags may hold CR/LF: never echo them raw
         request = text[len(prefix):].strip()
         self.requests_seen += 1
         reply = self.submit(request, user)

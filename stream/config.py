@@ -34,7 +34,8 @@ class ServeSettings:
     port: int = 8080
     ws_port: int = 8765
     jpeg_quality: int = 85
-    # Websocket origins allowed besides the page's own (http://host:port); "*" allows any.
+    # Web pages (origins) that may POST requests and open the websocket besides the page's
+    # own (http://host:port); "*" allows any. Clients that send no Origin (curl) always may.
     allowed_origins: list[str] = field(default_factory=list)
     max_ws_per_ip: int = 8
     mjpeg_max_fps: float = 30.0  # per viewer; frames in between are skipped

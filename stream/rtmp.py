@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+import unicodedata
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -41,8 +42,16 @@ def mask_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{'/'.join(path)}"
 
 
+def hershey_text(text: str) -> str:
+    """OpenCV's Hershey fonts draw ASCII only: accents are dropped ("Zoë" -> "Zoe"), other
+    characters become "?"."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c if c.isascii() else "?" for c in decomposed if c.isascii() or not unicodedata.combining(c))
+
+
 def draw_overlay(rgb: np.ndarray, text: str) -> np.ndarray:
     """The request and who asked, bottom left, white on a dark band (as the 2015 stream did)."""
+    text = hershey_text(text)
     if not text:
         return rgb
     out = rgb.copy()

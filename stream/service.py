@@ -20,6 +20,7 @@ from .framebus import FrameBus
 from .metrics import Metrics
 from .presenter import Presenter
 from .requests import RequestQueue
+from .sanitize import clean_name, clean_request
 from .rtmp import RtmpEncoder
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class Service:
         try:
             if user is not None and not isinstance(user, str):
                 raise RequestError("bad_request", "user must be a string")
-            ack = self.queue.submit(text, user or key, key)
+            ack = self.queue.submit(clean_request(text), clean_name(user), key)
         except RequestError as e:
             self.metrics.requests.labels(e.code).inc()
             return HTTP_STATUS.get(e.code, 400), error(e.code, e.message, e.suggestions)

@@ -16,20 +16,12 @@ from collections import Counter
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from .origins import origin_allowed
 from .service import STATE_EVERY_S, Service, error
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 4096
-
-
-def allowed_origins(service: Service) -> list[str | None] | None:
-    s = service.cfg.serve
-    if "*" in s.allowed_origins:
-        return None  # any origin
-    hosts = {s.host, "localhost", "127.0.0.1", "[::1]"}
-    # None: clients that send no Origin header (scripts, chat bridges) are not browsers.
-    return [None, *(f"http://{h}:{s.port}" for h in hosts), *s.allowed_origins]
 
 
 def answer(service: Service, raw, ip: str) -> dict | None:
@@ -58,6 +50,8 @@ class WebsocketServer:
 
     def _gate(self, conn: ServerConnection, request):
         ip = conn.remote_address[0]
+        if not origin_allowed(request.headers.get("Origin"), request.headers.get("Host", ""), self.service.cfg.serve):
+            return conn.respond(403, "this page may not connect: its origin is not allowed\n")
         if self.per_ip[ip] >= self.service.cfg.serve.max_ws_per_ip:
             return conn.respond(429, "too many connections from your address\n")
         return None
@@ -93,6 +87,5 @@ class WebsocketServer:
 
     def serve(self, host: str, port: int):
         """An async context manager: the listening server."""
-        return serve(self.handle, host, port, origins=allowed_origins(self.service),
-                     process_request=self._gate, max_size=MAX_MESSAGE, max_queue=4,
+        return serve(self.handle, host, port, process_request=self._gate, max_size=MAX_MESSAGE, max_queue=4,
                      ping_interval=20, ping_timeout=20, close_timeout=2)

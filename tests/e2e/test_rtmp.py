@@ -1,4 +1,5 @@
 """RTMP end to end: `serve --rtmp` pushes to a real local RTMP server (ffmpeg -listen 1)."""
+import json
 import re
 import signal
 import subprocess
@@ -45,6 +46,12 @@ def test_rtmp_push_is_h264_aac_with_2s_keyframes_and_survives_an_ingest_restart(
     server = start_server(tmp_path, config, ["--rtmp", f"rtmp://127.0.0.1:{port}/live/{KEY}"])
     try:
         wait_for_bytes(first, 400_000)  # ~4 s at 800 kb/s
+        # Names reach OpenCV's overlay: a lone surrogate (valid JSON) once killed the process.
+        for name in ("a\udc80b", "\ud83d", "Zo\u00eb \u65e5\u672c", "x\u202e" * 30):
+            status, ack = server.post("/api/request", json.dumps({"text": "daisy", "user": name}).encode())
+            assert status in (200, 429), ack
+            time.sleep(0.6)  # the overlay is drawn with it
+        assert server.proc.poll() is None and server.get_json("/healthz")["ok"]
         end(ingest)
         time.sleep(2)
         assert server.get_json("/healthz")["ok"]  # the page never stopped

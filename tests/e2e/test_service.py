@@ -3,6 +3,8 @@ import asyncio
 import http.client
 import json
 import time
+import urllib.error
+import urllib.request
 from urllib.parse import urlparse
 
 import cv2
@@ -101,6 +103,35 @@ def test_post_request_and_its_errors(server):
         status, err = server.post("/api/request", body)
         assert status == 400 and err["type"] == "error" and err["code"] == code, (body[:20], err)
     assert server.get_json("/healthz")["ok"]
+
+
+def post_raw(base: str, body: bytes, headers: dict) -> tuple[int, dict]:
+    req = urllib.request.Request(base + "/api/request", data=body, method="POST", headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_cross_site_posts_are_refused_and_names_never_show_an_address(server):
+    body = json.dumps({"text": "daisy"}).encode()
+    for headers, want in [({"Content-Type": "text/plain"}, 415),  # what a cross-site fetch may send unasked
+                          ({"Content-Type": "application/x-www-form-urlencoded"}, 415),
+                          ({"Content-Type": "application/json", "Origin": "http://evil.example"}, 403),
+                          ({"Content-Type": "application/json", "Origin": "null"}, 403)]:
+        status, err = post_raw(server.base, body, headers)
+        assert status == want and err["type"] == "error", (headers, err)
+    assert "daisy" not in json.dumps(server.get_json("/api/state"))
+    time.sleep(0.6)
+    status, ack = post_raw(server.base, json.dumps({"text": "daisy", "user": ""}).encode(),
+                           {"Content-Type": "application/json", "Origin": server.base})
+    assert status == 200, ack
+    time.sleep(0.6)
+    status, ack = server.post("/api/request", json.dumps({"text": "goldfish", "user": "a\udc80b‮"}).encode())
+    assert status == 200, ack
+    state = json.dumps(server.get_json("/api/state"))
+    assert "127.0.0.1" not in state and "anonymous" in state and '"ab"' in state
 
 
 async def _recv_type(ws, kind, timeout=10):

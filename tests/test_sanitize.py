@@ -1,0 +1,84 @@
+"""Text from outside: what the boundary lets through, exactly."""
+import numpy as np
+import pytest
+
+from dreamer.classes import RequestError
+from stream.config import ServeSettings
+from stream.origins import origin_allowed
+from stream.rtmp import draw_overlay, hershey_text
+from stream.sanitize import MAX_NAME, clean, clean_name, clean_request
+
+
+@pytest.mark.parametrize("raw, want", [
+    ("a\udc80b", "ab"),  # a lone surrogate (valid JSON: "a\\udc80b") is dropped
+    ("\ud83d", "anonymous"),
+    ("Ann\u202e evil", "Ann evil"),  # bidi override
+    ("zero\u200bwidth", "zerowidth"),
+    ("tab\tand\nnewline\r\n", "tab and newline"),
+    ("nul\x00bell\x07", "nulbell"),
+    ("  spaced   out  ", "spaced out"),
+    ("Zoe\u0308", "Zoë"),  # NFC
+    ("Z" + "\u0301" * 40 + "algo", "Ź\u0301algo"),  # zalgo: at most 2 marks per letter
+    ("\u0301\u0301lead", "lead"),  # marks with nothing to sit on
+    ("", "anonymous"),
+    ("   ", "anonymous"),
+    ("\U000f0000private", "private"),
+    ("x" * 500, "x" * MAX_NAME),
+])
+def test_clean_name(raw, want):
+    assert clean_name(raw) == want
+
+
+def test_names_that_are_not_text_are_anonymous_never_an_address():
+    assert clean_name(None) == "anonymous"
+    assert clean_name(123) == "anonymous"
+
+
+def test_clean_request_keeps_text_and_refuses_the_rest():
+    assert clean_request("  Pizza\u200b +\tvolcano ") == "Pizza + volcano"
+    with pytest.raises(RequestError) as e:
+        clean_request("x" * 201)
+    assert e.value.code == "too_long"
+    for bad in ("", " \u200b\u202e ", None, 5, ["pizza"], {"a": 1}):
+        with pytest.raises(RequestError) as e:
+            clean_request(bad)
+        assert e.value.code == "bad_request"
+
+
+def test_clean_is_idempotent_and_encodable():
+    for raw in ("a\udc80b\ud800", "Z\u0301\u0302\u0303\u0304", "日本語 テキスト", "emoji 🐙"):
+        once = clean(raw)
+        assert clean(once) == once
+        once.encode("utf-8")  # would raise on a surrogate
+
+
+def test_overlay_draws_any_text_without_crashing():
+    rgb = np.zeros((96, 160, 3), np.uint8)
+    assert hershey_text("Zoë 日本") == "Zoe ??"
+    for text in ("volcano - anonymous", "Zoë", "日本語", clean("a\udc80b"), "🐙" * 50, ""):
+        out = draw_overlay(rgb, text)
+        assert out.shape == rgb.shape
+    assert draw_overlay(rgb, "volcano").any()
+
+
+@pytest.mark.parametrize("origin, host, ok", [
+    (None, "127.0.0.1:8080", True),  # curl, scripts
+    ("http://127.0.0.1:8080", "127.0.0.1:8080", True),
+    ("http://localhost:8080", "127.0.0.1:8765", True),  # the page, on the websocket port
+    ("http://[::1]:8080", "[::1]:8765", True),
+    ("http://192.168.1.5:8080", "192.168.1.5:8765", True),  # the page as the LAN sees it
+    ("https://dream.example", "dream.example", True),  # behind a reverse proxy
+    ("http://evil.example", "127.0.0.1:8080", False),
+    ("http://evil.example:8080", "127.0.0.1:8080", False),
+    ("http://127.0.0.1:9999", "127.0.0.1:8080", False),  # another local app
+    ("null", "127.0.0.1:8080", False),  # sandboxed frames, file://
+    ("file://", "127.0.0.1:8080", False),
+    ("http://127.0.0.1:99999", "127.0.0.1:8080", False),
+    ("http://allowed.example", "127.0.0.1:8080", True),
+])
+def test_origin_allowed(origin, host, ok):
+    assert origin_allowed(origin, host, ServeSettings(allowed_origins=["http://allowed.example"])) is ok
+
+
+def test_origin_star_allows_any():
+    assert origin_allowed("http://evil.example", "x", ServeSettings(allowed_origins=["*"]))
