@@ -2,8 +2,9 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the end-to-end tests drive for real (installed only when run as root).
-TEST_DEBS := chromium xvfb xdotool imagemagick ngircd
+# Debian packages the end-to-end tests drive for real (installed only when run as root);
+# mate-backgrounds: nature photos the natural-image prior is fitted on (scripts/fit_prior.py).
+TEST_DEBS := chromium xvfb xdotool imagemagick ngircd mate-backgrounds
 
 .PHONY: serve test install install-test render bench eval clean
 

@@ -13,6 +13,7 @@ and a reduced-scale step costs a fraction of a full one. A new target blends in 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ import torch
 from . import objectives as obj
 from . import regularize as reg
 from .classes import Target
-from .runtime import tune_for_cpu_dreaming
+from .prior import natural_prior
 
 
 @dataclass
@@ -29,8 +30,13 @@ class DreamSettings:
     size: tuple[int, int] = (320, 180)  # (width, height)
     steps: int = 6  # gradient steps per optimized frame
     step_size: float = 0.02  # per step, on a gradient normalised to mean |g| = 1, image in [0, 1]
-    octaves: tuple[float, ...] = (1.0, 0.7, 0.5)  # scales the steps cycle through
+    # the view scales the steps cycle through: < 1 the whole picture shrunk, > 1 a part magnified
+    octaves: tuple[float, ...] = (1.0, 0.7, 0.5)
     pyramid_levels: int = 6  # Laplacian bands equalised in the gradient: more bands, bigger shapes
+    band_tilt: float = 1.0  # > 1: coarser gradient bands get more of the step (band k: tilt^k)
+    # per-axis step sizes in the photos' colour axes (luminance, two opponent axes); empty: RGB as is
+    colour_steps: tuple[float, ...] = ()
+    prior_weight: float = 0.0  # how hard the natural-image prior (dreamer/prior.py) pulls
     gradient_blur: float = 1.0  # sigma (pixels) of a blur on the raw gradient: calms pixel-scale speckle
     start_blur: float = 3.0  # noise start: sigma of the blur that makes the first noise blotchy, not grainy
     sharpness: float = 0.0  # > 0: also push other classes down (log-sum-exp)
@@ -52,8 +58,6 @@ class Dreamer:
                  start: torch.Tensor | None = None):
         self.model, self.settings = model, settings
         self.device = next(model.parameters()).device
-        if self.device.type == "cpu":
-            tune_for_cpu_dreaming()  # reuse freed buffers, one OpenCV thread: see runtime.py
         self.gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
         w, h = settings.size
         if start is None:  # mid-grey plus faint, smooth noise: enough to break symmetry
@@ -66,6 +70,7 @@ class Dreamer:
         # (1, 3, H, W), stored channels-last: the network's layout, and HWC for OpenCV on the CPU
         self.image = start.clamp(0, 1).to(self.device).contiguous(memory_format=torch.channels_last)
         self.view = reg.random_view(settings.jitter_px, settings.scale_range, settings.rotate_deg, self.gen)
+        self.prior = natural_prior() if (settings.prior_weight or settings.colour_steps) else None
         self.frames = 0
         self.steps = 0
         self.target: Target | None = None
@@ -112,8 +117,9 @@ class Dreamer:
             self.image = reg.affine(self.image, 1.0 + s.zoom, s.spin_deg, s.drift)
         self.image = reg.gaussian_blur(self.image, s.blur_sigma)
 
-    def step(self, objective: obj.Objective) -> float:
-        """One gradient-ascent step; returns the objective's value (a host sync, so only read it in tests)."""
+    def step(self, objective: obj.Objective, prior_grad: torch.Tensor | None = None) -> float:
+        """One gradient-ascent step, descending `prior_grad` (the prior's energy gradient) too;
+        returns the objective's value (a host sync, so only read it in tests)."""
         s = self.settings
         scale = s.octaves[self.steps % len(s.octaves)]
         self.steps += 1
@@ -122,18 +128,43 @@ class Dreamer:
         with torch.autocast("cuda", torch.bfloat16, enabled=self.device.type == "cuda"):
             value = objective(obj.Probe(self.model, self.view(x, scale), self._taps)).float()
         (grad,) = torch.autograd.grad(value, x)
+        if prior_grad is not None:  # ascend the objective, descend the prior's energy
+            grad = grad - s.prior_weight * prior_grad
         with torch.no_grad():
-            grad = reg.gaussian_blur(grad, s.gradient_blur)
-            self.image = (self.image + s.step_size * reg.laplacian_normalize(grad, s.pyramid_levels)).clamp_(0, 1)
+            self.image = (self.image + s.step_size * self.direction(grad)).clamp_(0, 1)
         return value.detach()
 
-    def frame(self) -> np.ndarray:
-        """Advance, dream `steps` steps, and return the frame as (H, W, 3) uint8 RGB."""
+    def direction(self, grad: torch.Tensor) -> torch.Tensor:
+        """The raw gradient -> a step direction with mean |d| = 1: blurred, split into bands
+        (tilted toward coarse ones), and, with `colour_steps`, taken in the photos' colour
+        axes, each axis normalised and weighted on its own. That keeps colour strong in
+        large areas without the rainbow pixel grain an RGB step grows."""
+        s = self.settings
+        grad = reg.gaussian_blur(grad, s.gradient_blur)
+        if not s.colour_steps:
+            return reg.laplacian_normalize(grad, s.pyramid_levels, tilt=s.band_tilt)
+        basis = self.prior.colour_basis.to(grad.device)
+        axes = reg.laplacian_normalize(reg.colour_axes(grad, basis), s.pyramid_levels, tilt=s.band_tilt,
+                                       per_channel=True)
+        weights = torch.tensor(s.colour_steps, dtype=grad.dtype, device=grad.device).view(1, 3, 1, 1)
+        return reg.normalize_gradient(reg.from_colour_axes(axes * weights, basis))
+
+    def frame(self, interrupt: Callable[[], bool] | None = None) -> np.ndarray | None:
+        """Advance, dream `steps` steps, and return the frame as (H, W, 3) uint8 RGB.
+
+        `interrupt` is asked between steps; when it says yes the frame is abandoned (None):
+        a large frame on a CPU takes seconds, a shutdown must not wait for it.
+        """
         if self.frames:
             self.advance()
         objective = self.current_objective()
+        # The prior's gradient once a frame, shared by its steps: the picture moves little
+        # within a frame, and at 480x270 each evaluation costs ~6 ms (a fifth of a step).
+        prior_grad = self.prior.gradient(self.image, self.gen) if self.settings.prior_weight else None
         for _ in range(self.settings.steps):
-            self.step(objective)
+            if interrupt is not None and interrupt():
+                return None
+            self.step(objective, prior_grad)
         self.frames += 1
         if self._blend < 1.0:
             self._blend = min(1.0, self._blend + 1.0 / self.settings.blend_frames)

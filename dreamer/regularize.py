@@ -58,19 +58,34 @@ def _from_hwc(a: np.ndarray, b: int) -> torch.Tensor:
 
 def random_view(jitter_px: int, scales: tuple[float, float], degrees: float,
                 gen: torch.Generator) -> Callable[[torch.Tensor, float], torch.Tensor]:
-    """Jitter + random zoom + rotation + the octave's downscale in one `grid_sample`.
+    """What one dream step shows the network: the picture at `factor` of its size.
 
-    One resampling instead of three (roll, resize, affine): fewer passes forward and back.
-    Downscales stay at or above 0.5, where bilinear sampling of a blurred image needs no
-    extra antialiasing.
+    factor <= 1: the whole picture, shrunk; factor > 1: a random part of it, magnified to
+    the picture's size. Magnified views are what make a dream hold up on a screen that
+    shows it 3-4x: texture that only reads at one pixel scale stops paying off. Random
+    jitter, zoom (`scales`) and rotation ride along in the same single resampling. Shrinks
+    below 0.75 are antialiased: the picture is mean-pooled first (exact and cheap), so the
+    network never sees aliased pixel grain it could grow into rainbow texture.
     """
 
     def apply(x: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
         h, w = x.shape[-2:]
         dx, dy = torch.randint(-jitter_px, jitter_px + 1, (2,), generator=gen).tolist()
-        scale, angle = _uniform(gen, *scales), _uniform(gen, -degrees, degrees)
-        out = (max(8, round(h * factor)), max(8, round(w * factor)))
-        return affine(x, scale, angle, (dx / w, dy / h), out_size=out)
+        zoom, angle = _uniform(gen, *scales), _uniform(gen, -degrees, degrees)
+        shift = (dx / w, dy / h)
+        if factor > 1:  # a part, magnified: anywhere in the picture
+            zoom *= factor
+            room = max(0.0, (1 - 1 / zoom) / 2)
+            shift = (shift[0] + _uniform(gen, -room, room), shift[1] + _uniform(gen, -room, room))
+            out = (h, w)
+        else:
+            out = (max(8, round(h * factor)), max(8, round(w * factor)))
+            pool = 1
+            while factor * zoom * pool < 0.75 and min(h, w) >= 16 * pool:
+                pool *= 2
+            if pool > 1:  # normalised coordinates: the pooled picture samples the same places
+                x = F.avg_pool2d(x, pool, ceil_mode=True)
+        return affine(x, zoom, angle, shift, out_size=out)
 
     return apply
 
@@ -105,17 +120,26 @@ def normalize_gradient(g: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return g / (g.abs().mean() + eps)
 
 
-def laplacian_normalize(g: torch.Tensor, levels: int = 4, eps: float = 1e-8) -> torch.Tensor:
-    """Split the gradient into a Laplacian pyramid and give every band the same energy.
+def laplacian_normalize(g: torch.Tensor, levels: int = 4, eps: float = 1e-8, tilt: float = 1.0,
+                        per_channel: bool = False) -> torch.Tensor:
+    """Split the gradient into a Laplacian pyramid and give every band a set energy.
 
     Raw gradients are dominated by pixel-scale noise; equalising the bands lets coarse
     structure (whole objects) grow as fast as texture. This is the trick from the original
-    DeepDream notebook, and the main reason our dreams hold together at large scale.
+    DeepDream notebook. `tilt` > 1 tips the balance further toward coarse bands (band k,
+    counted from the finest, gets tilt^k): a picture shown magnified needs its energy in
+    shapes, not in the finest band. `per_channel` normalises each channel on its own (for
+    a gradient in colour axes: chroma keeps its own step size instead of drowning).
     On the CPU, outside autograd, OpenCV does the same arithmetic in a quarter of the time
     (the torch version is ~60 small ops).
     """
     if _cpu_fast_path(g) and not g.requires_grad:
-        return _laplacian_normalize_cv2(g, levels, eps)
+        return _laplacian_normalize_cv2(g, levels, eps, tilt, per_channel)
+    dims = (2, 3) if per_channel else (0, 1, 2, 3)  # per channel of each picture, as the OpenCV path
+
+    def unit(band: torch.Tensor) -> torch.Tensor:
+        return band / (band.pow(2).mean(dims, keepdim=True).sqrt() + eps)
+
     bands = []
     low = g
     for _ in range(levels - 1):
@@ -126,18 +150,23 @@ def laplacian_normalize(g: torch.Tensor, levels: int = 4, eps: float = 1e-8) -> 
         bands.append(low - up)
         low = down
     bands.append(low)
-    out = bands[-1] / (bands[-1].pow(2).mean().sqrt() + eps)
+    k = len(bands) - 1
+    out = unit(bands[-1]) * tilt ** k
     for band in reversed(bands[:-1]):
+        k -= 1
         out = F.interpolate(out, size=band.shape[-2:], mode="bilinear", align_corners=False)
-        out = out + band / (band.pow(2).mean().sqrt() + eps)
+        out = out + unit(band) * tilt ** k
     return normalize_gradient(out, eps)
 
 
-def _laplacian_normalize_cv2(g: torch.Tensor, levels: int, eps: float) -> torch.Tensor:
+def _laplacian_normalize_cv2(g: torch.Tensor, levels: int, eps: float, tilt: float,
+                             per_channel: bool) -> torch.Tensor:
     """`laplacian_normalize` with OpenCV: 2x2 means down (an odd edge row or column is
     repeated, as avg_pool's ceil_mode averages what is there), bilinear up."""
-    def rms(a: np.ndarray) -> float:
-        return cv2.norm(a, cv2.NORM_L2) / math.sqrt(a.size) + eps
+    def unit(a: np.ndarray) -> np.ndarray:
+        if per_channel:
+            return a / (np.sqrt(np.square(a).mean((0, 1))) + eps)
+        return a / (cv2.norm(a, cv2.NORM_L2) / math.sqrt(a.size) + eps)
 
     def resize(a: np.ndarray, hw: tuple[int, int], how: int) -> np.ndarray:
         return cv2.resize(a, hw[::-1], interpolation=how).reshape(*hw, -1)
@@ -152,11 +181,22 @@ def _laplacian_normalize_cv2(g: torch.Tensor, levels: int, eps: float) -> torch.
         bands.append(low - resize(down, (h, w), cv2.INTER_LINEAR))
         low = down
     bands.append(low)
-    out = bands[-1] / rms(bands[-1])
+    k = len(bands) - 1
+    out = unit(bands[-1]) * np.float32(tilt ** k)
     for band in reversed(bands[:-1]):
-        out = resize(out, band.shape[:2], cv2.INTER_LINEAR) + band / rms(band)
+        k -= 1
+        out = resize(out, band.shape[:2], cv2.INTER_LINEAR) + unit(band) * np.float32(tilt ** k)
     out /= cv2.norm(out, cv2.NORM_L1) / out.size + eps
     return _from_hwc(out, g.shape[0])
+
+
+def colour_axes(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """RGB (B, 3, H, W) -> the same in colour axes (columns of the orthonormal `basis`)."""
+    return torch.einsum("bchw,cd->bdhw", x, basis.to(x.dtype))
+
+
+def from_colour_axes(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    return torch.einsum("bdhw,cd->bchw", x, basis.to(x.dtype))
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:

@@ -1,40 +1,115 @@
-"""Dream quality, as JSON: do people (and a model the dreamer does not use) see the class?
+"""Dream quality as viewers meet it, as JSON: would a person name the class on screen?
 
-Dreams toward each class from noise with the project's loop (default settings unless a
-config says otherwise), and with the naive reference step for comparison, then reports the
-top-1/top-5 rate under the dreaming model and under an independent judge
-(EfficientNet-Lite1), the judge's mean probability for the class, plus Hasler-Suesstrunk
-colourfulness and RMS contrast.
+Two measurements, both judged by EfficientNet-Lite1, a network the dreamer never uses:
 
-    python scripts/eval_quality.py                       # 20 classes, 224x224, 40 frames
-    python scripts/eval_quality.py --classes volcano pizza --sheet sheet.png --no-naive
+- stills: each class dreamed from noise (224x224, 40 frames, default settings), for several
+  seeds, then judged as the page shows it: magnified 1.0x, 1.25x and 1.5x (antialiased
+  bicubic) and at half resolution blown back up. Texture that only fools a network at the
+  size it was dreamed falls apart under these; the worst view is the figure that counts.
+- live: the real loop at the stream size (zoom, blur, blends between classes and all) dreams
+  one hold per class, one class after another as a stream does (frames per hold = the served
+  dream rate x `hold_s`), and the last frame's centre square is judged as a 960x540 player
+  shows it (540 px: 3x for a 320x180 stream, 2x for 480x270) and, literally, magnified 3x.
+  The literal 3x breaks the judge for streams above 320x180: it is fed 810-1080 px and then
+  misses real photos too (the calibration below shows it), so the player-size figure is the
+  one that says what a viewer sees.
+
+Both report top-1/top-5, the judge's mean probability for the class, the share of the
+judge's top-1 answers that are textiles (wool, stole, sock...: the failure this eval was
+built to catch), colourfulness (Hasler-Suesstrunk) and contrast, and write contact sheets
+at viewing size. Real photos go through the same views as a calibration.
+
+    python scripts/eval_quality.py --sheets out/                  # stills, 20 classes x 6 seeds
+    python scripts/eval_quality.py --live --seeds 0 --sheets out/ # + the live run
+    python scripts/eval_quality.py --classes volcano pizza --seeds 0 --no-stills --live
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from naive import naive_dream  # noqa: E402
-
-from dreamer.classes import parse  # noqa: E402
-from dreamer.loop import Dreamer, to_uint8  # noqa: E402
-from dreamer.models import load_model  # noqa: E402
-from stream.config import load_config  # noqa: E402
+from dreamer.classes import catalogue, parse
+from dreamer.loop import Dreamer, to_uint8
+from dreamer.models import load_model
+from stream.config import load_config
 
 CLASSES = ["volcano", "jellyfish", "pizza", "goldfish", "flamingo", "monarch butterfly", "strawberry",
            "lemon", "lighthouse", "coral reef", "daisy", "peafowl", "school bus", "broccoli", "starfish",
            "zebra", "tiger", "cheeseburger", "balloon", "castle"]
+# What "knitted" dreams get mistaken for: woven, knitted and fleecy things.
+TEXTILES = ["wool", "stole", "sock", "mitten", "poncho", "dishrag", "bath towel", "quilt", "cardigan",
+            "sweatshirt", "jersey", "velvet", "doormat", "handkerchief", "fur coat", "shower curtain",
+            "prayer rug", "sarong", "pajama", "kimono", "abaya", "bib", "apron", "bonnet", "swab"]
+STILL_VIEWS = ("1.0", "1.25", "1.5", "half")  # how the page may show a still
+PLAYER_PX = 540  # the height of a 960x540 player: the page shows a 320x180 stream 3x, 480x270 2x
+LITERAL_MAGNIFY = 3.0  # the issue's figure: the centre square magnified 3x whatever the stream size
+# Real photos (scripts/fit_prior.py's sources) and the class each shows: the judge's calibration.
+PHOTOS = {"skimage:chelsea": "Egyptian Mau", "skimage:coffee": "espresso", "mate:LadyBird.jpg": "ladybug",
+          "mate:YellowFlower.jpg": "daisy", "sklearn:flower.jpg": "daisy", "sklearn:china.jpg": "palace"}
+
+
+def textile_indices() -> set[int]:
+    return {parse(name).classes[0].index for name in TEXTILES}
+
+
+# -- views: the picture as the viewer sees it --------------------------------------------------
+def magnify(image: torch.Tensor, factor: float) -> torch.Tensor:
+    """(1, 3, H, W) in [0, 1] scaled by `factor` with antialiased bicubic, as a browser does."""
+    if factor == 1.0:
+        return image
+    h, w = image.shape[-2:]
+    size = (round(h * factor), round(w * factor))
+    return F.interpolate(image, size=size, mode="bicubic", antialias=True, align_corners=False).clamp(0, 1)
+
+
+def half_and_back(image: torch.Tensor) -> torch.Tensor:
+    """Half resolution blown back up: what is left is what reads from a distance."""
+    h, w = image.shape[-2:]
+    small = F.interpolate(image, size=(h // 2, w // 2), mode="area")
+    return F.interpolate(small, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def still_view(image: torch.Tensor, view: str) -> torch.Tensor:
+    return half_and_back(image) if view == "half" else magnify(image, float(view))
+
+
+def centre_square(image: torch.Tensor) -> torch.Tensor:
+    h, w = image.shape[-2:]
+    s = min(h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    return image[..., y:y + s, x:x + s]
+
+
+# -- judging -----------------------------------------------------------------------------------
+@dataclass
+class Verdict:
+    rank: int  # where the wanted class ranks in the judge's answer (0 = top-1)
+    prob: float  # the judge's probability for it
+    top1: int  # the judge's top-1 class
+
+
+def judge_image(judge, image: torch.Tensor, index: int) -> Verdict:
+    with torch.no_grad():
+        logits = judge(image.float())[0]
+    return Verdict(int((logits > logits[index]).sum()), float(logits.softmax(-1)[index]), int(logits.argmax()))
+
+
+def summarize(verdicts: list[Verdict], textiles: set[int]) -> dict:
+    n = len(verdicts)
+    return {"top1": round(sum(v.rank == 0 for v in verdicts) / n, 3),
+            "top5": round(sum(v.rank < 5 for v in verdicts) / n, 3),
+            "prob": round(float(np.mean([v.prob for v in verdicts])), 3),
+            "textile_top1": round(sum(v.top1 in textiles for v in verdicts) / n, 3)}
 
 
 def colourfulness(rgb: np.ndarray) -> float:
@@ -50,80 +125,157 @@ def contrast(rgb: np.ndarray) -> float:
     return float(y.std())
 
 
-def rank(model, image: torch.Tensor, index: int) -> tuple[int, float]:
-    """Where the class ranks (0 = top) and its probability."""
-    with torch.no_grad():
-        logits = model(image)[0]
-    return int((logits > logits[index]).sum()), float(logits.softmax(-1)[index])
-
-
-def score(images: list[torch.Tensor], indices: list[int], dreamer_model, judge) -> dict:
-    ranks = [rank(dreamer_model, im, i)[0] for im, i in zip(images, indices)]
-    judged, probs = zip(*(rank(judge, im, i) for im, i in zip(images, indices)))
+def looks(images: list[torch.Tensor]) -> dict:
     rgbs = [to_uint8(im) for im in images]
-    n = len(images)
-    return {"dreamer_top1": sum(r == 0 for r in ranks) / n, "dreamer_top5": sum(r < 5 for r in ranks) / n,
-            "judge_top1": sum(r == 0 for r in judged) / n, "judge_top5": sum(r < 5 for r in judged) / n,
-            # the judge's mean probability for the class: finer-grained than top-1 over 20 classes
-            "judge_prob": round(float(np.mean(probs)), 3),
-            "colourfulness": round(float(np.mean([colourfulness(x) for x in rgbs])), 1),
-            "contrast": round(float(np.mean([contrast(x) for x in rgbs])), 3),
-            "judge_ranks": dict(zip([str(i) for i in indices], judged))}
+    return {"colourfulness": round(float(np.mean([colourfulness(x) for x in rgbs])), 1),
+            "contrast": round(float(np.mean([contrast(x) for x in rgbs])), 3)}
 
 
-def contact_sheet(images: list[torch.Tensor], labels: list[str], path: Path, cols: int = 4) -> None:
-    import cv2
+def judge_views(judge, images: list[torch.Tensor], indices: list[int], views: dict, textiles: set[int]) -> dict:
+    """Every image under every view; per view, and the worst view for each figure."""
+    per_view = {name: summarize([judge_image(judge, fn(im), i) for im, i in zip(images, indices)], textiles)
+                for name, fn in views.items()}
+    worst = {k: (max if k == "textile_top1" else min)(v[k] for v in per_view.values())
+             for k in ("top1", "top5", "prob", "textile_top1")}
+    return {"views": per_view, "worst": worst}
 
+
+# -- dreaming ----------------------------------------------------------------------------------
+def dream_stills(model, settings, targets, seeds, frames) -> list[tuple[int, torch.Tensor]]:
+    out = []
+    with tqdm(total=len(seeds) * len(targets), desc="stills", unit="dream") as bar:
+        for seed in seeds:
+            for t in targets:
+                d = Dreamer(model, settings, seed=seed)
+                d.set_target(t)
+                for _ in range(frames):
+                    d.frame()
+                out.append((seed, d.image.detach().clone()))
+                d.close()
+                bar.update()
+    return out
+
+
+def dream_live(model, settings, targets, seed, frames_per_hold) -> list[torch.Tensor]:
+    """One stream: each class follows the last one's final frame, as on air."""
+    d = Dreamer(model, settings, seed=seed)
+    last = []
+    with tqdm(total=len(targets) * frames_per_hold, desc=f"live seed {seed}", unit="frame") as bar:
+        for t in targets:
+            d.set_target(t)
+            for _ in range(frames_per_hold):
+                d.frame()
+                bar.update()
+            last.append(d.image.detach().clone())
+    d.close()
+    return last
+
+
+# -- contact sheets ----------------------------------------------------------------------------
+def contact_sheet(images: list[torch.Tensor], labels: list[str], path: Path, cols: int = 5) -> None:
+    """Tiles as the viewer sees them (already magnified), a caption under each."""
     tiles = []
     for im, label in zip(images, labels):
         rgb = np.ascontiguousarray(to_uint8(im))
-        cv2.rectangle(rgb, (0, rgb.shape[0] - 22), (rgb.shape[1], rgb.shape[0]), (0, 0, 0), -1)
-        cv2.putText(rgb, label, (6, rgb.shape[0] - 7), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
-        tiles.append(rgb)
+        bar = np.zeros((28, rgb.shape[1], 3), np.uint8)
+        cv2.putText(bar, label, (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(np.concatenate([rgb, bar], 0))
+    cols = min(cols, len(tiles))
     while len(tiles) % cols:
         tiles.append(np.zeros_like(tiles[0]))
     rows = [np.concatenate(tiles[i:i + cols], 1) for i in range(0, len(tiles), cols)]
-    Image.fromarray(np.concatenate(rows, 0)).save(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(rows, 0)).save(path, quality=88)
+
+
+def caption(judge, image: torch.Tensor, label: str) -> str:
+    with torch.no_grad():
+        top = int(judge(image)[0].argmax())
+    return f"{label} -> {catalogue().names[top]}"
+
+
+# -- calibration ---------------------------------------------------------------------------------
+def photo_calibration(judge, size: int, views: dict, textiles: set[int]) -> dict:
+    """Real photos (centre squares at `size`) through the same views: where the judge still
+    names photos, its verdict on dreams means something; where it does not, it is broken."""
+    from fit_prior import package_photos
+
+    photos = package_photos()
+    images, indices = [], []
+    for name, label in PHOTOS.items():
+        if name not in photos:
+            continue
+        x = torch.from_numpy(np.array(photos[name])).permute(2, 0, 1)[None].float() / 255
+        images.append(F.interpolate(centre_square(x), size=(size, size), mode="bicubic", antialias=True).clamp(0, 1))
+        indices.append(parse(label).classes[0].index)
+    return {"photos": len(images), **judge_views(judge, images, indices, views, textiles)}
+
+
+def live_views(height: int) -> dict:
+    return {"player": lambda im: magnify(centre_square(im), PLAYER_PX / height),
+            "3x": lambda im: magnify(centre_square(im), LITERAL_MAGNIFY)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--classes", nargs="+", default=CLASSES)
-    ap.add_argument("--config", type=Path)
-    ap.add_argument("--size", type=int, default=224)
-    ap.add_argument("--frames", type=int, default=40)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--config", type=Path, help="dream settings (default: configs/default.toml)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
+    ap.add_argument("--size", type=int, default=224, help="side of the square stills")
+    ap.add_argument("--frames", type=int, default=40, help="frames per still")
+    ap.add_argument("--no-stills", action="store_true")
+    ap.add_argument("--live", action="store_true", help="also run the live loop at the config's stream size")
+    ap.add_argument("--dream-fps", type=float, default=4.0,
+                    help="the served dream rate (make bench) that sets frames per hold in the live run")
+    ap.add_argument("--live-seed", type=int, default=0)
     ap.add_argument("--judge", default="efficientnet_lite1")
-    ap.add_argument("--sheet", type=Path, help="save a contact sheet PNG of the dreams")
-    ap.add_argument("--no-naive", action="store_true", help="skip the naive baseline")
+    ap.add_argument("--sheets", type=Path, help="folder for contact sheets (stills.jpg, live.jpg)")
     args = ap.parse_args()
 
     cfg = load_config(args.config)
-    cfg.dream.size = (args.size, args.size)
     model, judge = load_model(cfg.model), load_model(args.judge)
     targets = [parse(c) for c in args.classes]
     indices = [t.classes[0].index for t in targets]
-    t0 = time.perf_counter()
-    dreams = []
-    for t in tqdm(targets, desc="dreaming", unit="class"):
-        d = Dreamer(model, cfg.dream, seed=args.seed)
-        d.set_target(t)
-        for _ in range(args.frames):
-            d.frame()
-        dreams.append(d.image)
-    result = {"model": cfg.model, "judge": args.judge, "size": args.size, "frames": args.frames,
-              "steps_per_frame": cfg.dream.steps, "classes": len(targets),
-              "loop": {**score(dreams, indices, model, judge), "seconds": round(time.perf_counter() - t0, 1)}}
-    if args.sheet:
-        contact_sheet(dreams, [t.label for t in targets], args.sheet)
-    if not args.no_naive:
+    textiles = textile_indices()
+    views = {v: (lambda im, v=v: still_view(im, v)) for v in STILL_VIEWS}
+    result = {"model": cfg.model, "judge": args.judge, "classes": len(targets),
+              "steps_per_frame": cfg.dream.steps}
+
+    if not args.no_stills:
+        settings = cfg.dream
+        settings.size = (args.size, args.size)
         t0 = time.perf_counter()
-        steps = args.frames * cfg.dream.steps  # the same number of gradient steps
-        naive = [naive_dream(model, i, (args.size, args.size), steps, args.seed)
-                 for i in tqdm(indices, desc="naive", unit="class")]
-        result["naive"] = {**score(naive, indices, model, judge), "seconds": round(time.perf_counter() - t0, 1)}
-        if args.sheet:
-            contact_sheet(naive, [t.label for t in targets], args.sheet.with_name(args.sheet.stem + "_naive.png"))
+        stills = dream_stills(model, settings, targets, args.seeds, args.frames)
+        images = [im for _, im in stills]
+        all_indices = indices * len(args.seeds)
+        result["stills"] = {"size": args.size, "frames": args.frames, "seeds": args.seeds,
+                            "photos": photo_calibration(judge, args.size, views, textiles),
+                            **judge_views(judge, images, all_indices, views, textiles),
+                            "dreamer_at_1.0": summarize([judge_image(model, im, i)
+                                                         for im, i in zip(images, all_indices)], textiles),
+                            **looks(images), "seconds": round(time.perf_counter() - t0, 1)}
+        if args.sheets:
+            first = images[:len(targets)]  # the first seed, magnified 1.5x: the hardest view
+            shown = [magnify(im, 1.5) for im in first]
+            contact_sheet(shown, [caption(judge, im, t.label) for im, t in zip(shown, targets)],
+                          args.sheets / "stills.jpg")
+
+    if args.live:
+        cfg = load_config(args.config)
+        frames = max(1, round(args.dream_fps * cfg.queue.hold_s))
+        w, h = cfg.dream.size
+        t0 = time.perf_counter()
+        last = dream_live(model, cfg.dream, targets, args.live_seed, frames)
+        seconds = round(time.perf_counter() - t0, 1)
+        views = live_views(h)
+        result["live"] = {"size": [w, h], "frames_per_hold": frames, "hold_s": cfg.queue.hold_s,
+                          "dream_fps": args.dream_fps, "seed": args.live_seed, "player_px": PLAYER_PX,
+                          "photos": photo_calibration(judge, h, views, textiles),
+                          **judge_views(judge, last, indices, views, textiles), **looks(last), "seconds": seconds}
+        if args.sheets:
+            shown = [views["player"](im) for im in last]
+            contact_sheet(shown, [caption(judge, im, t.label) for im, t in zip(shown, targets)],
+                          args.sheets / "live.jpg", cols=4)
     print(json.dumps(result, indent=1))
 
 

@@ -74,7 +74,55 @@ def test_blur_fast_path_matches_the_autograd_path():
 
 def test_laplacian_fast_path_matches_the_torch_path():
     for shape in [(1, 3, 45, 81), (2, 3, 17, 23), (1, 1, 32, 32)]:
-        g = torch.randn(*shape)
-        fast = reg.laplacian_normalize(g, 6)  # no grad: OpenCV on the CPU
-        torch_path = reg.laplacian_normalize(g.clone().requires_grad_(True), 6)
-        assert torch.allclose(fast, torch_path, atol=1e-4)
+        for tilt, per_channel in [(1.0, False), (2.0, True)]:
+            g = torch.randn(*shape)
+            fast = reg.laplacian_normalize(g, 6, tilt=tilt, per_channel=per_channel)  # no grad: OpenCV
+            torch_path = reg.laplacian_normalize(g.clone().requires_grad_(True), 6, tilt=tilt, per_channel=per_channel)
+            assert torch.allclose(fast, torch_path, atol=1e-4)
+
+
+def test_tilt_moves_the_step_toward_coarse_bands():
+    g = torch.randn(1, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+
+    def coarse_share(tilt: float) -> float:
+        out = reg.laplacian_normalize(g, 5, tilt=tilt)
+        smooth = torch.nn.functional.avg_pool2d(out, 8)
+        return float(smooth.pow(2).mean() / out.pow(2).mean())
+
+    assert coarse_share(2.0) > 2 * coarse_share(1.0)
+
+
+def test_per_channel_normalisation_gives_each_channel_its_own_step():
+    g = torch.randn(1, 2, 32, 32, generator=torch.Generator().manual_seed(0))
+    g[:, 0] *= 1000
+    shared = reg.laplacian_normalize(g, 4)
+    own = reg.laplacian_normalize(g, 4, per_channel=True)
+    assert float(shared[:, 1].abs().mean()) < 0.01 * float(shared[:, 0].abs().mean())  # drowned
+    assert abs(float(own[:, 1].abs().mean() / own[:, 0].abs().mean()) - 1) < 0.2
+
+
+def test_colour_axes_round_trip():
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0)))
+    x = torch.rand(2, 3, 5, 7)
+    axes = reg.colour_axes(x, q)
+    assert torch.allclose(axes[:, 0], (x * q[:, 0].view(1, 3, 1, 1)).sum(1), atol=1e-6)
+    assert torch.allclose(reg.from_colour_axes(axes, q), x, atol=1e-5)
+
+
+def test_magnified_views_show_a_part_larger():
+    ramp = torch.linspace(0, 1, 64).view(1, 1, 1, 64).expand(1, 3, 32, 64).contiguous()
+    view = reg.random_view(0, (1.0, 1.0), 0.0, torch.Generator().manual_seed(0))
+    out = view(ramp, 2.0)
+    assert out.shape == ramp.shape
+    slope = float((out[..., 20:44].diff(dim=-1)).mean())
+    assert abs(slope / float(ramp.diff(dim=-1).mean()) - 0.5) < 0.02  # half the picture over the whole view
+    assert float(out.min()) >= -1e-6 and float(out.max()) <= 1 + 1e-6  # a part, never past the edges
+
+
+def test_shrunk_views_are_antialiased():
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    checker = ((xx + yy) % 2).expand(1, 3, -1, -1).contiguous()
+    view = reg.random_view(0, (1.0, 1.0), 0.0, torch.Generator().manual_seed(0))
+    small = view(checker, 0.5)
+    assert small.shape[-2:] == (32, 32)
+    assert float((small - 0.5).abs().max()) < 0.01  # pixel grain averaged away, not aliased into stripes

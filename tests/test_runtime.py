@@ -1,4 +1,4 @@
-"""A dream step allocates the same buffers every step: they must be reused, not faulted in again."""
+"""Process-wide settings for dreaming: applied only when asked, and they take effect."""
 import subprocess
 import sys
 from pathlib import Path
@@ -7,34 +7,47 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Page faults per dreamed frame, in a fresh process (the setting is process-wide, once set it stays).
-FAULTS_PER_FRAME = """
-import resource, sys
-import dreamer.loop
-from dreamer.classes import parse
+# In a fresh process: nothing is applied by building a Dreamer; tune_for_cpu_dreaming applies it.
+CHECK = """
+import cv2, torch
+from dreamer import runtime
+from dreamer.loop import Dreamer, DreamSettings
 from dreamer.models import load_model
-if sys.argv[1] == "default":
-    dreamer.loop.tune_for_cpu_dreaming = lambda: None
-d = dreamer.loop.Dreamer(load_model(), dreamer.loop.DreamSettings(size=(320, 180), steps=3), seed=0)
-d.set_target(parse("volcano"))
-for _ in range(2):
-    d.frame()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(3):
-    d.frame()
-print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3)
+before = cv2.getNumThreads()
+Dreamer(load_model(), DreamSettings(size=(64, 48)), seed=0).frame()
+print(before, cv2.getNumThreads(), end=" ")
+runtime.tune_for_cpu_dreaming("cuda")
+print(cv2.getNumThreads(), end=" ")
+runtime.tune_for_cpu_dreaming("cpu")
+print(cv2.getNumThreads(), runtime.keep_freed_memory())
 """
 
 
-def faults_per_frame(mode: str) -> float:
-    out = subprocess.run([sys.executable, "-c", FAULTS_PER_FRAME, mode], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120, env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+def test_dreaming_changes_no_process_setting_until_a_command_asks():
+    out = subprocess.run([sys.executable, "-c", CHECK], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "2"})
     assert out.returncode == 0, out.stderr
-    return float(out.stdout)
+    before, after_dreamer, after_cuda, after_cpu, kept = out.stdout.split()
+    assert after_dreamer == before and after_cuda == before  # no side effect of a constructor or of CUDA
+    assert after_cpu == "1"
+    if sys.platform.startswith("linux"):
+        assert kept == "True"  # glibc accepted both malloc thresholds
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
-def test_dream_buffers_are_reused_instead_of_faulted_in_every_frame():
-    default, kept = faults_per_frame("default"), faults_per_frame("kept")
-    assert default > 2000  # glibc's defaults: the step's activations come back as fresh pages
-    assert kept < default / 10
+def test_load_for_dreaming_loads_off_the_calling_thread_and_reraises_errors():
+    import threading
+
+    from dreamer.models import ModelUnavailable
+    from dreamer.runtime import load_for_dreaming
+
+    seen = []
+    import dreamer.models as models
+    real = models.load_model
+    models.load_model = lambda name, device: seen.append(threading.current_thread().name) or real(name, device)
+    try:
+        model, device = load_for_dreaming("efficientnet_lite0", "cpu")
+    finally:
+        models.load_model = real
+    assert seen == ["model-loader"] and device.type == "cpu" and model.name == "efficientnet_lite0"
+    with pytest.raises(ModelUnavailable):
+        load_for_dreaming("no_such_model", "cpu")
