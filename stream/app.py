@@ -1,18 +1,18 @@
 """The aiohttp app factory: routes, and the long-lived work started and stopped with the app.
 
-    app = make_app(service)        # tests build the same app on free ports
+    app = make_app(service, cfg.serve)   # tests build the same app on free ports
     web.run_app(app, host=..., port=...)
 
-Long-lived pieces live in `cleanup_ctx`: the dream thread, the websocket server and the
-state watcher start before the first request and stop (thread joined off the event loop)
-on shutdown, so Ctrl-C and SIGTERM end everything within a few seconds.
+Long-lived pieces live in `cleanup_ctx`: the dream and presenter threads (and the RTMP
+encoder), the websocket server, the state watcher and the chat reader start before the first
+request and stop (threads joined off the event loop) on shutdown, so Ctrl-C and SIGTERM end
+everything within a few seconds. The chat reader runs supervised like every thread.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import time
 from pathlib import Path
 
 from aiohttp import web
@@ -20,16 +20,18 @@ from aiohttp import web
 from dreamer.classes import RequestError, catalogue
 
 from . import mjpeg
+from .config import ServeSettings
 from .metrics import CONTENT_TYPE
 from .origins import origin_allowed
-from .service import Service, error
+from .service import Service, error, error_json
+from .worker import supervise
 from .ws import WebsocketServer
 
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 SERVICE = web.AppKey("service", Service)
-STALL_S = 30.0  # /healthz turns 503 when no frame came for this long (a frame takes < 1 s on a laptop)
+SERVE = web.AppKey("serve", ServeSettings)
 MAX_BODY = 4096
 
 
@@ -38,16 +40,15 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def stream_mjpg(request: web.Request) -> web.StreamResponse:
-    return await mjpeg.stream(request, request.app[SERVICE])
+    return await mjpeg.stream(request, request.app[SERVICE], request.app[SERVE].mjpeg_max_fps)
 
 
 async def frame_jpg(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
-    frame = service.bus.latest()
+    shown = request.app[SERVICE].pipeline.shown
+    frame = shown.latest()
     if frame is None:
         return web.json_response(error("not_ready", "no frame yet; the dream is starting"), status=503)
-    return web.Response(body=service.bus.jpeg(frame), content_type="image/jpeg",
-                        headers={"Cache-Control": "no-store"})
+    return web.Response(body=shown.jpeg(frame), content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 async def api_state(request: web.Request) -> web.Response:
@@ -73,7 +74,7 @@ async def api_classes(request: web.Request) -> web.Response:
 
 async def api_request(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    if not origin_allowed(request.headers.get("Origin"), request.host, service.cfg.serve):
+    if not origin_allowed(request.headers.get("Origin"), request.host, request.app[SERVE]):
         return web.json_response(error("forbidden", "requests from other web pages are not accepted"), status=403)
     if request.content_type != "application/json":  # a cross-site form or text/plain POST: refused
         return web.json_response(error("bad_request", "send Content-Type: application/json"), status=415)
@@ -86,15 +87,17 @@ async def api_request(request: web.Request) -> web.Response:
                                  status=400)
     if not isinstance(body, dict):
         return web.json_response(error("bad_request", "expected a JSON object"), status=400)
-    status, reply = service.request(body.get("text"), body.get("user"), request.remote or "unknown")
-    return web.json_response(reply, status=status)
+    try:
+        ack = service.request(body.get("text"), body.get("user"), request.remote or "unknown")
+    except RequestError as e:
+        return web.json_response(error_json(e), status=429 if e.code == "rate_limited" else 400)
+    return web.json_response(ack.to_json())
 
 
 async def healthz(request: web.Request) -> web.Response:
-    frame = request.app[SERVICE].keyframes.latest()  # dreamed frames: output frames flow even when stalled
-    age = None if frame is None else round(time.monotonic() - frame.time, 2)
-    ok = age is not None and age < STALL_S
-    return web.json_response({"ok": ok, "frame_age_s": age}, status=200 if ok else 503)
+    """200 while dreamed and shown frames both flow; 503 (with which one stalled) otherwise."""
+    health = request.app[SERVICE].health()
+    return web.json_response(health.to_json(), status=200 if health.ok else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -102,25 +105,24 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def config_json(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
-    s = service.cfg.serve
-    w, h = service.cfg.dream.size
+    about, s = request.app[SERVICE].about, request.app[SERVE]
     return web.json_response({"ws_port": s.ws_port, "ws_path": "/",
                               "ws_url": f"ws://{request.url.host}:{s.ws_port}/",
-                              "size": [w, h], "model": service.model_name})
+                              "size": list(about.size), "model": about.model})
 
 
 async def _lifecycle(app: web.Application):
-    service = app[SERVICE]
-    ws = WebsocketServer(service)
+    service, s = app[SERVICE], app[SERVE]
+    ws = WebsocketServer(service, s)
     # Bind the websocket port before starting the dream thread: a port in use must fail
     # cleanly with no thread left running.
-    async with ws.serve(service.cfg.serve.host, service.cfg.serve.ws_port) as server:
+    async with ws.serve(s.host, s.ws_port) as server:
         service.start()
         service.refresh_state()
         tasks = [asyncio.create_task(service.watch_state(), name="state-watcher")]
         if service.chat is not None:
-            tasks.append(asyncio.create_task(service.chat.run(), name="chat-reader"))
+            tasks.append(asyncio.create_task(supervise("chat", service.chat.session, service.chat.backoff,
+                                                       service.chat.failures), name="chat-reader"))
         try:
             yield
         finally:
@@ -133,12 +135,12 @@ async def _lifecycle(app: web.Application):
 
 async def _closing(app: web.Application) -> None:
     """First step of shutdown: end every MJPEG loop so no handler holds the server open."""
-    app[SERVICE].bus.close()
+    app[SERVICE].pipeline.shown.close()
 
 
-def make_app(service: Service) -> web.Application:
+def make_app(service: Service, serve: ServeSettings) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
-    app[SERVICE] = service
+    app[SERVICE], app[SERVE] = service, serve
     app.router.add_get("/", index)
     app.router.add_get("/stream.mjpg", stream_mjpg)
     app.router.add_get("/frame.jpg", frame_jpg)

@@ -1,17 +1,23 @@
 """The chat reader: `!dream TEXT` from IRC (irc://, ircs://) or Twitch's IRC-over-websocket (wss://).
 
-Anonymous and read-only by default (Twitch: nick justinfanNNNNN, no password). With
-TWITCH_OAUTH_TOKEN and a nick it also replies, at most once per `reply_every_s`. It answers
-PING, obeys RECONNECT, unescapes IRCv3 tags, splits frames that hold several lines, and
-reconnects with backoff (1 s doubling to 30 s) when the connection drops. Long, binary or
-zalgo messages are ignored. Requests go to the same queue as the web page's, rate-limited
-per chat user.
+Anonymous and read-only by default: on Twitch as justinfanNNNNN with no password, elsewhere
+as dreamNNNN (9 characters: RFC 1459's limit, which stock servers such as ngircd keep).
+With TWITCH_OAUTH_TOKEN and a nick it also replies, at most once per `reply_every_s`; the
+token goes to Twitch only (a PASS to another server is refused by it). It joins once the
+server has welcomed it (001), answers PING, obeys RECONNECT, unescapes IRCv3 tags, and
+splits frames that hold several lines. A nick the server refuses (432 too long or invalid,
+433 in use) is replaced by another that fits; a refusal it cannot fix (464 bad password, an
+ERROR line) ends the session with the server's own reason in the log. `session()` is one
+connection; `stream.worker.supervise` runs it again after a backoff when it ends. Long,
+binary or zalgo messages are ignored. Requests go to the same queue as the web page's,
+rate-limited per chat user.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
+import re
 import ssl
 import time
 import unicodedata
@@ -22,8 +28,12 @@ from urllib.parse import urlsplit
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
+from dreamer.classes import RequestError
+
 from .config import ChatSettings
+from .requests import Ack
 from .sanitize import clean_name
+from .worker import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +42,15 @@ MAX_TEXT = 300
 TAG_ESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 
 
+RFC_NICKLEN = 9
+
+
 class Reconnect(Exception):
     """The server asked us to reconnect (Twitch RECONNECT)."""
+
+
+class ChatRefused(Exception):
+    """The server refused us for a reason we cannot fix by ourselves (its words in the message)."""
 
 
 @dataclass
@@ -143,63 +160,85 @@ class Transport:
             self.writer.close()
 
 
+def is_twitch(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "twitch.tv" or host.endswith(".twitch.tv")
+
+
+def anonymous_nick(twitch: bool, length: int = RFC_NICKLEN) -> str:
+    """Twitch reads chat for any justinfan<digits>; elsewhere a short nick that fits `length`."""
+    if twitch:
+        return f"justinfan{random.randint(10000, 99999)}"
+    digits = max(1, min(4, length - 5))
+    return f"dream{random.randint(10 ** (digits - 1), 10 ** digits - 1)}"[:max(2, length)]
+
+
+def max_length(reason: str) -> int:
+    """The length a 432 asks for, when it says ("max. 9 characters"); RFC 1459's 9 otherwise."""
+    numbers = [int(n) for n in re.findall(r"\d+", reason) if 1 < int(n) < 64]
+    return numbers[0] if numbers else RFC_NICKLEN
+
+
+Submit = Callable[[str, str], Ack]  # (text, user) -> Ack, or raises RequestError
+
+
 class ChatReader:
-    def __init__(self, settings: ChatSettings, submit: Callable[[str, str], dict], token: str | None = None):
+    failures = (OSError, asyncio.TimeoutError, WebSocketException, Reconnect, ChatRefused)
+
+    def __init__(self, settings: ChatSettings, submit: Submit, token: str | None = None):
         self.s, self.submit, self.token = settings, submit, token
         self.channel = "#" + settings.channel.lower().lstrip("#")
-        self.nick = settings.nick if (token and settings.nick) else f"justinfan{random.randint(10000, 99999)}"
+        self.twitch = is_twitch(settings.url)
         self.can_reply = bool(token and settings.nick)
+        self.nick = settings.nick if self.can_reply else anonymous_nick(self.twitch)
         self.connected = asyncio.Event()
+        self.backoff = Backoff()
         self.requests_seen = 0
         self._last_reply = 0.0
 
-    async def run(self) -> None:
-        """Forever: connect, read, and on any failure wait and reconnect."""
-        backoff = 1.0
-        while True:
-            began = time.monotonic()
-            try:
-                await self._session()
-                log.warning("chat: %s closed the connection", self.s.url)
-            except Reconnect:
-                log.info("chat: server asked us to reconnect")
-                backoff = 0.5
-            except (OSError, asyncio.TimeoutError, WebSocketException) as e:
-                log.warning("chat: %s: %s: %s", self.s.url, type(e).__name__, e)
-            self.connected.clear()
-            if time.monotonic() - began > 60:
-                backoff = 1.0
-            await asyncio.sleep(backoff)
-            backoff = min(30.0, backoff * 2)
-
-    async def _session(self) -> None:
+    async def session(self, backoff: Backoff) -> None:
+        """One connection, from connect to close."""
+        self.connected.clear()
         t = await Transport.open(self.s.url)
         try:
             await t.send("CAP REQ :twitch.tv/tags twitch.tv/commands")
-            if self.can_reply:
+            if self.can_reply and self.twitch:
                 await t.send(f"PASS {self.token}")
             await t.send(f"NICK {self.nick}")
             await t.send(f"USER {self.nick} 0 * :dreamstream")
             await t.send("CAP END")  # standard servers hold registration until this; Twitch ignores it
-            await t.send(f"JOIN {self.channel}")
             async for line in t.lines():
                 if len(line) > MAX_LINE:
                     continue
                 msg = parse_line(line)
                 if msg is not None:
-                    await self._handle(t, msg)
+                    await self._handle(t, msg, backoff)
         finally:
+            self.connected.clear()
             await t.close()
 
-    async def _handle(self, t: Transport, msg: Message) -> None:
+    async def _handle(self, t: Transport, msg: Message, backoff: Backoff) -> None:
+        reason = msg.params[-1] if msg.params else ""
         if msg.command == "PING":
-            await t.send("PONG :" + (msg.params[-1] if msg.params else ""))
+            await t.send("PONG :" + reason)
         elif msg.command == "RECONNECT":
-            raise Reconnect()
-        elif msg.command in ("001", "JOIN") and not self.connected.is_set():
-            if msg.command == "JOIN" and msg.nick.lower() == self.nick.lower():
-                log.info("chat: reading %s on %s as %s", self.channel, self.s.url, self.nick)
-                self.connected.set()
+            raise Reconnect("the server asked us to reconnect")
+        elif msg.command == "001":  # welcome: registered, now we may join
+            await t.send(f"JOIN {self.channel}")
+        elif msg.command == "JOIN" and msg.nick.lower() == self.nick.lower():
+            log.info("chat: reading %s on %s as %s", self.channel, self.s.url, self.nick)
+            self.connected.set()
+            backoff.reset()
+        elif msg.command in ("432", "433"):  # erroneous / in-use nick: try one that fits
+            if self.can_reply:
+                raise ChatRefused(f"the server refused the nick {self.nick!r}: {reason}")
+            self.nick = anonymous_nick(self.twitch, max_length(reason) if msg.command == "432" else len(self.nick))
+            log.info("chat: the server said %r; trying the nick %s", reason, self.nick)
+            await t.send(f"NICK {self.nick}")
+        elif msg.command in ("464", "465", "471", "473", "474", "475", "403"):
+            raise ChatRefused(f"{msg.command} {reason}")  # bad password, banned, channel closed to us
+        elif msg.command == "ERROR":
+            raise ChatRefused(f"the server closed the link: {reason}")
         elif msg.command == "PRIVMSG" and len(msg.params) == 2 and msg.params[0].lower() == self.channel:
             await self._privmsg(t, msg)
 
@@ -211,15 +250,15 @@ class ChatReader:
         user = clean_name(msg.tags.get("display-name") or msg.nick)  # tags may hold CR/LF: never echo them raw
         request = text[len(prefix):].strip()
         self.requests_seen += 1
-        reply = self.submit(request, user)
-        if reply.get("type") == "ack":
-            log.info("chat: %s asked for %s", user, reply["target"]["label"])
-            answer = f"@{user} dreaming {reply['target']['label']}" + (
-                f" (#{reply['position']} in the queue)" if reply["position"] else " now")
-        else:
-            tips = ", ".join((reply.get("suggestions") or [])[:3])
-            answer = f"@{user} {reply.get('message', 'not understood')}" + (f" - try {tips}" if tips else "")
-        await self._reply(t, answer)
+        try:
+            ack = self.submit(request, user)
+        except RequestError as e:
+            tips = ", ".join(e.suggestions[:3])
+            await self._reply(t, f"@{user} {e.message}" + (f" - try {tips}" if tips else ""))
+            return
+        log.info("chat: %s asked for %s", user, ack.target.label)
+        await self._reply(t, f"@{user} dreaming {ack.target.label}" +
+                          (f" (#{ack.position} in the queue)" if ack.position else " now"))
 
     async def _reply(self, t: Transport, text: str) -> None:
         now = time.monotonic()

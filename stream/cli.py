@@ -15,7 +15,8 @@ from dreamer.classes import RequestError, catalogue, parse
 from dreamer.models import DEFAULT_MODEL, REGISTRY, ModelUnavailable
 from dreamer.render import OutputError
 
-from .config import Config, ConfigError, load_config, parse_size
+from .config import (Config, ConfigError, load_config, parse_size, twitch_oauth_token, twitch_stream_key,
+                     validate)
 from .rtmp import mask_url
 
 log = logging.getLogger("dreamstream")
@@ -78,99 +79,78 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
+    """The config file, then every flag over it, in this one place; validated as a whole."""
     cfg = load_config(args.config)
+    flag = lambda name: getattr(args, name, None)  # noqa: E731  (each command has its own flags)
     for name in ("model", "device", "seed"):
-        if getattr(args, name, None) is not None:
-            setattr(cfg, name, getattr(args, name))
-    if getattr(args, "size", None):
-        cfg.dream.size = parse_size(args.size)
-    if getattr(args, "hold", None) is not None:
-        cfg.queue.hold_s = args.hold
-    return cfg
-
-
-def dreaming_model(cfg: Config):
-    """The device named in the config (printed in the banner) and the model on it.
-
-    Loaded in a short-lived thread, on purpose: torch's OpenMP (libgomp) keeps a worker pool
-    for every thread that ever ran parallel work, and once pools hold more threads than the
-    machine has cores, libgomp stops spin-waiting between the dream loop's many small ops.
-    Loading on the main thread and dreaming on the dream thread cost a third of the dream
-    rate on a 2-core CPU (4.2 vs 6.2 frames/s, measured); a loader thread that exits takes
-    its pool with it, leaving the thread that dreams the only one (6.0 frames/s).
-    """
-    import threading
-
-    from dreamer.models import load_model, resolve_device
-
-    device = resolve_device(cfg.device)
-    result: list = []
-
-    def load() -> None:
-        try:
-            result.append(load_model(cfg.model, device))
-        except BaseException as e:  # re-raised on the calling thread: ModelUnavailable is a one-line error
-            result.append(e)
-
-    loader = threading.Thread(target=load, name="model-loader")
-    loader.start()
-    loader.join()
-    if isinstance(result[0], BaseException):
-        raise result[0]
-    return result[0], device
-
-
-def live_settings(cfg, args: argparse.Namespace) -> str:
-    """Apply --rtmp/--twitch/--chat/--channel; return the RTMP URL (with its key: never print it)."""
-    from .config import twitch_stream_key
-
-    if args.rtmp:
-        cfg.rtmp.url = args.rtmp
-    if args.chat:
-        cfg.chat.url = args.chat
-    if args.channel:
-        cfg.chat.channel = args.channel.lstrip("#")
-    url = cfg.rtmp.url
-    if args.twitch:
+        if flag(name) is not None:
+            setattr(cfg, name, flag(name))
+    if flag("size"):
+        cfg.dream.size = parse_size(flag("size"))
+    if flag("hold") is not None:
+        cfg.queue.hold_s = flag("hold")
+    for name in ("host", "port", "ws_port"):
+        if flag(name) is not None:
+            setattr(cfg.serve, name, flag(name))
+    if flag("layer"):
+        cfg.dream.mode, cfg.dream.layer = "layer", flag("layer")
+    cfg.dream.split = cfg.dream.split or bool(flag("split"))
+    if flag("rtmp"):
+        cfg.rtmp.url = flag("rtmp")
+    if flag("chat"):
+        cfg.chat.url = flag("chat")
+    if flag("channel"):
+        cfg.chat.channel = flag("channel").lstrip("#")
+    if flag("twitch"):
         key = twitch_stream_key()
         if not key:
             raise UsageError("--twitch needs TWITCH_STREAM_KEY in the environment (your Twitch stream key)")
-        url = f"{cfg.rtmp.twitch_ingest.rstrip('/')}/{key}"
+        cfg.rtmp.url = f"{cfg.rtmp.twitch_ingest.rstrip('/')}/{key}"  # holds the key: never print it
         cfg.chat.url = cfg.chat.url or TWITCH_CHAT
         if not cfg.chat.channel:
             raise UsageError("--twitch needs --channel NAME (your Twitch channel) to read its chat")
-    if url and not url.startswith(("rtmp://", "rtmps://")):
+    if cfg.rtmp.url and not cfg.rtmp.url.startswith(("rtmp://", "rtmps://")):
         raise UsageError("--rtmp must be an rtmp:// or rtmps:// URL")
     if cfg.chat.url and not cfg.chat.url.startswith(("irc://", "ircs://", "wss://", "ws://")):
         raise UsageError("--chat must be an irc://, ircs:// or wss:// URL")
     if cfg.chat.url and not cfg.chat.channel:
         raise UsageError("--chat needs --channel NAME")
-    return url
+    return validate(cfg)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from dreamer.runtime import load_for_dreaming, tune_for_cpu_dreaming
+
     from .app import make_app
-    from .config import twitch_oauth_token
-    from .service import Service
+    from .chat import ChatReader
+    from .pipeline import Pipeline
+    from .requests import RequestQueue
+    from .rtmp import RtmpEncoder
+    from .service import About, Service
 
     cfg = config_from_args(args)
-    for flag, attr in (("host", "host"), ("port", "port"), ("ws_port", "ws_port")):
-        if getattr(args, flag) is not None:
-            setattr(cfg.serve, attr, getattr(args, flag))
-    rtmp_url = live_settings(cfg, args)
-    parse(cfg.start_class)  # a typo in the config is a one-line error, not a dead stream
-    model, device = dreaming_model(cfg)
-    service = Service(cfg, model, str(device), rtmp_url, twitch_oauth_token())
+    model, device = load_for_dreaming(cfg.model, cfg.device)
+    tune_for_cpu_dreaming(device)
+    queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class)
+    pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, cfg.serve.output_fps, cfg.serve.jpeg_quality)
+    service = Service(pipeline, About(cfg.model, str(device), cfg.dream.size, cfg.chat.prefix))
+    if cfg.rtmp.url:
+        r = cfg.rtmp
+        nvenc = r.encoder == "nvenc" or (r.encoder == "auto" and device.type == "cuda")
+        service.encoder = RtmpEncoder(r.url, r, pipeline.shown, lambda: service.overlay_text, nvenc)
+    if cfg.chat.url:  # requests from chat share the queue, rate-limited per chat account
+        service.chat = ChatReader(cfg.chat, lambda text, user: service.request(text, user, f"chat:{user.lower()}"),
+                                  twitch_oauth_token())
     s = cfg.serve
     w, h = cfg.dream.size
     url = f"http://{'127.0.0.1' if s.host in ('0.0.0.0', '::') else s.host}:{s.port}/"
-    live = "".join([f", rtmp {mask_url(rtmp_url)}" if rtmp_url else "",
+    live = "".join([f", rtmp {mask_url(cfg.rtmp.url)}" if cfg.rtmp.url else "",
                     f", chat {cfg.chat.url} #{cfg.chat.channel}" if cfg.chat.url else ""])
     print(f"dreamstream serving {url}  (websocket :{s.ws_port}, model {cfg.model}, device {device}, "
           f"size {w}x{h}{live})", flush=True)
-    web.run_app(make_app(service), host=s.host, port=s.port, print=None, shutdown_timeout=3,
+    web.run_app(make_app(service, cfg.serve), host=s.host, port=s.port, print=None, shutdown_timeout=3,
                 handle_signals=True)
     return 0
 
@@ -191,20 +171,31 @@ def read_playlist(text: str) -> list[str]:
 
 
 def cmd_screensaver(args: argparse.Namespace) -> int:
+    import random
+
+    from dreamer.runtime import load_for_dreaming, tune_for_cpu_dreaming
+
     from .config import display
+    from .pipeline import Pipeline
+    from .requests import RequestQueue
     from .screensaver import Screensaver, ScreensaverOptions
 
     cfg = config_from_args(args)
     playlist = read_playlist(args.playlist) if args.playlist else None
     if display() is None:
         raise UsageError("no display: run it on a desktop, or under Xvfb with DISPLAY set")
-    model, device = dreaming_model(cfg)
+    model, device = load_for_dreaming(cfg.model, cfg.device)
+    tune_for_cpu_dreaming(device)
     w, h = cfg.dream.size
     print(f"dreamstream screensaver: model {cfg.model}, device {device}, size {w}x{h}, "
           f"{'window' if args.window else 'fullscreen'}", file=sys.stderr, flush=True)
-    opts = ScreensaverOptions(window=args.window, duration=args.duration, playlist=playlist,
-                              shuffle=not args.in_order)
-    return Screensaver(cfg, model, opts).run()
+    playlist = list(playlist or cfg.playlist)
+    if not args.in_order:
+        random.Random(cfg.seed).shuffle(playlist)
+    queue = RequestQueue(cfg.queue, playlist)
+    opts = ScreensaverOptions(window=args.window, duration=args.duration)
+    pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, opts.display_fps)
+    return Screensaver(pipeline, opts, cfg.dream.size).run()
 
 
 def cmd_classes(args: argparse.Namespace) -> int:
@@ -235,17 +226,16 @@ def load_start(path: Path):
 def cmd_render(args: argparse.Namespace) -> int:
     from dreamer.loop import Dreamer
     from dreamer.render import check_output, render
+    from dreamer.runtime import load_for_dreaming, tune_for_cpu_dreaming
 
     cfg = config_from_args(args)
     if args.frames < 1:
         raise UsageError("--frames must be at least 1")
-    if args.layer:
-        cfg.dream.mode, cfg.dream.layer = "layer", args.layer
-    cfg.dream.split = cfg.dream.split or args.split
     target = parse(" + ".join(args.classes or [cfg.start_class]))
     start = load_start(args.start) if args.start else None
     check_output(args.output)
-    model, device = dreaming_model(cfg)
+    model, device = load_for_dreaming(cfg.model, cfg.device)
+    tune_for_cpu_dreaming(device)
     if args.layer:
         model.layer(args.layer)  # unknown layer: clear error now
     w, h = cfg.dream.size

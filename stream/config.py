@@ -6,12 +6,14 @@ No other module reads files, globals or environment variables for settings; secr
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dreamer.classes import RequestError, parse
 from dreamer.loop import DreamSettings
 
 from .requests import QueuePolicy
@@ -68,7 +70,7 @@ class Config:
     model: str = "efficientnet_lite0"
     device: str = "auto"  # auto | cpu | cuda | mps
     seed: int | None = None  # None: a different dream every run
-    start_class: str = "volcano"  # what the loop dreams before anyone asks
+    start_class: str = "volcano"  # dreamed first, before anyone asks; then the playlist
     playlist: list[str] = field(default_factory=lambda: [
         "volcano", "jellyfish", "pizza", "coral reef", "peafowl", "monarch butterfly", "strawberry",
         "lighthouse", "goldfish", "daisy", "castle", "broccoli"])
@@ -103,19 +105,86 @@ def _coerce(value, hint, where: str):
         return _coerce(value, next(a for a in typing.get_args(hint) if a is not type(None)), where)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if isinstance(hint, type) and not isinstance(value, hint):
+    if isinstance(hint, type) and (not isinstance(value, hint) or (hint is not bool and isinstance(value, bool))):
         raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
     return value
+
+
+def did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _build(cls, data: dict, where: str):
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise ConfigError(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}; "
-                          f"known: {', '.join(sorted(known))}")
+    for key in sorted(set(data) - known):
+        name = f"{where}.{key}" if where else key
+        raise ConfigError(f"unknown setting {name}{did_you_mean(key, known)} (known: {', '.join(sorted(known))})")
     return cls(**{k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()})
+
+
+# Ranges (inclusive) and choices of every setting that has them; lists are checked item by item.
+RANGES: dict[str, tuple[float, float]] = {
+    "seed": (0, 2**63 - 1),
+    "dream.size": (32, 4096), "dream.steps": (1, 64), "dream.step_size": (1e-4, 1.0),
+    "dream.octaves": (0.1, 4.0), "dream.pyramid_levels": (1, 12), "dream.band_tilt": (0.25, 4.0),
+    "dream.colour_steps": (0.0, 10.0), "dream.prior_weight": (0.0, 1000.0), "dream.gradient_blur": (0.0, 10.0),
+    "dream.start_blur": (0.0, 20.0), "dream.sharpness": (0.0, 10.0), "dream.jitter_px": (0, 256),
+    "dream.scale_range": (0.1, 4.0), "dream.rotate_deg": (0.0, 180.0), "dream.zoom": (-0.5, 0.5),
+    "dream.spin_deg": (-45.0, 45.0), "dream.drift": (-0.5, 0.5), "dream.blur_sigma": (0.0, 10.0),
+    "dream.blend_frames": (0, 10_000),
+    "serve.port": (1, 65535), "serve.ws_port": (1, 65535), "serve.jpeg_quality": (1, 100),
+    "serve.max_ws_per_ip": (1, 10_000), "serve.mjpeg_max_fps": (0.5, 120.0), "serve.output_fps": (1.0, 120.0),
+    "queue.hold_s": (1.0, 86_400.0), "queue.cooldown_s": (0.0, 3600.0), "queue.burst": (1, 10_000),
+    "queue.window_s": (1.0, 86_400.0), "queue.max_queue": (1, 10_000), "queue.max_user_len": (1, 200),
+    "rtmp.fps": (1.0, 120.0), "rtmp.bitrate_k": (100, 100_000), "rtmp.keyframe_s": (0.5, 10.0),
+    "chat.reply_every_s": (0.0, 3600.0),
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "device": ("auto", "cpu", "cuda", "mps"), "dream.mode": ("class", "layer"),
+    "queue.mode": ("queue", "democracy"), "rtmp.encoder": ("auto", "libx264", "nvenc"),
+}
+
+
+def _get(cfg: "Config", path: str):
+    value = cfg
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def validate(cfg: "Config") -> "Config":
+    """Every range and choice above, for values from files and flags alike: one-line errors."""
+    for path, (low, high) in RANGES.items():
+        value = _get(cfg, path)
+        for v in (value if isinstance(value, (list, tuple)) else [value]):
+            if v is not None and not low <= v <= high:
+                raise ConfigError(f"{path} = {value!r}: must be between {low:g} and {high:g}")
+    for path, choices in CHOICES.items():
+        value = _get(cfg, path)
+        if value not in choices:
+            raise ConfigError(f"{path} = {value!r}: choose one of {', '.join(choices)}{did_you_mean(value, choices)}")
+    d = cfg.dream
+    if not d.octaves:
+        raise ConfigError("dream.octaves: give at least one view scale, e.g. [1.0, 0.7, 0.5]")
+    if d.scale_range[0] > d.scale_range[1]:
+        raise ConfigError(f"dream.scale_range = {list(d.scale_range)}: the first must not exceed the second")
+    if d.colour_steps and (len(d.colour_steps) != 3 or d.colour_steps[0] <= 0):
+        raise ConfigError("dream.colour_steps: three step sizes (luminance > 0, two colour axes), or [] for RGB")
+    if cfg.serve.port == cfg.serve.ws_port:
+        raise ConfigError(f"serve.port and serve.ws_port are both {cfg.serve.port}: use two ports")
+    if not cfg.playlist:
+        raise ConfigError("playlist: name at least one class")
+    for where, text in [("start_class", cfg.start_class), *(("playlist", p) for p in cfg.playlist)]:
+        try:
+            parse(text)
+        except RequestError as e:
+            hint = f"; did you mean {', '.join(e.suggestions[:3])}" if e.suggestions else ""
+            raise ConfigError(f"{where}: {e.message}{hint}") from None
+    if not cfg.chat.prefix.strip() or " " in cfg.chat.prefix:
+        raise ConfigError(f"chat.prefix = {cfg.chat.prefix!r}: one word, such as !dream")
+    return cfg
 
 
 def load_config(path: Path | str | None = None) -> Config:
@@ -127,7 +196,7 @@ def load_config(path: Path | str | None = None) -> Config:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    return _build(Config, data, "")
+    return validate(_build(Config, data, ""))
 
 
 def twitch_stream_key() -> str | None:

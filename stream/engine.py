@@ -1,22 +1,20 @@
 """The dream thread: the one thread that owns the model and the device.
 
 Each loop: ask the request queue what to dream, switch target if it changed (the dreamer
-blends), dream one frame, publish it on the FrameBus. It never waits for viewers or the
-network. An exception in a frame is logged and the loop goes on after a pause; `/healthz`
-reports a stall if frames stop.
+blends), dream one frame, publish it on the dreamed bus. It never waits for viewers or the
+network. A frame that fails is logged and the loop goes on after a pause, keeping the
+picture; anything worse ends the job and its `Worker` restarts it. Stopping interrupts a
+frame between two gradient steps, so shutdown never waits for a whole large frame.
 """
 from __future__ import annotations
 
 import logging
-import time
 
-from dreamer.loop import Dreamer
+from dreamer.loop import Dreamer, DreamSettings
 
-from .config import Config
 from .framebus import FrameBus
-from .metrics import Metrics
 from .requests import RequestQueue
-from .worker import Worker
+from .worker import RateMeter, Worker
 
 log = logging.getLogger(__name__)
 
@@ -24,31 +22,35 @@ log = logging.getLogger(__name__)
 class DreamEngine(Worker):
     name = "dream-loop"
 
-    def __init__(self, cfg: Config, model, bus: FrameBus, queue: RequestQueue, metrics: Metrics):
+    def __init__(self, model, settings: DreamSettings, seed: int | None, queue: RequestQueue, out: FrameBus):
         super().__init__()
-        self.cfg, self.model, self.bus, self.queue, self.metrics = cfg, model, bus, queue, metrics
-        self.fps = 0.0  # exponential moving average of optimized frames per second
+        self.model, self.settings, self.seed, self.queue, self.out = model, settings, seed, queue, out
+        self.meter = RateMeter()
+        self.frames = 0  # dreamed frames published
+        self.frame_errors = 0
 
-    def run(self) -> None:
-        dreamer = Dreamer(self.model, self.cfg.dream, seed=self.cfg.seed)
-        last = time.monotonic()
-        while not self._stop.is_set():
-            try:
+    @property
+    def fps(self) -> float:
+        return self.meter.rate
+
+    def job(self) -> None:
+        dreamer = Dreamer(self.model, self.settings, seed=self.seed)
+        try:
+            while not self.stopping:
                 target = self.queue.current()
                 if target != dreamer.target:
                     log.info("dreaming %s", target.label)
                     dreamer.set_target(target)
-                rgb = dreamer.frame()
-            except Exception:  # a bad frame must not end the stream: log it, pause, go on
-                log.exception("dream frame failed; retrying in 1 s")
-                self.metrics.dream_errors.inc()
-                self._stop.wait(1.0)
-                continue
-            self.bus.publish(rgb)
-            now = time.monotonic()
-            dt, last = now - last, now
-            self.fps = 1 / dt if not self.fps else 0.9 * self.fps + 0.1 / dt
-            self.metrics.frames.inc()
-            self.metrics.steps.inc(self.cfg.dream.steps)
-            self.metrics.fps.labels("dream").set(self.fps)
-        dreamer.close()
+                try:
+                    rgb = dreamer.frame(interrupt=self._stop.is_set)
+                except Exception:  # a bad frame must not end the stream: log it, pause, go on
+                    log.exception("dream frame failed; retrying in 1 s")
+                    self.frame_errors += 1
+                    self._stop.wait(1.0)
+                    continue
+                if rgb is not None:
+                    self.out.publish(rgb)
+                    self.frames += 1
+                    self.meter.tick()
+        finally:
+            dreamer.close()

@@ -24,20 +24,21 @@ def part(jpeg: bytes) -> bytes:
     return head + jpeg + b"\r\n"
 
 
-async def stream(request: web.Request, service) -> web.StreamResponse:
+async def stream(request: web.Request, service, max_fps: float) -> web.StreamResponse:
     resp = web.StreamResponse(headers={
         "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
         "Cache-Control": "no-cache, no-store, private", "Pragma": "no-cache",
     })
     await resp.prepare(request)
     service.add_viewer("mjpeg", +1)
-    min_gap = 1.0 / service.cfg.serve.mjpeg_max_fps
+    shown = service.pipeline.shown
+    min_gap = 1.0 / max_fps
     seq = 0
     try:
         while True:
-            frame = await service.bus.next(after=seq)
+            frame = await shown.next(after=seq)
             seq = frame.seq
-            await resp.write(part(service.bus.jpeg(frame)))
+            await resp.write(part(shown.jpeg(frame)))
             await asyncio.sleep(min_gap)
     except (ConnectionResetError, BusClosed):
         pass  # the viewer left, or the server is shutting down

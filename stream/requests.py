@@ -62,7 +62,8 @@ def _key(target: Target) -> tuple:
 
 
 class RequestQueue:
-    def __init__(self, policy: QueuePolicy, playlist: list[str], clock=time.monotonic):
+    def __init__(self, policy: QueuePolicy, playlist: list[str], clock=time.monotonic, first: str | None = None):
+        """`first`: what plays before anything else (then the playlist); default the playlist's first."""
         self.policy, self.clock = policy, clock
         self.playlist = [parse(p) for p in playlist] or [parse("volcano")]
         self._next_playlist = itertools.cycle(self.playlist)
@@ -70,7 +71,8 @@ class RequestQueue:
         self._lock = threading.Lock()
         self._queue: list[Entry] = []
         self._users: dict[str, _User] = {}
-        self._current = Entry("playlist-0", next(self._next_playlist), [], 0, clock())
+        start = parse(first) if first else next(self._next_playlist)
+        self._current = Entry("playlist-0", start, [], 0, clock())
         self._started = clock()
         self.version = 0  # bumped on every change of current target or queue
 

@@ -3,10 +3,13 @@
 Its own thread reads the newest frame at a constant rate (`start + n / fps`, repeating
 frames when the dream is slower), draws the overlay, and encodes: libx264 veryfast +
 zerolatency (or NVENC when asked for and working), yuv420p, constant bitrate, a keyframe
-every `keyframe_s`, plus an AAC track (silence, or an audio file looped). When the ingest
-drops, it closes, waits (backoff 1 s doubling to 30 s) and reconnects; the dream loop and
-the web server never notice. The stream key is never printed: URLs are masked as
-rtmp://host/app/****, and error texts are scrubbed of the key.
+every `keyframe_s`, plus an AAC track (silence, or an audio file looped). One session is
+one connection; when the ingest drops, the session ends and the `Worker` starts another
+after its backoff (1 s doubling to 5 s, back to 1 s once an ingest has taken a second of
+video), so an ingest that comes back is fed again within seconds, however often it dropped
+before. The dream loop and the web server never notice. The stream key is never printed:
+every part of the URL after the host is masked (rtmp://host/****), and error texts are
+scrubbed of it.
 """
 from __future__ import annotations
 
@@ -22,7 +25,6 @@ import numpy as np
 
 from .config import RtmpSettings
 from .framebus import FrameBus
-from .metrics import Metrics
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -32,14 +34,18 @@ AUDIO_FRAME = 1024  # samples per AAC frame
 
 
 def mask_url(url: str) -> str:
-    """rtmp://host:port/app/KEY -> rtmp://host:port/app/**** (no userinfo, no query)."""
+    """rtmp://host:port/app/KEY -> rtmp://host:port/app/****: the application name stays
+    (it is no secret), every later path part, the userinfo and the query go. A URL with only
+    one path part (rtmp://host/KEY) may carry the key there: it is masked too."""
     parts = urlsplit(url)
-    path = parts.path.rstrip("/").split("/")
-    if len(path) > 2:
-        path[-1] = "****"
+    path = [p for p in parts.path.split("/") if p]
+    shown = path[:1] if len(path) > 1 else []
     host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{'/'.join(path)}"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}/" + "/".join(shown + ["****"] * bool(path or parts.query))
 
 
 def hershey_text(text: str) -> str:
@@ -89,35 +95,29 @@ class AudioSource:
 class RtmpEncoder(Worker):
     name = "rtmp-encoder"
 
-    def __init__(self, url: str, settings: RtmpSettings, bus: FrameBus, metrics: Metrics,
+    def __init__(self, url: str, settings: RtmpSettings, bus: FrameBus,
                  overlay_text: Callable[[], str] = lambda: "", use_nvenc: bool = False):
         super().__init__()
         self.url, self.masked, self.s = url, mask_url(url), settings
-        self.bus, self.metrics, self.overlay_text = bus, metrics, overlay_text
+        self.bus, self.overlay_text = bus, overlay_text
         self.use_nvenc = use_nvenc and "h264_nvenc" in av.codecs_available
         self.audio = AudioSource(settings.audio_file)
         self.connected = False
+        self.bitrate_kbps = 0.0  # what actually went out over the last seconds
 
     def scrub(self, text: str) -> str:
-        return text.replace(self.url, self.masked).replace(urlsplit(self.url).path, "/****")
+        secret = urlsplit(self.url).path
+        return text.replace(self.url, self.masked).replace(secret, "/****") if secret.strip("/") else text
 
-    def run(self) -> None:
-        backoff = 1.0
-        while not self._stop.is_set():
-            began = time.monotonic()
-            try:
-                self._stream()
-            except (av.error.FFmpegError, OSError, ValueError) as e:
-                log.warning("rtmp: %s: %s", self.masked, self.scrub(f"{type(e).__name__}: {e}"))
-            self.connected = False
-            if self._stop.is_set():
-                break
-            self.metrics.encoder_restarts.inc()
-            if time.monotonic() - began > 30:  # it had been streaming fine: retry quickly
-                backoff = 1.0
-            log.info("rtmp: reconnecting to %s in %.0f s", self.masked, backoff)
-            self._stop.wait(backoff)
-            backoff = min(30.0, backoff * 2)
+    def job(self) -> None:
+        """One connection: stream until the ingest drops or we stop. Expected failures (the
+        ingest refused or went away) are one line in the log; the Worker restarts us."""
+        try:
+            self._stream()
+        except (av.error.FFmpegError, OSError, ValueError) as e:
+            log.warning("rtmp: %s: %s", self.masked, self.scrub(f"{type(e).__name__}: {e}"))
+        finally:
+            self.connected, self.bitrate_kbps = False, 0.0
 
     def _open(self, width: int, height: int):
         container = av.open(self.url, mode="w", format="flv", timeout=(10.0, 10.0))
@@ -137,26 +137,41 @@ class RtmpEncoder(Worker):
         audio.bit_rate = 128_000
         return container, video, audio
 
+    def _first_frame(self):
+        """However long the first dreamed frame takes (a big frame on a CPU: many seconds)."""
+        while not self.stopping:
+            frame = self.bus.wait(0, timeout=0.5)
+            if frame is not None:
+                return frame
+        return None
+
     def _stream(self) -> None:
-        first = self.bus.wait(0, timeout=10)
+        first = self._first_frame()
         if first is None:
-            raise ValueError("no frames to stream yet")
+            return
         h, w = (d // 2 * 2 for d in first.rgb.shape[:2])  # yuv420p needs even sides
         container, video, audio = self._open(w, h)
         try:
             start, n, samples = time.monotonic(), 0, 0
-            while not self._stop.is_set():
+            sent, window_start = 0, start
+            while not self.stopping:
                 rgb = self.bus.latest().rgb[:h, :w]
                 if self.s.overlay:
                     rgb = draw_overlay(rgb, self.overlay_text())
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
                 frame.pts = n
-                container.mux(video.encode(frame))
-                if not self.connected and n >= round(self.s.fps):  # a second of packets got through
-                    self.connected = True
-                    log.info("rtmp: streaming %dx%d at %g fps, %d kb/s to %s", w, h, self.s.fps,
-                             self.s.bitrate_k, self.masked)
+                packets = video.encode(frame)
+                sent += sum(p.size for p in packets)
+                container.mux(packets)
                 n += 1
+                if n % round(self.s.fps) == 0:  # once a second
+                    now = time.monotonic()
+                    self.bitrate_kbps, sent, window_start = sent * 8 / 1000 / (now - window_start), 0, now
+                    if not self.connected:  # a second of video got through: the ingest took us
+                        self.connected = True
+                        self.backoff.reset()
+                        log.info("rtmp: streaming %dx%d at %g fps, %d kb/s to %s", w, h, self.s.fps,
+                                 self.s.bitrate_k, self.masked)
                 while samples < n / self.s.fps * AUDIO_RATE:  # keep audio level with video
                     af = av.AudioFrame.from_ndarray(self.audio.next(), format="fltp", layout="stereo")
                     af.sample_rate, af.pts = AUDIO_RATE, samples

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .config import Config
-from .engine import DreamEngine
-from .framebus import FrameBus
-from .metrics import Metrics
-from .presenter import Presenter
-from .requests import RequestQueue
+from .pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +32,6 @@ HELP = ["space  next class", "s      save PNG", "q/Esc  quit"]
 class ScreensaverOptions:
     window: bool = False  # a normal window with key controls instead of fullscreen
     duration: float = 0.0  # seconds; 0 = until a key/click/move
-    playlist: list[str] | None = None
-    shuffle: bool = True
     display_fps: float = 25.0
     save_dir: Path = Path(".")
 
@@ -84,16 +76,9 @@ def draw_help(bgr: np.ndarray) -> None:
 
 
 class Screensaver:
-    def __init__(self, cfg: Config, model, opts: ScreensaverOptions):
-        self.cfg, self.opts = cfg, opts
-        playlist = list(opts.playlist or cfg.playlist)
-        if opts.shuffle:
-            random.Random(cfg.seed).shuffle(playlist)
-        self.queue = RequestQueue(cfg.queue, playlist)
-        self.keyframes, self.out = FrameBus(encode=False), FrameBus(encode=False)
-        d = cfg.dream
-        self.engine = DreamEngine(cfg, model, self.keyframes, self.queue, Metrics())
-        self.presenter = Presenter(self.keyframes, self.out, opts.display_fps, d.zoom, d.spin_deg, d.drift)
+    def __init__(self, pipeline: Pipeline, opts: ScreensaverOptions, dream_size: tuple[int, int]):
+        self.pipeline, self.opts, self.dream_size = pipeline, opts, dream_size
+        self.queue, self.out = pipeline.queue, pipeline.shown
         self.wake = False
         self._mouse0: tuple[int, int] | None = None
 
@@ -110,7 +95,7 @@ class Screensaver:
 
     def _open_window(self) -> tuple[int, int]:
         if self.opts.window:
-            w, h = self.cfg.dream.size
+            w, h = self.dream_size
             size = (max(w, 640), max(h, round(640 * h / w)))
             cv2.namedWindow(TITLE, cv2.WINDOW_AUTOSIZE)
         else:
@@ -122,13 +107,11 @@ class Screensaver:
         return size
 
     def run(self) -> int:
-        self.engine.start()
-        self.presenter.start()
+        self.pipeline.start()
         try:
             return self._show()
         finally:
-            self.engine.stop()
-            self.presenter.stop()
+            self.pipeline.stop()
             cv2.destroyAllWindows()
 
     def _show(self) -> int:

@@ -1,8 +1,10 @@
-"""Service: the pieces of a running stream, and the answers the HTTP and websocket sides share.
+"""Service: a running stream and the answers the page, the websocket and chat share.
 
-One code path turns a request (from the page, the websocket, POST /api/request or chat)
-into an ack or an error, and one function builds the state JSON, once per change, for
-every client.
+It holds the pipeline (queue -> dream -> presenter), the live outputs that read from it
+(RTMP encoder, chat reader), the viewer counts, and the state every client sees. One code
+path turns a request from anywhere into an `Ack` or a `RequestError`; each edge (HTTP,
+websocket, chat) renders those in its own terms. The state JSON is built once per change
+and shared by every websocket client.
 """
 from __future__ import annotations
 
@@ -10,73 +12,64 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass
 
 from dreamer.classes import RequestError
 
-from .chat import ChatReader
-from .config import Config
-from .engine import DreamEngine
-from .framebus import FrameBus
-from .metrics import Metrics
-from .presenter import Presenter
-from .requests import RequestQueue
+from .metrics import Metrics, Reading
+from .pipeline import Health, Pipeline
+from .requests import Ack
 from .sanitize import clean_name, clean_request
-from .rtmp import RtmpEncoder
 
 log = logging.getLogger(__name__)
 
-HTTP_STATUS = {"rate_limited": 429}  # every other request error is a 400
 STATE_EVERY_S = 2.0  # state is pushed on change and at least this often
 
 
+@dataclass(frozen=True)
+class About:
+    """What the page and /api/state say about the stream."""
+
+    model: str
+    device: str
+    size: tuple[int, int]  # the dream's (width, height)
+    prefix: str = "!dream"  # how chat asks
+
+
 class Service:
-    def __init__(self, cfg: Config, model, device: str, rtmp_url: str = "", chat_token: str | None = None):
-        self.cfg, self.model_name, self.device = cfg, cfg.model, device
-        self.metrics = Metrics()
-        self.bus = FrameBus(cfg.serve.jpeg_quality)  # what viewers see
-        self.queue = RequestQueue(cfg.queue, cfg.playlist)
-        d = cfg.dream
-        if cfg.serve.output_fps > 0:  # dreamed keyframes -> presenter -> a steady output rate
-            self.keyframes = FrameBus(encode=False)
-            self.presenter = Presenter(self.keyframes, self.bus, cfg.serve.output_fps, d.zoom, d.spin_deg, d.drift)
-        else:
-            self.keyframes, self.presenter = self.bus, None
-        self.engine = DreamEngine(cfg, model, self.keyframes, self.queue, self.metrics)
-        self.overlay_text = ""  # what the RTMP overlay draws; rebuilt with the state
-        self.chat = None
-        if cfg.chat.url:  # requests from chat share the queue, rate-limited per chat user
-            self.chat = ChatReader(cfg.chat, lambda text, user: self.request(text, user, f"chat:{user.lower()}")[1],
-                                   chat_token)
-        self.encoder = None
-        if rtmp_url:
-            nvenc = cfg.rtmp.encoder == "nvenc" or (cfg.rtmp.encoder == "auto" and device.startswith("cuda"))
-            self.encoder = RtmpEncoder(rtmp_url, cfg.rtmp, self.bus, self.metrics, lambda: self.overlay_text, nvenc)
+    def __init__(self, pipeline: Pipeline, about: About):
+        self.pipeline, self.queue, self.about = pipeline, pipeline.queue, about
+        self.metrics = Metrics(self.reading)
+        self.encoder = None  # an RtmpEncoder, when streaming out
+        self.chat = None  # a ChatReader, when reading chat
         self.started = time.monotonic()
         self.viewers = {"mjpeg": 0, "websocket": 0}
         self.state_json = ""
+        self.overlay_text = ""  # what the RTMP overlay draws; rebuilt with the state
         self.state_version = 0  # bumped whenever state_json changes
         self._state_event: asyncio.Event | None = None
 
     # -- requests -------------------------------------------------------------------------
-    def request(self, text, user, key: str) -> tuple[int, dict]:
-        """(HTTP status, JSON answer) for one request; the websocket sends the same JSON."""
+    def request(self, text, user, key: str) -> Ack:
+        """Queue a request from anywhere; raises RequestError. `key` is who is rate-limited
+        (an address or a chat account); it is never shown."""
         try:
             if user is not None and not isinstance(user, str):
                 raise RequestError("bad_request", "user must be a string")
             ack = self.queue.submit(clean_request(text), clean_name(user), key)
         except RequestError as e:
             self.metrics.requests.labels(e.code).inc()
-            return HTTP_STATUS.get(e.code, 400), error(e.code, e.message, e.suggestions)
+            raise
         self.metrics.requests.labels("accepted").inc()
         self.refresh_state()
-        return 200, ack.to_json()
+        return ack
 
     # -- state ----------------------------------------------------------------------------
     def state(self) -> dict:
-        w, h = self.cfg.dream.size
-        return {**self.queue.snapshot(), "fps": {"dream": round(self.engine.fps, 2),
-                                                 "output": round(self.output_fps(), 2)},
-                "size": [w, h], "model": self.model_name, "device": self.device,
+        w, h = self.about.size
+        return {**self.queue.snapshot(), "fps": {"dream": round(self.pipeline.engine.fps, 2),
+                                                 "output": round(self.pipeline.presenter.rate, 2)},
+                "size": [w, h], "model": self.about.model, "device": self.about.device,
                 # people watching the picture; websocket clients are counted in /metrics
                 "viewers": self.viewers["mjpeg"], "uptime_s": round(time.monotonic() - self.started, 1)}
 
@@ -85,7 +78,7 @@ class Service:
         state = self.state()
         self.state_json = json.dumps({"type": "state", **state})
         who = state["target"].get("user")
-        self.overlay_text = f"{self.cfg.chat.prefix} {state['target']['label']}" + (f"  - {who}" if who else "")
+        self.overlay_text = f"{self.about.prefix} {state['target']['label']}" + (f"  - {who}" if who else "")
         self.state_version += 1
         if self._state_event is not None:
             self._state_event.set()
@@ -109,31 +102,49 @@ class Service:
             now = time.monotonic()
             if self.queue.version != seen or now - last >= STATE_EVERY_S:
                 seen, last = self.queue.version, now
-                self.metrics.fps.labels("output").set(self.output_fps())
                 self.refresh_state()
             await asyncio.sleep(0.2)
 
-    def output_fps(self) -> float:
-        return self.presenter.rate if self.presenter else self.engine.fps
-
-    def threads(self) -> list:
-        return [t for t in (self.engine, self.presenter, self.encoder) if t is not None]
+    # -- parts ----------------------------------------------------------------------------
+    @property
+    def workers(self) -> list:
+        return self.pipeline.workers + ([self.encoder] if self.encoder is not None else [])
 
     def start(self) -> None:
-        for t in self.threads():
-            t.start()
+        self.pipeline.start()
+        if self.encoder is not None:
+            self.encoder.start()
 
     def stop(self) -> None:
         """Blocking (joins threads): run it off the event loop."""
-        for t in self.threads():
-            t.stop()
-        self.keyframes.close()
-        self.bus.close()
+        if self.encoder is not None:
+            self.encoder.stop()
+        self.pipeline.stop()
+
+    def health(self) -> Health:
+        health = self.pipeline.health()
+        if self.encoder is not None:
+            health.workers[self.encoder.name] = self.encoder.state
+        return health
 
     def add_viewer(self, kind: str, delta: int) -> None:
         self.viewers[kind] += delta
-        self.metrics.viewers.labels(kind).set(self.viewers[kind])
+
+    def reading(self) -> Reading:
+        engine = self.pipeline.engine
+        return Reading(frames=engine.frames, steps=engine.frames * engine.settings.steps,
+                       dream_errors=engine.frame_errors,
+                       fps={"dream": engine.fps, "output": self.pipeline.presenter.rate},
+                       viewers=dict(self.viewers), restarts={w.name: w.restarts for w in self.workers},
+                       encoder_restarts=self.encoder.restarts if self.encoder else 0,
+                       encoder_bitrate_kbps=self.encoder.bitrate_kbps if self.encoder else 0.0,
+                       chat_connected=self.chat is not None and self.chat.connected.is_set())
 
 
 def error(code: str, message: str, suggestions: list[str] | None = None) -> dict:
+    """The contract's error message, as HTTP, websocket and chat send it."""
     return {"type": "error", "code": code, "message": message, "suggestions": suggestions or []}
+
+
+def error_json(e: RequestError) -> dict:
+    return error(e.code, e.message, e.suggestions)

@@ -16,8 +16,11 @@ from collections import Counter
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from dreamer.classes import RequestError
+
+from .config import ServeSettings
 from .origins import origin_allowed
-from .service import STATE_EVERY_S, Service, error
+from .service import STATE_EVERY_S, Service, error, error_json
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +41,23 @@ def answer(service: Service, raw, ip: str) -> dict | None:
     if kind == "ping":
         return {"type": "pong"}
     if kind == "request":
-        _, reply = service.request(msg.get("text"), msg.get("user"), ip)
-        return reply
+        try:
+            return service.request(msg.get("text"), msg.get("user"), ip).to_json()
+        except RequestError as e:
+            return error_json(e)
     return error("bad_request", f"unknown message type {kind!r}; use 'request' or 'ping'")
 
 
 class WebsocketServer:
-    def __init__(self, service: Service):
-        self.service = service
+    def __init__(self, service: Service, settings: ServeSettings):
+        self.service, self.s = service, settings
         self.per_ip: Counter[str] = Counter()
 
     def _gate(self, conn: ServerConnection, request):
         ip = conn.remote_address[0]
-        if not origin_allowed(request.headers.get("Origin"), request.headers.get("Host", ""), self.service.cfg.serve):
+        if not origin_allowed(request.headers.get("Origin"), request.headers.get("Host", ""), self.s):
             return conn.respond(403, "this page may not connect: its origin is not allowed\n")
-        if self.per_ip[ip] >= self.service.cfg.serve.max_ws_per_ip:
+        if self.per_ip[ip] >= self.s.max_ws_per_ip:
             return conn.respond(429, "too many connections from your address\n")
         return None
 

@@ -30,3 +30,73 @@ def test_garbage_messages_are_recognised():
     assert is_garbage("!dream " + "z\u0336\u0337\u0338" * 10)
     assert not is_garbage("!dream café crème")
     assert not is_garbage("!dream pizza + volcano")
+
+
+class Lines:
+    """The transport's send side, recorded: what the reader said to the server."""
+
+    def __init__(self):
+        self.sent = []
+
+    async def send(self, line):
+        self.sent.append(line)
+
+
+def reader(url="irc://irc.example:6667"):
+    from stream.chat import ChatReader
+    from stream.config import ChatSettings
+
+    return ChatReader(ChatSettings(url=url, channel="dream"), submit=lambda text, user: None)
+
+
+def handle(r, *lines):
+    import asyncio
+
+    from stream.worker import Backoff
+
+    t = Lines()
+
+    async def run():
+        for line in lines:
+            await r._handle(t, parse_line(line), Backoff())
+
+    asyncio.run(run())
+    return t.sent
+
+
+def test_anonymous_nicks_fit_the_server():
+    from stream.chat import anonymous_nick, max_length
+
+    assert reader("wss://irc-ws.chat.twitch.tv:443").nick.startswith("justinfan")
+    nick = reader().nick
+    assert nick.startswith("dream") and len(nick) <= 9  # RFC 1459, and stock ngircd
+    assert len(anonymous_nick(False, 6)) <= 6 and max_length("Nickname too long, max. 7 characters") == 7
+
+
+def test_refused_nicks_are_replaced_and_the_channel_joined_after_the_welcome():
+    r = reader()
+    sent = handle(r, ":irc.test 432 * dream1234 :Nickname too long, max. 7 characters")
+    assert sent == [f"NICK {r.nick}"] and len(r.nick) <= 7
+    before = r.nick
+    sent = handle(r, f":irc.test 433 * {before} :Nickname already in use")
+    assert sent == [f"NICK {r.nick}"] and r.nick != before
+    assert handle(r, f":irc.test 001 {r.nick} :Welcome") == ["JOIN #dream"]
+
+
+def test_refusals_we_cannot_fix_end_the_session_with_the_servers_reason():
+    import pytest
+
+    from stream.chat import ChatRefused
+
+    for line, reason in [(":irc.test 464 * :Password mismatch", "Password mismatch"),
+                         ("ERROR :Closing link: too many connections", "too many connections"),
+                         (":irc.test 474 dream12 #dream :Cannot join channel (+b)", "Cannot join")]:
+        with pytest.raises(ChatRefused, match=reason):
+            handle(reader(), line)
+
+
+def test_the_token_goes_to_twitch_only():
+    from stream.chat import is_twitch
+
+    assert is_twitch("wss://irc-ws.chat.twitch.tv:443") and is_twitch("ircs://irc.chat.twitch.tv:6697")
+    assert not is_twitch("irc://irc.libera.chat:6667") and not is_twitch("irc://twitch.tv.evil.example")

@@ -3,10 +3,10 @@ import asyncio
 
 from websockets.asyncio.server import serve
 
-from dreamer.classes import RequestError
 from stream.chat import ChatReader
 from stream.config import ChatSettings
 from stream.requests import QueuePolicy, RequestQueue
+from stream.worker import supervise
 
 
 def test_reader_over_websocket_handles_pings_tags_batches_and_reconnect():
@@ -14,10 +14,7 @@ def test_reader_over_websocket_handles_pings_tags_batches_and_reconnect():
     connections, pongs, sent_by_client = [], [], []
 
     def submit(text, user):
-        try:
-            return queue.submit(text, user, f"chat:{user}").to_json()
-        except RequestError as e:
-            return {"type": "error", "code": e.code, "message": e.message, "suggestions": e.suggestions}
+        return queue.submit(text, user, f"chat:{user}")
 
     async def twitch(ws):
         connections.append(ws)
@@ -26,6 +23,8 @@ def test_reader_over_websocket_handles_pings_tags_batches_and_reconnect():
                 sent_by_client.append(line)
                 if line.startswith("PONG"):
                     pongs.append(line)
+                if line.startswith("NICK"):  # Twitch welcomes any justinfan at once
+                    await ws.send(f":tmi.twitch.tv 001 {line.split()[1]} :Welcome, GLHF!\r\n")
                 if line.startswith("JOIN"):
                     nick = next(x.split()[1] for x in sent_by_client if x.startswith("NICK"))
                     # one frame, several lines: our own JOIN echo, a PING, and two chat messages
@@ -40,7 +39,7 @@ def test_reader_over_websocket_handles_pings_tags_batches_and_reconnect():
         async with serve(twitch, "127.0.0.1", 0) as server:
             port = server.sockets[0].getsockname()[1]
             reader = ChatReader(ChatSettings(url=f"ws://127.0.0.1:{port}", channel="Dream"), submit)
-            task = asyncio.create_task(reader.run())
+            task = asyncio.create_task(supervise("chat", reader.session, reader.backoff, reader.failures))
             for _ in range(100):
                 if len(connections) >= 2 and reader.connected.is_set():
                     break

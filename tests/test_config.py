@@ -16,11 +16,25 @@ def test_presets_load(name):
 def test_defaults_match_the_contract():
     cfg = load_config()
     assert (cfg.serve.host, cfg.serve.port, cfg.serve.ws_port) == ("127.0.0.1", 8080, 8765)
-    assert cfg.dream.size == (320, 180) and cfg.queue.hold_s == 30.0
+    assert cfg.queue.hold_s == 30.0
 
 
 @pytest.mark.parametrize("text,message", [
     ("colour = 3", "unknown setting"),
+    ("[dream]\nstep = 3", "unknown setting dream.step; did you mean 'steps'"),
+    ("[serve]\nport = true", "serve.port: expected int"),
+    ("[dream]\nsize = [0, 0]", r"dream.size = \(0, 0\): must be between 32 and 4096"),
+    ("[dream]\nsize = [100000, 100000]", "must be between 32 and 4096"),
+    ("[serve]\nmjpeg_max_fps = 0", "serve.mjpeg_max_fps = 0.0: must be between"),
+    ("[serve]\nport = 70000", "serve.port = 70000"),
+    ("[serve]\nport = 8765", "both 8765"),
+    ("[queue]\nmode = 'democrazy'", "choose one of queue, democracy; did you mean 'democracy'"),
+    ("device = 'gpu'", "device = 'gpu': choose one of auto, cpu, cuda, mps"),
+    ("[dream]\noctaves = []", "at least one view scale"),
+    ("[dream]\ncolour_steps = [1.0, 0.5]", "three step sizes"),
+    ("playlist = ['volcano', 'qqxxzz']", "playlist: no ImageNet class matches"),
+    ("start_class = 'pizzza pie pie'", "start_class"),
+    ("[chat]\nprefix = 'dream please'", "one word"),
     ("[dream]\nsteps = 'many'", "dream.steps: expected int"),
     ("[dream]\nsize = [320]", "expected 2 values"),
     ("[serve]\nport = 80.5", "serve.port: expected int"),

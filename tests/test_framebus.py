@@ -1,13 +1,12 @@
 import asyncio
 import threading
-import time
 
 import cv2
 import numpy as np
 import pytest
 
-from stream.framebus import BusClosed, FrameBus
-from stream.presenter import Presenter, zoom_rgb
+from stream.framebus import BusClosed, Frame, FrameBus
+from stream.presenter import Motion, Presenter, zoom_rgb
 
 
 def rgb(value: int, h=24, w=32) -> np.ndarray:
@@ -62,21 +61,53 @@ def test_zoom_rgb_identity_and_magnification():
     assert (zoom_rgb(img, 3.0) > 0).sum() > (img > 0).sum()
 
 
-def test_presenter_keeps_moving_between_keyframes_and_fades_to_new_ones():
-    keys, out = FrameBus(encode=False), FrameBus(encode=False)
+def test_zoom_rgb_is_the_dreams_own_affine():
+    """The presenter's OpenCV zoom must move the picture exactly as the dream's next frame will."""
+    import torch
+
+    from dreamer.loop import to_uint8
+    from dreamer.regularize import affine
+
+    rgb = cv2.GaussianBlur((np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8), (0, 0), 2)
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    for scale, angle, shift in [(1.03, 0.0, (0.0, 0.0)), (1.1, 4.0, (0.02, -0.01)), (0.95, -3.0, (0.0, 0.03))]:
+        ours = zoom_rgb(rgb, scale, angle, shift).astype(int)
+        dream = to_uint8(affine(x, scale, angle, shift)).astype(int)
+        inner = (slice(6, -6), slice(6, -6))  # borders differ only in how reflection is sampled
+        assert np.abs(ours[inner] - dream[inner]).max() <= 2, (scale, angle, shift)
+
+
+def key(seq: int, value, t: float) -> Frame:
+    return Frame(seq, value if isinstance(value, np.ndarray) else rgb(value, 48, 64), t)
+
+
+def test_motion_keeps_zooming_between_dreamed_frames_and_fades_to_new_ones():
     ramp = np.tile(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], (48, 1, 3))
-    keys.publish(ramp)
+    m = Motion(zoom=0.05, fade_s=0.25)
+    first = key(1, ramp, 10.0)
+    assert np.array_equal(m.frame(first, 10.0), ramp)  # at the moment it was dreamed: as dreamed
+    later = m.frame(first, 10.5)  # half the expected interval (1 s) on: zoomed by 1.05 ** 0.5
+    assert np.array_equal(later, zoom_rgb(ramp, 1.05 ** 0.5))
+    assert np.array_equal(m.frame(first, 30.0), zoom_rgb(ramp, 1.05 ** 2))  # a late frame: at most 2 steps on
+    grey = key(2, 200, 31.0)
+    start = m.frame(grey, 31.0)
+    assert np.array_equal(start, m.faded_from)  # the fade starts from what was shown
+    mid = m.frame(grey, 31.125)
+    assert abs(float(mid.mean()) - (0.5 * float(start.mean()) + 0.5 * 200)) < 2
+    assert np.array_equal(m.frame(grey, 31.25), zoom_rgb(grey.rgb, 1.05 ** (0.25 / m.interval)))  # faded
+    assert m.interval == 0.8 * 1.0 + 0.2 * 21.0  # the expected interval follows the dream's pace
+
+
+def test_presenter_publishes_shown_frames_from_dreamed_ones_and_stops():
+    keys, out = FrameBus(encode=False), FrameBus(encode=False)
     p = Presenter(keys, out, fps=25, zoom=0.05)
     p.start()
     try:
-        f1 = out.wait(0, timeout=5)
-        time.sleep(0.4)
-        f2 = out.latest()
-        assert f2.seq >= f1.seq + 5  # ~25 fps without a single new keyframe
-        assert not np.array_equal(f1.rgb, f2.rgb)  # and the picture moved (zoom)
-        keys.publish(rgb(200, 48, 64))
-        time.sleep(0.5)
-        assert abs(int(out.latest().rgb.mean()) - 200) <= 2  # faded over to the new keyframe
+        assert out.wait(0, timeout=0.2) is None  # nothing to show before the first dreamed frame
+        keys.publish(rgb(100, 48, 64))
+        first = out.wait(0, timeout=5)
+        assert first is not None and first.rgb.shape == (48, 64, 3)
+        assert out.wait(first.seq, timeout=5).seq > first.seq  # it goes on without new dreamed frames
     finally:
         p.stop()
-    assert 10 < p.rate < 40
+    assert p.state == "stopped"

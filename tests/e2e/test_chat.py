@@ -1,9 +1,11 @@
 """Chat end to end: a real IRC server (Debian's ngircd) on loopback, a real IRC client saying !dream."""
 import os
+import re
 import shutil
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,26 +15,22 @@ NGIRCD = shutil.which("ngircd") or ("/usr/sbin/ngircd" if os.path.exists("/usr/s
 if NGIRCD is None and not os.environ.get("CI"):
     pytest.skip("needs Debian ngircd (make test installs it as root)", allow_module_level=True)
 
-CONF = """[Global]
-Name = irc.test
-Info = dreamstream test
-Listen = 127.0.0.1
-Ports = {port}
-[Limits]
-MaxNickLength = 30
-[Options]
-Ident = no
-PAM = no
-DNS = no
-[Channel]
-Name = #dream
-Modes = +n
-"""
+DEBIAN_CONF = Path("/etc/ngircd/ngircd.conf")
+
+
+def stock_conf(port: int, tmp_path: Path) -> str:
+    """Debian's own ngircd.conf as installed, with only what a second server on this machine
+    must change: the port, loopback only, and a PID file of its own. Its limits stay (a nick
+    of at most 9 characters, the RFC's), as every user of a stock server has them."""
+    text = DEBIAN_CONF.read_text() if DEBIAN_CONF.exists() else "[Global]\n\tName = irc.example.net\n"
+    text = re.sub(r"(?m)^\s*;?\s*(Ports|Listen|PidFile)\s*=.*$", "", text)
+    return text.replace("[Global]", f"[Global]\n\tPorts = {port}\n\tListen = 127.0.0.1\n"
+                                      f"\tPidFile = {tmp_path / 'ngircd.pid'}", 1)
 
 
 def start_ircd(tmp_path, port):
     conf = tmp_path / "ngircd.conf"
-    conf.write_text(CONF.format(port=port))
+    conf.write_text(stock_conf(port, tmp_path))
     proc = subprocess.Popen([NGIRCD, "-n", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
@@ -45,11 +43,18 @@ def start_ircd(tmp_path, port):
 
 
 def say(port, nick, *lines: bytes):
+    """A plain IRC client: register, wait for the welcome and the join, say the lines, quit."""
     s = socket.create_connection(("127.0.0.1", port), 5)
+    s.settimeout(20)
+    f = s.makefile("rb")
     s.sendall(f"NICK {nick}\r\nUSER {nick} 0 * :{nick}\r\n".encode())
-    time.sleep(0.3)
-    s.sendall(b"JOIN #dream\r\n")
-    time.sleep(0.3)
+    for want in (b" 001 ", b" JOIN "):
+        while want not in (line := f.readline()):
+            assert line, f"ngircd closed the connection before {want!r}"
+            if line.startswith(b"PING"):
+                s.sendall(b"PONG" + line[4:])
+        if want == b" 001 ":
+            s.sendall(b"JOIN #dream\r\n")
     for line in lines:
         s.sendall(b"PRIVMSG #dream :" + line + b"\r\n")
         time.sleep(0.1)
