@@ -1,9 +1,11 @@
 """dreamer: everything that makes pictures, with no network code.
 
-- `models`: name -> frozen classifier for [0, 1] RGB (embedded `efficientnet_lite0`, torchvision's).
+- `models`: name -> frozen classifier for [0, 1] RGB (embedded `efficientnet_lite0`, torchvision's);
+  `efficientnet_lite` rebuilds the embedded network from its state dict.
 - `classes`: the 1000 ImageNet classes and the request language ("pizza + volcano") -> `Target`.
-- `objectives` + `regularize`: what a step maximises, and the transforms and gradient
-  conditioning that make the result look like a picture.
-- `loop`: the stateful frame step (zoom, blur, a few gradient steps); `render` writes files.
-- `runtime`: process settings for dreaming on the CPU (keep freed memory, one OpenCV thread).
+- `objectives` (what a step maximises), `regularize` (views, gradient bands, colour axes) and
+  `prior` (a natural-image prior fitted on photos, `data/natural_prior.npz`): what makes the
+  result look like a picture at the size people watch it.
+- `loop`: the stateful frame step (zoom, blur, a few gradient steps); `render` writes files;
+  `runtime`: process-wide settings the commands that dream apply once.
 """

@@ -4,8 +4,9 @@
   process with default settings, between the loop's rounds) and of the
   project's loop with default settings, their ratio, and optimized frames/s;
 - JPEG encode time per frame;
-- the dream rate of a real `dreamstream serve` with 0 viewers, then with 50 MJPEG viewers
-  and 20 websocket clients attached, and their ratio;
+- the dream rate of a real `dreamstream serve` at the default stream size with 0 viewers,
+  then with 50 MJPEG viewers and 20 websocket clients attached, their ratio, and the
+  output frame rate the presenter held;
 - peak resident memory.
 
     python scripts/bench.py              # about 2-3 minutes on a 2-core CPU
@@ -32,16 +33,15 @@ from pathlib import Path
 import cv2
 import torch
 
+from naive import naive_step
+
+from dreamer.classes import parse
+from dreamer.loop import Dreamer
+from dreamer.models import load_model, resolve_device
+from dreamer.runtime import tune_for_cpu_dreaming
+from stream.config import load_config
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from naive import naive_step  # noqa: E402
-
-from dreamer.classes import parse  # noqa: E402
-from dreamer.loop import Dreamer  # noqa: E402
-from dreamer.models import load_model, resolve_device  # noqa: E402
-from stream.config import load_config  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -129,6 +129,12 @@ def frames_total(base: str) -> float:
     return float(re.search(r"^dreamstream_frames_total (\S+)", text, re.M).group(1))
 
 
+def output_fps(base: str) -> float:
+    """The presenter's measured output rate, as /api/state reports it."""
+    with urllib.request.urlopen(base + "/api/state", timeout=10) as r:
+        return json.loads(r.read())["fps"]["output"]
+
+
 def dream_rate(base: str, seconds: float) -> float:
     f0, t0 = frames_total(base), time.monotonic()
     time.sleep(seconds)
@@ -188,11 +194,14 @@ def bench_viewers(seconds: float, size: str) -> dict:
                 time.sleep(0.3)
         time.sleep(2)  # let the first frames settle
         idle = dream_rate(base, seconds)
+        output_idle = output_fps(base)
         stop, got = start_clients(base, f"ws://127.0.0.1:{ws_port}/", 50, 20)
         time.sleep(2)
         loaded = dream_rate(base, seconds)
+        output_loaded = output_fps(base)
         stop.set()
         return {"size": size, "0": round(idle, 3), "50": round(loaded, 3), "ratio": round(loaded / idle, 3),
+                "output_fps": {"0": output_idle, "50": output_loaded},
                 "mjpeg_bytes_read": got[0], "ws_messages": got[1]}
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -214,9 +223,11 @@ def main() -> None:
     if args.naive_worker:
         return naive_worker(args.model, device)
     cfg = load_config()
+    stream_size = cfg.dream.size
     model = load_model(cfg.model, device)
+    tune_for_cpu_dreaming(device)
     reference = NaiveProcess(cfg.model, device)  # the naive step gets the plain network
-    sizes = [(320, 180), (640, 360)] + ([(1280, 720)] if device.type == "cuda" else [])
+    sizes = sorted({(320, 180), (640, 360), stream_size} | ({(1280, 720)} if device.type == "cuda" else set()))
     out = {"device": str(device), "device_name": torch.cuda.get_device_name() if device.type == "cuda" else
            f"{os.cpu_count()}-core CPU", "torch": torch.__version__, "model": cfg.model,
            "threads": torch.get_num_threads(), "steps_per_frame": cfg.dream.steps, "sizes": {}}
@@ -234,7 +245,7 @@ def main() -> None:
                                                "jpeg_ms": round(jpeg_ms(size), 2)}
     reference.close()
     if not args.no_viewers:
-        out["viewers"] = bench_viewers(seconds * 1.5, "320x180")
+        out["viewers"] = bench_viewers(seconds * 1.5, f"{stream_size[0]}x{stream_size[1]}")
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if device.type == "cuda":
         out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)

@@ -13,25 +13,29 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from pathlib import Path
+import socket
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from dreamer.classes import RequestError, catalogue
+from dreamer.classes import MAX_TEXT, RequestError, catalogue
 
 from . import mjpeg
 from .config import ServeSettings
 from .metrics import CONTENT_TYPE
-from .origins import origin_allowed
+from .origins import client_address, origin_allowed
+from .resources import folder
+from .sanitize import clean
 from .service import Service, error, error_json
 from .worker import supervise
 from .ws import WebsocketServer
 
 log = logging.getLogger(__name__)
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+WEB_DIR = folder("web")
 SERVICE = web.AppKey("service", Service)
 SERVE = web.AppKey("serve", ServeSettings)
+WS_SOCKET = web.AppKey("ws_socket", socket.socket)  # the websocket port, bound before the model loads
 MAX_BODY = 4096
 
 
@@ -40,7 +44,8 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def stream_mjpg(request: web.Request) -> web.StreamResponse:
-    return await mjpeg.stream(request, request.app[SERVICE], request.app[SERVE].mjpeg_max_fps)
+    s = request.app[SERVE]
+    return await mjpeg.stream(request, request.app[SERVICE], s.mjpeg_max_fps, s.max_viewers)
 
 
 async def frame_jpg(request: web.Request) -> web.Response:
@@ -55,8 +60,16 @@ async def api_state(request: web.Request) -> web.Response:
     return web.json_response(request.app[SERVICE].state())
 
 
+def viewer(request: web.Request) -> str:
+    return client_address(request.remote, request.headers.get("X-Forwarded-For"), request.app[SERVE].trusted_proxies)
+
+
 async def api_classes(request: web.Request) -> web.Response:
-    q = request.query.get("q", "")
+    try:
+        request.app[SERVICE].queue.attempt(viewer(request))  # lookups share the request budget
+    except RequestError as e:
+        return web.json_response(error_json(e), status=429)
+    q = clean(request.query.get("q", ""))[:MAX_TEXT]
     cat = catalogue()
     if not q.strip():
         return web.json_response({"query": q, "matches": [], "suggestions": cat.suggest("", 10)})
@@ -82,13 +95,13 @@ async def api_request(request: web.Request) -> web.Response:
         return web.json_response(error("too_long", f"body over {MAX_BODY} bytes"), status=400)
     try:
         body = json.loads(await request.read())
-    except (ValueError, web.HTTPRequestEntityTooLarge):
+    except (ValueError, RecursionError, web.HTTPRequestEntityTooLarge):  # RecursionError: [[[[... 1000 deep
         return web.json_response(error("bad_request", 'expected JSON: {"text": "volcano", "user": "me"}'),
                                  status=400)
     if not isinstance(body, dict):
         return web.json_response(error("bad_request", "expected a JSON object"), status=400)
     try:
-        ack = service.request(body.get("text"), body.get("user"), request.remote or "unknown")
+        ack = service.request(body.get("text"), body.get("user"), viewer(request))
     except RequestError as e:
         return web.json_response(error_json(e), status=429 if e.code == "rate_limited" else 400)
     return web.json_response(ack.to_json())
@@ -114,9 +127,9 @@ async def config_json(request: web.Request) -> web.Response:
 async def _lifecycle(app: web.Application):
     service, s = app[SERVICE], app[SERVE]
     ws = WebsocketServer(service, s)
-    # Bind the websocket port before starting the dream thread: a port in use must fail
-    # cleanly with no thread left running.
-    async with ws.serve(s.host, s.ws_port) as server:
+    # Bind the websocket port (if the command has not yet) before starting the dream thread:
+    # a port in use must fail cleanly with no thread left running.
+    async with ws.serve(s.host, s.ws_port, app.get(WS_SOCKET)) as server:
         service.start()
         service.refresh_state()
         tasks = [asyncio.create_task(service.watch_state(), name="state-watcher")]
@@ -138,9 +151,21 @@ async def _closing(app: web.Application) -> None:
     app[SERVICE].pipeline.shown.close()
 
 
-def make_app(service: Service, serve: ServeSettings) -> web.Application:
+class ClientNoise(logging.Filter):
+    """aiohttp logs a malformed request or a vanished client as an ERROR with a traceback;
+    those are the client's doing, not ours: dropped. Errors in our own handlers still show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, (HttpProcessingError, ConnectionError, asyncio.CancelledError))
+
+
+def make_app(service: Service, serve: ServeSettings, ws_socket: socket.socket | None = None) -> web.Application:
+    logging.getLogger("aiohttp.server").addFilter(ClientNoise())
     app = web.Application(client_max_size=MAX_BODY)
     app[SERVICE], app[SERVE] = service, serve
+    if ws_socket is not None:
+        app[WS_SOCKET] = ws_socket
     app.router.add_get("/", index)
     app.router.add_get("/stream.mjpg", stream_mjpg)
     app.router.add_get("/frame.jpg", frame_jpg)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="push to Twitch with TWITCH_STREAM_KEY and read its chat (needs --channel)")
     p.add_argument("--chat", metavar="URL", help="read requests from irc://, ircs:// or wss:// chat")
     p.add_argument("--channel", metavar="NAME", help="chat channel to read (Twitch: your channel name)")
+    p.add_argument("--access-log", action="store_true", help="log every HTTP request (off by default)")
 
     p = sub.add_parser("screensaver", help="a fullscreen local window that dreams through a playlist")
     _common(p)
@@ -92,6 +94,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     for name in ("host", "port", "ws_port"):
         if flag(name) is not None:
             setattr(cfg.serve, name, flag(name))
+    cfg.serve.access_log = cfg.serve.access_log or bool(flag("access_log"))
     if flag("layer"):
         cfg.dream.mode, cfg.dream.layer = "layer", flag("layer")
     cfg.dream.split = cfg.dream.split or bool(flag("split"))
@@ -131,6 +134,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .service import About, Service
 
     cfg = config_from_args(args)
+    s = cfg.serve
+    http_socket, ws_socket = listen(s.host, s.port, "--port"), listen(s.host, s.ws_port, "--ws-port")
     model, device = load_for_dreaming(cfg.model, cfg.device)
     tune_for_cpu_dreaming(device)
     queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class)
@@ -143,16 +148,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if cfg.chat.url:  # requests from chat share the queue, rate-limited per chat account
         service.chat = ChatReader(cfg.chat, lambda text, user: service.request(text, user, f"chat:{user.lower()}"),
                                   twitch_oauth_token())
-    s = cfg.serve
     w, h = cfg.dream.size
     url = f"http://{'127.0.0.1' if s.host in ('0.0.0.0', '::') else s.host}:{s.port}/"
     live = "".join([f", rtmp {mask_url(cfg.rtmp.url)}" if cfg.rtmp.url else "",
                     f", chat {cfg.chat.url} #{cfg.chat.channel}" if cfg.chat.url else ""])
     print(f"dreamstream serving {url}  (websocket :{s.ws_port}, model {cfg.model}, device {device}, "
           f"size {w}x{h}{live})", flush=True)
-    web.run_app(make_app(service, cfg.serve), host=s.host, port=s.port, print=None, shutdown_timeout=3,
-                handle_signals=True)
+    web.run_app(make_app(service, s, ws_socket), sock=http_socket, print=None, shutdown_timeout=3,
+                handle_signals=True, access_log=logging.getLogger("aiohttp.access") if s.access_log else None)
     return 0
+
+
+def listen(host: str, port: int, flag: str) -> socket.socket:
+    """Bind a port before anything slow happens, so a port in use is the first thing said."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        return sock
+    except OSError as e:
+        raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e}); choose another with {flag}") from None
 
 
 def read_playlist(text: str) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
 import sys
 import typing
@@ -17,13 +18,14 @@ from dreamer.classes import RequestError, parse
 from dreamer.loop import DreamSettings
 
 from .requests import QueuePolicy
+from .resources import folder
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
+DEFAULT_CONFIG = folder("configs") / "default.toml"
 
 
 class ConfigError(ValueError):
@@ -40,7 +42,12 @@ class ServeSettings:
     # own (http://host:port); "*" allows any. Clients that send no Origin (curl) always may.
     allowed_origins: list[str] = field(default_factory=list)
     max_ws_per_ip: int = 8
+    # Reverse proxies (addresses or networks, e.g. "127.0.0.1", "10.0.0.0/8") whose
+    # X-Forwarded-For names the viewer; empty: every peer is the viewer itself.
+    trusted_proxies: list[str] = field(default_factory=list)
     mjpeg_max_fps: float = 30.0  # per viewer; frames in between are skipped
+    max_viewers: int = 200  # MJPEG viewers at once; past it a clear 503 (use a media server for more)
+    access_log: bool = False  # one log line per HTTP request (--access-log)
     output_fps: float = 25.0  # shown frames per second (zooming between dreamed frames); 0 = dreamed frames only
 
 
@@ -135,9 +142,11 @@ RANGES: dict[str, tuple[float, float]] = {
     "dream.spin_deg": (-45.0, 45.0), "dream.drift": (-0.5, 0.5), "dream.blur_sigma": (0.0, 10.0),
     "dream.blend_frames": (0, 10_000),
     "serve.port": (1, 65535), "serve.ws_port": (1, 65535), "serve.jpeg_quality": (1, 100),
-    "serve.max_ws_per_ip": (1, 10_000), "serve.mjpeg_max_fps": (0.5, 120.0), "serve.output_fps": (1.0, 120.0),
+    "serve.max_ws_per_ip": (1, 10_000), "serve.max_viewers": (1, 100_000),
+    "serve.mjpeg_max_fps": (0.5, 120.0), "serve.output_fps": (1.0, 120.0),
     "queue.hold_s": (1.0, 86_400.0), "queue.cooldown_s": (0.0, 3600.0), "queue.burst": (1, 10_000),
     "queue.window_s": (1.0, 86_400.0), "queue.max_queue": (1, 10_000), "queue.max_user_len": (1, 200),
+    "queue.attempts_per_s": (0.01, 1000.0), "queue.attempt_burst": (1, 10_000),
     "rtmp.fps": (1.0, 120.0), "rtmp.bitrate_k": (100, 100_000), "rtmp.keyframe_s": (0.5, 10.0),
     "chat.reply_every_s": (0.0, 3600.0),
 }
@@ -172,6 +181,11 @@ def validate(cfg: "Config") -> "Config":
         raise ConfigError(f"dream.scale_range = {list(d.scale_range)}: the first must not exceed the second")
     if d.colour_steps and (len(d.colour_steps) != 3 or d.colour_steps[0] <= 0):
         raise ConfigError("dream.colour_steps: three step sizes (luminance > 0, two colour axes), or [] for RGB")
+    for proxy in cfg.serve.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(f"serve.trusted_proxies: {proxy!r} is not an address or network") from None
     if cfg.serve.port == cfg.serve.ws_port:
         raise ConfigError(f"serve.port and serve.ws_port are both {cfg.serve.port}: use two ports")
     if not cfg.playlist:

@@ -24,7 +24,10 @@ def part(jpeg: bytes) -> bytes:
     return head + jpeg + b"\r\n"
 
 
-async def stream(request: web.Request, service, max_fps: float) -> web.StreamResponse:
+async def stream(request: web.Request, service, max_fps: float, max_viewers: int) -> web.StreamResponse:
+    if service.viewers["mjpeg"] >= max_viewers:  # a clear answer instead of a slower stream for all
+        raise web.HTTPServiceUnavailable(text=f"the stream is full ({max_viewers} viewers); try /frame.jpg "
+                                              "or come back later\n", headers={"Retry-After": "30"})
     resp = web.StreamResponse(headers={
         "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
         "Cache-Control": "no-cache, no-store, private", "Pragma": "no-cache",
@@ -40,7 +43,7 @@ async def stream(request: web.Request, service, max_fps: float) -> web.StreamRes
             seq = frame.seq
             await resp.write(part(shown.jpeg(frame)))
             await asyncio.sleep(min_gap)
-    except (ConnectionResetError, BusClosed):
+    except (ConnectionError, BusClosed):  # ConnectionError: reset, broken pipe, aiohttp's own
         pass  # the viewer left, or the server is shutting down
     finally:
         service.add_viewer("mjpeg", -1)

@@ -5,8 +5,10 @@ Pure logic with an injected clock, so every rule is unit-tested without a networ
   through the playlist;
 - a duplicate of a queued request adds a vote instead of a second entry, and more votes
   move it up (ties keep arrival order);
-- each user (name or IP) may ask once every `cooldown_s`, and at most `burst` times per
-  `window_s`; the queue holds at most `max_queue` entries;
+- every request, accepted or not, first spends a token from its sender's budget
+  (`attempt_burst`, refilled at `attempts_per_s`): a flood is refused for the cost of a dict
+  lookup, before any matching; accepted ones also obey `cooldown_s` and at most `burst` per
+  `window_s`; the queue holds at most `max_queue` entries; idle senders are forgotten;
 - "democracy" mode: requests are votes for the next slot; when the hold ends the most
   voted wins and the ballot is cleared.
 Thread-safe: the web/websocket side submits, the dream thread reads `current()`.
@@ -31,6 +33,8 @@ class QueuePolicy:
     max_queue: int = 20
     max_user_len: int = 40
     mode: str = "queue"  # "queue" or "democracy"
+    attempts_per_s: float = 1.0  # any request or lookup, accepted or not, refills the budget this fast
+    attempt_burst: int = 10  # ... up to this many at once
 
 
 @dataclass
@@ -54,7 +58,12 @@ class Ack:
 
 @dataclass
 class _User:
+    tokens: float  # the attempt budget left
+    seen: float  # last attempt
     recent: deque = field(default_factory=deque)  # times of accepted requests within window_s
+
+
+PRUNE_EVERY = 256  # attempts between sweeps of idle senders
 
 
 def _key(target: Target) -> tuple:
@@ -71,6 +80,7 @@ class RequestQueue:
         self._lock = threading.Lock()
         self._queue: list[Entry] = []
         self._users: dict[str, _User] = {}
+        self._attempts = 0
         start = parse(first) if first else next(self._next_playlist)
         self._current = Entry("playlist-0", start, [], 0, clock())
         self._started = clock()
@@ -86,7 +96,9 @@ class RequestQueue:
         user = (user or "anonymous")[: self.policy.max_user_len]
         key = key or user
         with self._lock:  # rate first: a flood costs a dict lookup, not a fuzzy match
-            self._check_rate(key, self.clock())
+            now = self.clock()
+            self._spend(key, now)
+            self._check_rate(key, now)
         target = parse(text)  # unknown_class / too_long / bad_request
         with self._lock:
             now = self.clock()
@@ -97,15 +109,48 @@ class RequestQueue:
                     raise RequestError("queue_full", f"the queue is full ({self.policy.max_queue}); try again soon")
                 entry = Entry(f"r{next(self._ids)}", target, [user], 1, now)
                 self._queue.append(entry)
-            self._users.setdefault(key, _User()).recent.append(now)
+            self._users[key].recent.append(now)
             self._sort()
             self.version += 1
             if self._current.id.startswith("playlist") and self.policy.mode == "queue":
                 self._advance(now)  # nobody asked before: the first request plays at once
             return Ack(entry.id, entry.target, self._position(entry))
 
+    def attempt(self, key: str) -> None:
+        """Spend one token of `key`'s budget (a class lookup, say); RequestError when empty."""
+        with self._lock:
+            self._spend(key, self.clock())
+
+    def _spend(self, key: str, now: float) -> None:
+        p = self.policy
+        u = self._users.get(key)
+        if u is None:
+            u = self._users[key] = _User(float(p.attempt_burst), now)
+        u.tokens = min(float(p.attempt_burst), u.tokens + (now - u.seen) * p.attempts_per_s)
+        u.seen = now
+        self._attempts += 1
+        if self._attempts % PRUNE_EVERY == 0:
+            self._forget_idle(now)
+        if u.tokens < 1:
+            wait = (1 - u.tokens) / p.attempts_per_s
+            raise RequestError("rate_limited", f"slow down: too many requests (wait {wait:.1f} s)")
+        u.tokens -= 1
+
+    def _forget_idle(self, now: float) -> None:
+        """Senders with a full budget and nothing in the window are forgotten: the table holds
+        the active ones only, however many came by."""
+        p = self.policy
+        idle = max(p.window_s, p.attempt_burst / p.attempts_per_s)
+        for key in [k for k, u in self._users.items() if now - u.seen > idle]:
+            del self._users[key]
+
+    @property
+    def senders(self) -> int:
+        """How many senders the rate limiter holds now."""
+        return len(self._users)
+
     def _check_rate(self, user: str, now: float) -> None:
-        recent = self._users.setdefault(user, _User()).recent
+        recent = self._users[user].recent
         while recent and now - recent[0] > self.policy.window_s:
             recent.popleft()
         if recent and now - recent[-1] < self.policy.cooldown_s:

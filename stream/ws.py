@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from collections import Counter
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -19,7 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from dreamer.classes import RequestError
 
 from .config import ServeSettings
-from .origins import origin_allowed
+from .origins import client_address, origin_allowed
 from .service import STATE_EVERY_S, Service, error, error_json
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def answer(service: Service, raw, ip: str) -> dict | None:
         return error("bad_request", "send JSON text frames, not binary")
     try:
         msg = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: [[[[... nested 1000 deep
         return error("bad_request", "not valid JSON")
     if not isinstance(msg, dict):
         return error("bad_request", "expected a JSON object with a 'type'")
@@ -53,8 +54,12 @@ class WebsocketServer:
         self.service, self.s = service, settings
         self.per_ip: Counter[str] = Counter()
 
+    def _address(self, conn: ServerConnection) -> str:
+        return client_address(conn.remote_address[0], conn.request.headers.get("X-Forwarded-For"),
+                              self.s.trusted_proxies)
+
     def _gate(self, conn: ServerConnection, request):
-        ip = conn.remote_address[0]
+        ip = self._address(conn)
         if not origin_allowed(request.headers.get("Origin"), request.headers.get("Host", ""), self.s):
             return conn.respond(403, "this page may not connect: its origin is not allowed\n")
         if self.per_ip[ip] >= self.s.max_ws_per_ip:
@@ -72,7 +77,7 @@ class WebsocketServer:
             pass
 
     async def handle(self, conn: ServerConnection) -> None:
-        ip = conn.remote_address[0]
+        ip = self._address(conn)
         self.per_ip[ip] += 1
         self.service.add_viewer("websocket", +1)
         sender = asyncio.create_task(self._send_states(conn), name="ws-state-sender")
@@ -90,7 +95,8 @@ class WebsocketServer:
                 del self.per_ip[ip]
             self.service.add_viewer("websocket", -1)
 
-    def serve(self, host: str, port: int):
-        """An async context manager: the listening server."""
-        return serve(self.handle, host, port, process_request=self._gate, max_size=MAX_MESSAGE, max_queue=4,
+    def serve(self, host: str, port: int, sock: socket.socket | None = None):
+        """An async context manager: the listening server (on `sock` when it is already bound)."""
+        where = {"sock": sock} if sock is not None else {"host": host, "port": port}
+        return serve(self.handle, **where, process_request=self._gate, max_size=MAX_MESSAGE, max_queue=4,
                      ping_interval=20, ping_timeout=20, close_timeout=2)

@@ -58,6 +58,20 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def test_a_busy_port_is_the_first_thing_said():
+    import socket
+
+    with socket.socket() as busy, socket.socket() as spare:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        spare.bind(("127.0.0.1", 0))
+        port, other = busy.getsockname()[1], spare.getsockname()[1]
+        spare.close()
+        r = run("serve", "--port", str(port), "--ws-port", str(other), "--device", "cpu")
+    assert r.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in r.stderr and "--port" in r.stderr
+    assert "serving" not in r.stdout and "Traceback" not in r.stderr
+
+
 def test_classes_lists_and_explains():
     r = run("classes")
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 1000

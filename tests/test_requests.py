@@ -119,3 +119,31 @@ def test_version_bumps_on_changes():
     clock.t += 5
     q.current()
     assert q.version > v
+
+
+def test_every_attempt_spends_the_budget_before_any_matching():
+    q, clock = make(attempts_per_s=1.0, attempt_burst=3, cooldown_s=0)
+    for _ in range(3):
+        with pytest.raises(RequestError) as err:
+            q.submit("qqxxzz", "ann", "1.2.3.4")  # unknown classes count too
+        assert err.value.code == "unknown_class"
+    with pytest.raises(RequestError) as err:
+        q.submit("pizza", "ann", "1.2.3.4")
+    assert err.value.code == "rate_limited"
+    q.submit("pizza", "bob", "5.6.7.8")  # another sender has its own budget
+    clock.t += 1  # one token back a second
+    q.submit("daisy", "ann", "1.2.3.4")
+    with pytest.raises(RequestError, match="too many requests"):
+        q.attempt("1.2.3.4")  # lookups spend from the same budget
+
+
+def test_idle_senders_are_forgotten():
+    from stream.requests import PRUNE_EVERY
+
+    q, clock = make(attempts_per_s=1.0, attempt_burst=5, window_s=60, cooldown_s=0)
+    for i in range(PRUNE_EVERY - 1):
+        q.attempt(f"10.0.{i // 256}.{i % 256}")
+    assert q.senders == PRUNE_EVERY - 1
+    clock.t += 61  # past the window and a full refill
+    q.attempt("192.0.2.1")  # the sweep runs every PRUNE_EVERY attempts
+    assert q.senders == 1

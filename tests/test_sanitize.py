@@ -82,3 +82,15 @@ def test_origin_allowed(origin, host, ok):
 
 def test_origin_star_allows_any():
     assert origin_allowed("http://evil.example", "x", ServeSettings(allowed_origins=["*"]))
+
+
+def test_client_address_trusts_forwarded_for_only_from_our_proxies():
+    from stream.origins import client_address
+
+    proxies = ["127.0.0.1", "10.0.0.0/8"]
+    assert client_address("203.0.113.9", "1.2.3.4", proxies) == "203.0.113.9"  # not a proxy: ignored
+    assert client_address("127.0.0.1", "198.51.100.7", proxies) == "198.51.100.7"
+    assert client_address("127.0.0.1", "6.6.6.6, 198.51.100.7, 10.1.2.3", proxies) == "198.51.100.7"
+    assert client_address("127.0.0.1", None, proxies) == "127.0.0.1"
+    assert client_address("127.0.0.1", "garbage, 10.0.0.1", proxies) == "garbage"  # a key, never shown
+    assert client_address("127.0.0.1", "198.51.100.7", []) == "127.0.0.1"

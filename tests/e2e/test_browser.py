@@ -86,3 +86,48 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
     finally:
         rc, took = stop_server(server)
         assert rc == 0 and took < 5
+
+
+EVIL_PAGE = """<!doctype html><title>evil</title>
+<form id="f" action="{base}/api/request" method="POST" enctype="text/plain">
+<input name='{{"text": "broccoli", "x": "' value='"}}'></form>
+<script>
+const body = JSON.stringify({{text: "broccoli", user: "evil"}});
+Promise.allSettled([
+  fetch("{base}/api/request", {{method: "POST", mode: "no-cors", headers: {{"Content-Type": "text/plain"}}, body}}),
+  fetch("{base}/api/request", {{method: "POST", mode: "cors", headers: {{"Content-Type": "application/json"}}, body}}),
+]).then(() => {{ document.title = "sent"; }});
+</script>"""
+
+
+def test_another_site_cannot_queue_dreams_through_a_visitors_browser(tmp_path):
+    import http.server
+    import threading
+
+    from playwright.sync_api import sync_playwright
+
+    server = start_server(tmp_path, TEST_CONFIG)
+    site = tmp_path / "evil"
+    site.mkdir()
+    (site / "index.html").write_text(EVIL_PAGE.format(base=server.base))
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(site))  # noqa: E731
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{evil.server_address[1]}/index.html")
+            page.wait_for_function("document.title === 'sent'", timeout=15_000)  # both fetches settled
+            with page.expect_navigation():
+                page.evaluate("document.getElementById('f').submit()")  # a plain cross-site form post
+            assert "forbidden" in page.content() or "other web pages" in page.content()
+            browser.close()
+        state = server.get_json("/api/state")
+        labels = [state["target"]["label"]] + [q["label"] for q in state["queue"]]
+        assert "broccoli" not in labels, labels
+        assert server.log.read_text().count("broccoli") == 0
+    finally:
+        evil.shutdown()
+        rc, _ = stop_server(server)
+        assert rc == 0

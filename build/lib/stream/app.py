@@ -1,0 +1,181 @@
+"""The aiohttp app factory: routes, and the long-lived work started and stopped with the app.
+
+    app = make_app(service, cfg.serve)   # tests build the same app on free ports
+    web.run_app(app, host=..., port=...)
+
+Long-lived pieces live in `cleanup_ctx`: the dream and presenter threads (and the RTMP
+encoder), the websocket server, the state watcher and the chat reader start before the first
+request and stop (threads joined off the event loop) on shutdown, so Ctrl-C and SIGTERM end
+everything within a few seconds. The chat reader runs supervised like every thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from dreamer.classes import MAX_TEXT, RequestError, catalogue
+
+from . import mjpeg
+from .config import ServeSettings
+from .metrics import CONTENT_TYPE
+from .origins import client_address, origin_allowed
+from .resources import folder
+from .sanitize import clean
+from .service import Service, error, error_json
+from .worker import supervise
+from .ws import WebsocketServer
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = folder("web")
+SERVICE = web.AppKey("service", Service)
+SERVE = web.AppKey("serve", ServeSettings)
+WS_SOCKET = web.AppKey("ws_socket", socket.socket)  # the websocket port, bound before the model loads
+MAX_BODY = 4096
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_DIR / "index.html")
+
+
+async def stream_mjpg(request: web.Request) -> web.StreamResponse:
+    s = request.app[SERVE]
+    return await mjpeg.stream(request, request.app[SERVICE], s.mjpeg_max_fps, s.max_viewers)
+
+
+async def frame_jpg(request: web.Request) -> web.Response:
+    shown = request.app[SERVICE].pipeline.shown
+    frame = shown.latest()
+    if frame is None:
+        return web.json_response(error("not_ready", "no frame yet; the dream is starting"), status=503)
+    return web.Response(body=shown.jpeg(frame), content_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+async def api_state(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SERVICE].state())
+
+
+def viewer(request: web.Request) -> str:
+    return client_address(request.remote, request.headers.get("X-Forwarded-For"), request.app[SERVE].trusted_proxies)
+
+
+async def api_classes(request: web.Request) -> web.Response:
+    try:
+        request.app[SERVICE].queue.attempt(viewer(request))  # lookups share the request budget
+    except RequestError as e:
+        return web.json_response(error_json(e), status=429)
+    q = clean(request.query.get("q", ""))[:MAX_TEXT]
+    cat = catalogue()
+    if not q.strip():
+        return web.json_response({"query": q, "matches": [], "suggestions": cat.suggest("", 10)})
+    try:
+        target = cat.parse(q)
+    except RequestError as e:
+        return web.json_response({"query": q, "matches": [], "error": e.code, "message": e.message,
+                                  "suggestions": e.suggestions})
+    last = q.split("+")[-1]
+    return web.json_response({"query": q, "target": target.to_json(),
+                              "matches": [{"index": c.index, "name": c.name, "score": round(c.weight, 4)}
+                                          for c in target.classes],
+                              "suggestions": cat.suggest(last, 8)})
+
+
+async def api_request(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    if not origin_allowed(request.headers.get("Origin"), request.host, request.app[SERVE]):
+        return web.json_response(error("forbidden", "requests from other web pages are not accepted"), status=403)
+    if request.content_type != "application/json":  # a cross-site form or text/plain POST: refused
+        return web.json_response(error("bad_request", "send Content-Type: application/json"), status=415)
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return web.json_response(error("too_long", f"body over {MAX_BODY} bytes"), status=400)
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, RecursionError, web.HTTPRequestEntityTooLarge):  # RecursionError: [[[[... 1000 deep
+        return web.json_response(error("bad_request", 'expected JSON: {"text": "volcano", "user": "me"}'),
+                                 status=400)
+    if not isinstance(body, dict):
+        return web.json_response(error("bad_request", "expected a JSON object"), status=400)
+    try:
+        ack = service.request(body.get("text"), body.get("user"), viewer(request))
+    except RequestError as e:
+        return web.json_response(error_json(e), status=429 if e.code == "rate_limited" else 400)
+    return web.json_response(ack.to_json())
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 while dreamed and shown frames both flow; 503 (with which one stalled) otherwise."""
+    health = request.app[SERVICE].health()
+    return web.json_response(health.to_json(), status=200 if health.ok else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[SERVICE].metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+async def config_json(request: web.Request) -> web.Response:
+    about, s = request.app[SERVICE].about, request.app[SERVE]
+    return web.json_response({"ws_port": s.ws_port, "ws_path": "/",
+                              "ws_url": f"ws://{request.url.host}:{s.ws_port}/",
+                              "size": list(about.size), "model": about.model})
+
+
+async def _lifecycle(app: web.Application):
+    service, s = app[SERVICE], app[SERVE]
+    ws = WebsocketServer(service, s)
+    # Bind the websocket port (if the command has not yet) before starting the dream thread:
+    # a port in use must fail cleanly with no thread left running.
+    async with ws.serve(s.host, s.ws_port, app.get(WS_SOCKET)) as server:
+        service.start()
+        service.refresh_state()
+        tasks = [asyncio.create_task(service.watch_state(), name="state-watcher")]
+        if service.chat is not None:
+            tasks.append(asyncio.create_task(supervise("chat", service.chat.session, service.chat.backoff,
+                                                       service.chat.failures), name="chat-reader"))
+        try:
+            yield
+        finally:
+            server.close(close_connections=True)  # "going away" to every client
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.to_thread(service.stop)
+
+
+async def _closing(app: web.Application) -> None:
+    """First step of shutdown: end every MJPEG loop so no handler holds the server open."""
+    app[SERVICE].pipeline.shown.close()
+
+
+class ClientNoise(logging.Filter):
+    """aiohttp logs a malformed request or a vanished client as an ERROR with a traceback;
+    those are the client's doing, not ours: dropped. Errors in our own handlers still show."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, (HttpProcessingError, ConnectionError, asyncio.CancelledError))
+
+
+def make_app(service: Service, serve: ServeSettings, ws_socket: socket.socket | None = None) -> web.Application:
+    logging.getLogger("aiohttp.server").addFilter(ClientNoise())
+    app = web.Application(client_max_size=MAX_BODY)
+    app[SERVICE], app[SERVE] = service, serve
+    if ws_socket is not None:
+        app[WS_SOCKET] = ws_socket
+    app.router.add_get("/", index)
+    app.router.add_get("/stream.mjpg", stream_mjpg)
+    app.router.add_get("/frame.jpg", frame_jpg)
+    app.router.add_get("/api/state", api_state)
+    app.router.add_get("/api/classes", api_classes)
+    app.router.add_post("/api/request", api_request)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/config.json", config_json)
+    app.router.add_static("/static/", WEB_DIR)
+    app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_closing)
+    return app

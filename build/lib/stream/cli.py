@@ -1,0 +1,287 @@
+"""The `dreamstream` command (also `python -m stream`): serve, render, screensaver, classes.
+
+Flags override the config file; the config file overrides the defaults. Errors a user can
+cause (unknown class, bad size, missing file, offline model) end with one line on stderr
+and exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+from pathlib import Path
+
+from dreamer.classes import RequestError, catalogue, parse
+from dreamer.models import DEFAULT_MODEL, REGISTRY, ModelUnavailable
+from dreamer.render import OutputError
+
+from .config import (Config, ConfigError, load_config, parse_size, twitch_oauth_token, twitch_stream_key,
+                     validate)
+from .rtmp import mask_url
+
+log = logging.getLogger("dreamstream")
+
+TWITCH_CHAT = "wss://irc-ws.chat.twitch.tv:443"
+
+
+class UsageError(Exception):
+    """One line for the user; exit code 2."""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML config (default: configs/default.toml)")
+    p.add_argument("--model", choices=sorted(REGISTRY), help=f"network to dream with (default {DEFAULT_MODEL})")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to run (default auto)")
+    p.add_argument("--size", help="frame size WxH, e.g. 320x180")
+    p.add_argument("--seed", type=int, help="make the dream repeatable")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dreamstream", description="A live, interactive DeepDream stream.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("render", help="dream offline and write .mp4, .gif, .png or a folder of PNGs")
+    _common(p)
+    p.add_argument("--class", dest="classes", action="append", metavar="TEXT",
+                   help='what to dream: "volcano", "pizza + volcano" (repeatable: parts are mixed)')
+    p.add_argument("--frames", type=int, default=100, help="exactly this many frames are written (default 100)")
+    p.add_argument("--output", type=Path, default=Path("dream.mp4"), help="output path (default dream.mp4)")
+    p.add_argument("--start", type=Path, metavar="IMAGE", help="dream on this photo instead of noise")
+    p.add_argument("--fps", type=int, default=25, help="frame rate of .mp4/.gif output (default 25)")
+    p.add_argument("--layer", help="classic DeepDream: amplify this layer instead of a class")
+    p.add_argument("--split", action="store_true", help='"A + B" side by side instead of blended')
+
+    p = sub.add_parser("serve", help="the live service: dream loop + HTTP/MJPEG + websocket")
+    _common(p)
+    p.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+    p.add_argument("--port", type=int, help="HTTP port (default 8080)")
+    p.add_argument("--ws-port", type=int, help="websocket port (default 8765)")
+    p.add_argument("--hold", type=float, help="seconds each request plays (default 30)")
+    p.add_argument("--rtmp", metavar="URL", help="push the stream to this RTMP/RTMPS ingest")
+    p.add_argument("--twitch", action="store_true",
+                   help="push to Twitch with TWITCH_STREAM_KEY and read its chat (needs --channel)")
+    p.add_argument("--chat", metavar="URL", help="read requests from irc://, ircs:// or wss:// chat")
+    p.add_argument("--channel", metavar="NAME", help="chat channel to read (Twitch: your channel name)")
+    p.add_argument("--access-log", action="store_true", help="log every HTTP request (off by default)")
+
+    p = sub.add_parser("screensaver", help="a fullscreen local window that dreams through a playlist")
+    _common(p)
+    p.add_argument("--window", action="store_true",
+                   help="a normal window: space = next class, s = save PNG, q/Esc = quit")
+    p.add_argument("--playlist", help='"volcano, jellyfish, pizza" or a file with one class per line')
+    p.add_argument("--in-order", action="store_true", help="play the playlist in order (default: shuffled)")
+    p.add_argument("--hold", type=float, help="seconds per class (default from the config: 30)")
+    p.add_argument("--duration", type=float, default=0.0, help="exit after this many seconds")
+
+    p = sub.add_parser("classes", help="list the 1000 classes, or show how a request is understood")
+    p.add_argument("query", nargs="*", help='request text, e.g. "pizza + volcano"')
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The config file, then every flag over it, in this one place; validated as a whole."""
+    cfg = load_config(args.config)
+    flag = lambda name: getattr(args, name, None)  # noqa: E731  (each command has its own flags)
+    for name in ("model", "device", "seed"):
+        if flag(name) is not None:
+            setattr(cfg, name, flag(name))
+    if flag("size"):
+        cfg.dream.size = parse_size(flag("size"))
+    if flag("hold") is not None:
+        cfg.queue.hold_s = flag("hold")
+    for name in ("host", "port", "ws_port"):
+        if flag(name) is not None:
+            setattr(cfg.serve, name, flag(name))
+    cfg.serve.access_log = cfg.serve.access_log or bool(flag("access_log"))
+    if flag("layer"):
+        cfg.dream.mode, cfg.dream.layer = "layer", flag("layer")
+    cfg.dream.split = cfg.dream.split or bool(flag("split"))
+    if flag("rtmp"):
+        cfg.rtmp.url = flag("rtmp")
+    if flag("chat"):
+        cfg.chat.url = flag("chat")
+    if flag("channel"):
+        cfg.chat.channel = flag("channel").lstrip("#")
+    if flag("twitch"):
+        key = twitch_stream_key()
+        if not key:
+            raise UsageError("--twitch needs TWITCH_STREAM_KEY in the environment (your Twitch stream key)")
+        cfg.rtmp.url = f"{cfg.rtmp.twitch_ingest.rstrip('/')}/{key}"  # holds the key: never print it
+        cfg.chat.url = cfg.chat.url or TWITCH_CHAT
+        if not cfg.chat.channel:
+            raise UsageError("--twitch needs --channel NAME (your Twitch channel) to read its chat")
+    if cfg.rtmp.url and not cfg.rtmp.url.startswith(("rtmp://", "rtmps://")):
+        raise UsageError("--rtmp must be an rtmp:// or rtmps:// URL")
+    if cfg.chat.url and not cfg.chat.url.startswith(("irc://", "ircs://", "wss://", "ws://")):
+        raise UsageError("--chat must be an irc://, ircs:// or wss:// URL")
+    if cfg.chat.url and not cfg.chat.channel:
+        raise UsageError("--chat needs --channel NAME")
+    return validate(cfg)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from dreamer.runtime import load_for_dreaming, tune_for_cpu_dreaming
+
+    from .app import make_app
+    from .chat import ChatReader
+    from .pipeline import Pipeline
+    from .requests import RequestQueue
+    from .rtmp import RtmpEncoder
+    from .service import About, Service
+
+    cfg = config_from_args(args)
+    s = cfg.serve
+    http_socket, ws_socket = listen(s.host, s.port, "--port"), listen(s.host, s.ws_port, "--ws-port")
+    model, device = load_for_dreaming(cfg.model, cfg.device)
+    tune_for_cpu_dreaming(device)
+    queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class)
+    pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, cfg.serve.output_fps, cfg.serve.jpeg_quality)
+    service = Service(pipeline, About(cfg.model, str(device), cfg.dream.size, cfg.chat.prefix))
+    if cfg.rtmp.url:
+        r = cfg.rtmp
+        nvenc = r.encoder == "nvenc" or (r.encoder == "auto" and device.type == "cuda")
+        service.encoder = RtmpEncoder(r.url, r, pipeline.shown, lambda: service.overlay_text, nvenc)
+    if cfg.chat.url:  # requests from chat share the queue, rate-limited per chat account
+        service.chat = ChatReader(cfg.chat, lambda text, user: service.request(text, user, f"chat:{user.lower()}"),
+                                  twitch_oauth_token())
+    w, h = cfg.dream.size
+    url = f"http://{'127.0.0.1' if s.host in ('0.0.0.0', '::') else s.host}:{s.port}/"
+    live = "".join([f", rtmp {mask_url(cfg.rtmp.url)}" if cfg.rtmp.url else "",
+                    f", chat {cfg.chat.url} #{cfg.chat.channel}" if cfg.chat.url else ""])
+    print(f"dreamstream serving {url}  (websocket :{s.ws_port}, model {cfg.model}, device {device}, "
+          f"size {w}x{h}{live})", flush=True)
+    web.run_app(make_app(service, s, ws_socket), sock=http_socket, print=None, shutdown_timeout=3,
+                handle_signals=True, access_log=logging.getLogger("aiohttp.access") if s.access_log else None)
+    return 0
+
+
+def listen(host: str, port: int, flag: str) -> socket.socket:
+    """Bind a port before anything slow happens, so a port in use is the first thing said."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        return sock
+    except OSError as e:
+        raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e}); choose another with {flag}") from None
+
+
+def read_playlist(text: str) -> list[str]:
+    path = Path(text)
+    if path.is_file():
+        lines = path.read_text("utf-8").splitlines()
+        items = [ln.split("#", 1)[0].strip() for ln in lines]
+    else:
+        items = [t.strip() for t in text.split(",")]
+    items = [t for t in items if t]
+    if not items:
+        raise UsageError(f"--playlist {text!r} names no classes")
+    for item in items:
+        parse(item)  # an unknown class is a one-line error now, not a dead screensaver later
+    return items
+
+
+def cmd_screensaver(args: argparse.Namespace) -> int:
+    import random
+
+    from dreamer.runtime import load_for_dreaming, tune_for_cpu_dreaming
+
+    from .config import display
+    from .pipeline import Pipeline
+    from .requests import RequestQueue
+    from .screensaver import Screensaver, ScreensaverOptions
+
+    cfg = config_from_args(args)
+    playlist = read_playlist(args.playlist) if args.playlist else None
+    if display() is None:
+        raise UsageError("no display: run it on a desktop, or under Xvfb with DISPLAY set")
+    model, device = load_for_dreaming(cfg.model, cfg.device)
+    tune_for_cpu_dreaming(device)
+    w, h = cfg.dream.size
+    print(f"dreamstream screensaver: model {cfg.model}, device {device}, size {w}x{h}, "
+          f"{'window' if args.window else 'fullscreen'}", file=sys.stderr, flush=True)
+    playlist = list(playlist or cfg.playlist)
+    if not args.in_order:
+        random.Random(cfg.seed).shuffle(playlist)
+    queue = RequestQueue(cfg.queue, playlist)
+    opts = ScreensaverOptions(window=args.window, duration=args.duration)
+    pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, opts.display_fps)
+    return Screensaver(pipeline, opts, cfg.dream.size).run()
+
+
+def cmd_classes(args: argparse.Namespace) -> int:
+    if not args.query:
+        for i, name in enumerate(catalogue().names):
+            print(f"{i:4d}  {name}")
+        return 0
+    target = parse(" ".join(args.query))
+    print(target.label)
+    for c in sorted(target.classes, key=lambda c: -c.weight):
+        print(f"  {c.index:4d}  {c.name:40s} weight {c.weight:.3f}")
+    return 0
+
+
+def load_start(path: Path):
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            rgb = np.asarray(img.convert("RGB"))
+    except (OSError, UnidentifiedImageError):
+        raise UsageError(f"cannot read start image {path} (missing, or not an image)") from None
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() / 255.0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from dreamer.loop import Dreamer
+    from dreamer.render import check_output, render
+    from dreamer.runtime import load_for_dreaming, tune_for_cpu_dreaming
+
+    cfg = config_from_args(args)
+    if args.frames < 1:
+        raise UsageError("--frames must be at least 1")
+    target = parse(" + ".join(args.classes or [cfg.start_class]))
+    start = load_start(args.start) if args.start else None
+    check_output(args.output)
+    model, device = load_for_dreaming(cfg.model, cfg.device)
+    tune_for_cpu_dreaming(device)
+    if args.layer:
+        model.layer(args.layer)  # unknown layer: clear error now
+    w, h = cfg.dream.size
+    print(f"dreamstream render: {target.label!r} model={cfg.model} device={device} size={w}x{h} "
+          f"frames={args.frames} -> {args.output}", file=sys.stderr)
+    dreamer = Dreamer(model, cfg.dream, seed=cfg.seed, start=start)
+    dreamer.set_target(target)
+    render(dreamer, args.frames, args.output, args.fps)
+    dreamer.close()
+    print(args.output)
+    return 0
+
+
+COMMANDS = {"serve": cmd_serve, "render": cmd_render, "screensaver": cmd_screensaver, "classes": cmd_classes}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except RequestError as e:
+        hint = f"; did you mean: {', '.join(e.suggestions)}" if e.suggestions else ""
+        print(f"dreamstream: error: {e.message}{hint}", file=sys.stderr)
+    except (UsageError, ConfigError, ModelUnavailable, OutputError) as e:
+        print(f"dreamstream: error: {e}", file=sys.stderr)
+    except OSError as e:  # a port in use, a file we may not write
+        print(f"dreamstream: error: {e.strerror or e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    return 2

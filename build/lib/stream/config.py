@@ -1,0 +1,240 @@
+"""The one typed config: dataclasses, loaded from TOML, overridden by command-line flags.
+
+No other module reads files, globals or environment variables for settings; secrets
+(`TWITCH_STREAM_KEY`, `TWITCH_OAUTH_TOKEN`) are read here too, and only here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import os
+import sys
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dreamer.classes import RequestError, parse
+from dreamer.loop import DreamSettings
+
+from .requests import QueuePolicy
+from .resources import folder
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_CONFIG = folder("configs") / "default.toml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass
+class ServeSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    ws_port: int = 8765
+    jpeg_quality: int = 85
+    # Web pages (origins) that may POST requests and open the websocket besides the page's
+    # own (http://host:port); "*" allows any. Clients that send no Origin (curl) always may.
+    allowed_origins: list[str] = field(default_factory=list)
+    max_ws_per_ip: int = 8
+    # Reverse proxies (addresses or networks, e.g. "127.0.0.1", "10.0.0.0/8") whose
+    # X-Forwarded-For names the viewer; empty: every peer is the viewer itself.
+    trusted_proxies: list[str] = field(default_factory=list)
+    mjpeg_max_fps: float = 30.0  # per viewer; frames in between are skipped
+    max_viewers: int = 200  # MJPEG viewers at once; past it a clear 503 (use a media server for more)
+    access_log: bool = False  # one log line per HTTP request (--access-log)
+    output_fps: float = 25.0  # shown frames per second (zooming between dreamed frames); 0 = dreamed frames only
+
+
+@dataclass
+class RtmpSettings:
+    url: str = ""  # rtmp:// or rtmps:// ingest; empty = no RTMP output (or --twitch)
+    fps: float = 30.0  # constant output rate; frames repeat when the dream is slower
+    bitrate_k: int = 3000  # constant bitrate, kb/s
+    keyframe_s: float = 2.0
+    encoder: str = "auto"  # auto (NVENC with CUDA, else libx264) | libx264 | nvenc
+    audio_file: str = ""  # looped under the stream; empty = silence
+    overlay: bool = True  # draw the current request and who asked into the streamed frames
+    twitch_ingest: str = "rtmp://live.twitch.tv/app"
+
+
+@dataclass
+class ChatSettings:
+    url: str = ""  # irc://host:port, ircs://host:port or wss://host/path; empty = no chat
+    channel: str = ""  # without '#'
+    prefix: str = "!dream"
+    nick: str = ""  # empty: anonymous (Twitch: justinfan + digits), read only
+    reply_every_s: float = 1.5  # at most one reply this often (Twitch allows 20 per 30 s)
+
+
+@dataclass
+class Config:
+    model: str = "efficientnet_lite0"
+    device: str = "auto"  # auto | cpu | cuda | mps
+    seed: int | None = None  # None: a different dream every run
+    start_class: str = "volcano"  # dreamed first, before anyone asks; then the playlist
+    playlist: list[str] = field(default_factory=lambda: [
+        "volcano", "jellyfish", "pizza", "coral reef", "peafowl", "monarch butterfly", "strawberry",
+        "lighthouse", "goldfish", "daisy", "castle", "broccoli"])
+    dream: DreamSettings = field(default_factory=DreamSettings)
+    serve: ServeSettings = field(default_factory=ServeSettings)
+    queue: QueuePolicy = field(default_factory=QueuePolicy)
+    rtmp: RtmpSettings = field(default_factory=RtmpSettings)
+    chat: ChatSettings = field(default_factory=ChatSettings)
+
+
+def _coerce(value, hint, where: str):
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        return _build(hint, value, where)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = args[0]
+        if args[-1] is not Ellipsis and len(value) != len(args):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(v, item, where) for v in value)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return [_coerce(v, typing.get_args(hint)[0], where) for v in value]
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None:
+            return None
+        return _coerce(value, next(a for a in typing.get_args(hint) if a is not type(None)), where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(hint, type) and (not isinstance(value, hint) or (hint is not bool and isinstance(value, bool))):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def did_you_mean(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _build(cls, data: dict, where: str):
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in sorted(set(data) - known):
+        name = f"{where}.{key}" if where else key
+        raise ConfigError(f"unknown setting {name}{did_you_mean(key, known)} (known: {', '.join(sorted(known))})")
+    return cls(**{k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()})
+
+
+# Ranges (inclusive) and choices of every setting that has them; lists are checked item by item.
+RANGES: dict[str, tuple[float, float]] = {
+    "seed": (0, 2**63 - 1),
+    "dream.size": (32, 4096), "dream.steps": (1, 64), "dream.step_size": (1e-4, 1.0),
+    "dream.octaves": (0.1, 4.0), "dream.pyramid_levels": (1, 12), "dream.band_tilt": (0.25, 4.0),
+    "dream.colour_steps": (0.0, 10.0), "dream.prior_weight": (0.0, 1000.0), "dream.gradient_blur": (0.0, 10.0),
+    "dream.start_blur": (0.0, 20.0), "dream.sharpness": (0.0, 10.0), "dream.jitter_px": (0, 256),
+    "dream.scale_range": (0.1, 4.0), "dream.rotate_deg": (0.0, 180.0), "dream.zoom": (-0.5, 0.5),
+    "dream.spin_deg": (-45.0, 45.0), "dream.drift": (-0.5, 0.5), "dream.blur_sigma": (0.0, 10.0),
+    "dream.blend_frames": (0, 10_000),
+    "serve.port": (1, 65535), "serve.ws_port": (1, 65535), "serve.jpeg_quality": (1, 100),
+    "serve.max_ws_per_ip": (1, 10_000), "serve.max_viewers": (1, 100_000),
+    "serve.mjpeg_max_fps": (0.5, 120.0), "serve.output_fps": (1.0, 120.0),
+    "queue.hold_s": (1.0, 86_400.0), "queue.cooldown_s": (0.0, 3600.0), "queue.burst": (1, 10_000),
+    "queue.window_s": (1.0, 86_400.0), "queue.max_queue": (1, 10_000), "queue.max_user_len": (1, 200),
+    "queue.attempts_per_s": (0.01, 1000.0), "queue.attempt_burst": (1, 10_000),
+    "rtmp.fps": (1.0, 120.0), "rtmp.bitrate_k": (100, 100_000), "rtmp.keyframe_s": (0.5, 10.0),
+    "chat.reply_every_s": (0.0, 3600.0),
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "device": ("auto", "cpu", "cuda", "mps"), "dream.mode": ("class", "layer"),
+    "queue.mode": ("queue", "democracy"), "rtmp.encoder": ("auto", "libx264", "nvenc"),
+}
+
+
+def _get(cfg: "Config", path: str):
+    value = cfg
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def validate(cfg: "Config") -> "Config":
+    """Every range and choice above, for values from files and flags alike: one-line errors."""
+    for path, (low, high) in RANGES.items():
+        value = _get(cfg, path)
+        for v in (value if isinstance(value, (list, tuple)) else [value]):
+            if v is not None and not low <= v <= high:
+                raise ConfigError(f"{path} = {value!r}: must be between {low:g} and {high:g}")
+    for path, choices in CHOICES.items():
+        value = _get(cfg, path)
+        if value not in choices:
+            raise ConfigError(f"{path} = {value!r}: choose one of {', '.join(choices)}{did_you_mean(value, choices)}")
+    d = cfg.dream
+    if not d.octaves:
+        raise ConfigError("dream.octaves: give at least one view scale, e.g. [1.0, 0.7, 0.5]")
+    if d.scale_range[0] > d.scale_range[1]:
+        raise ConfigError(f"dream.scale_range = {list(d.scale_range)}: the first must not exceed the second")
+    if d.colour_steps and (len(d.colour_steps) != 3 or d.colour_steps[0] <= 0):
+        raise ConfigError("dream.colour_steps: three step sizes (luminance > 0, two colour axes), or [] for RGB")
+    for proxy in cfg.serve.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(f"serve.trusted_proxies: {proxy!r} is not an address or network") from None
+    if cfg.serve.port == cfg.serve.ws_port:
+        raise ConfigError(f"serve.port and serve.ws_port are both {cfg.serve.port}: use two ports")
+    if not cfg.playlist:
+        raise ConfigError("playlist: name at least one class")
+    for where, text in [("start_class", cfg.start_class), *(("playlist", p) for p in cfg.playlist)]:
+        try:
+            parse(text)
+        except RequestError as e:
+            hint = f"; did you mean {', '.join(e.suggestions[:3])}" if e.suggestions else ""
+            raise ConfigError(f"{where}: {e.message}{hint}") from None
+    if not cfg.chat.prefix.strip() or " " in cfg.chat.prefix:
+        raise ConfigError(f"chat.prefix = {cfg.chat.prefix!r}: one word, such as !dream")
+    return cfg
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Defaults <- TOML file (configs/default.toml when none is given)."""
+    path = Path(path) if path else DEFAULT_CONFIG
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    return validate(_build(Config, data, ""))
+
+
+def twitch_stream_key() -> str | None:
+    """Secret: from the environment only; never printed, logged or written anywhere."""
+    return os.environ.get("TWITCH_STREAM_KEY") or None
+
+
+def twitch_oauth_token() -> str | None:
+    """Secret: lets the chat reader reply. Accepts 'oauth:xyz' or plain 'xyz'."""
+    token = os.environ.get("TWITCH_OAUTH_TOKEN")
+    return None if not token else token if token.startswith("oauth:") else f"oauth:{token}"
+
+
+def display() -> str | None:
+    """The desktop to open windows on (X11 or Wayland), from the environment; None without one."""
+    return os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'320x180' -> (320, 180), within 32..4096 each."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--size must look like 320x180, got {text!r}") from None
+    if not (32 <= w <= 4096 and 32 <= h <= 4096):
+        raise ConfigError(f"--size {text}: each side must be between 32 and 4096 pixels")
+    return w, h

@@ -1,0 +1,214 @@
+"""The shared request queue and its policy: who gets to decide what is dreamed next.
+
+Pure logic with an injected clock, so every rule is unit-tested without a network:
+- a request plays for `hold_s`, then the next queued one follows; an idle queue wanders
+  through the playlist;
+- a duplicate of a queued request adds a vote instead of a second entry, and more votes
+  move it up (ties keep arrival order);
+- every request, accepted or not, first spends a token from its sender's budget
+  (`attempt_burst`, refilled at `attempts_per_s`): a flood is refused for the cost of a dict
+  lookup, before any matching; accepted ones also obey `cooldown_s` and at most `burst` per
+  `window_s`; the queue holds at most `max_queue` entries; idle senders are forgotten;
+- "democracy" mode: requests are votes for the next slot; when the hold ends the most
+  voted wins and the ballot is cleared.
+Thread-safe: the web/websocket side submits, the dream thread reads `current()`.
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from dreamer.classes import RequestError, Target, parse
+
+
+@dataclass
+class QueuePolicy:
+    hold_s: float = 30.0  # how long a request plays
+    cooldown_s: float = 3.0  # per user, between two requests
+    burst: int = 5  # per user, requests per window_s
+    window_s: float = 60.0
+    max_queue: int = 20
+    max_user_len: int = 40
+    mode: str = "queue"  # "queue" or "democracy"
+    attempts_per_s: float = 1.0  # any request or lookup, accepted or not, refills the budget this fast
+    attempt_burst: int = 10  # ... up to this many at once
+
+
+@dataclass
+class Entry:
+    id: str
+    target: Target
+    users: list[str]
+    votes: int
+    arrived: float
+
+
+@dataclass
+class Ack:
+    id: str
+    target: Target
+    position: int  # 0 = playing now
+
+    def to_json(self) -> dict:
+        return {"type": "ack", "id": self.id, "target": self.target.to_json(), "position": self.position}
+
+
+@dataclass
+class _User:
+    tokens: float  # the attempt budget left
+    seen: float  # last attempt
+    recent: deque = field(default_factory=deque)  # times of accepted requests within window_s
+
+
+PRUNE_EVERY = 256  # attempts between sweeps of idle senders
+
+
+def _key(target: Target) -> tuple:
+    return tuple(sorted((c.index, round(c.weight, 6)) for c in target.classes))
+
+
+class RequestQueue:
+    def __init__(self, policy: QueuePolicy, playlist: list[str], clock=time.monotonic, first: str | None = None):
+        """`first`: what plays before anything else (then the playlist); default the playlist's first."""
+        self.policy, self.clock = policy, clock
+        self.playlist = [parse(p) for p in playlist] or [parse("volcano")]
+        self._next_playlist = itertools.cycle(self.playlist)
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._queue: list[Entry] = []
+        self._users: dict[str, _User] = {}
+        self._attempts = 0
+        start = parse(first) if first else next(self._next_playlist)
+        self._current = Entry("playlist-0", start, [], 0, clock())
+        self._started = clock()
+        self.version = 0  # bumped on every change of current target or queue
+
+    # -- requests -------------------------------------------------------------------------
+    def submit(self, text, user: str, key: str | None = None) -> Ack:
+        """Accept a request or raise RequestError(code, message, suggestions).
+
+        `user` is the name shown and counted as a vote; `key` is who is rate-limited (the IP
+        for web clients, so a new name is not a new allowance); it defaults to `user`.
+        """
+        user = (user or "anonymous")[: self.policy.max_user_len]
+        key = key or user
+        with self._lock:  # rate first: a flood costs a dict lookup, not a fuzzy match
+            now = self.clock()
+            self._spend(key, now)
+            self._check_rate(key, now)
+        target = parse(text)  # unknown_class / too_long / bad_request
+        with self._lock:
+            now = self.clock()
+            self._check_rate(key, now)  # again: another submit may have landed meanwhile
+            entry = self._merge(target, user)
+            if entry is None:
+                if len(self._queue) >= self.policy.max_queue:
+                    raise RequestError("queue_full", f"the queue is full ({self.policy.max_queue}); try again soon")
+                entry = Entry(f"r{next(self._ids)}", target, [user], 1, now)
+                self._queue.append(entry)
+            self._users[key].recent.append(now)
+            self._sort()
+            self.version += 1
+            if self._current.id.startswith("playlist") and self.policy.mode == "queue":
+                self._advance(now)  # nobody asked before: the first request plays at once
+            return Ack(entry.id, entry.target, self._position(entry))
+
+    def attempt(self, key: str) -> None:
+        """Spend one token of `key`'s budget (a class lookup, say); RequestError when empty."""
+        with self._lock:
+            self._spend(key, self.clock())
+
+    def _spend(self, key: str, now: float) -> None:
+        p = self.policy
+        u = self._users.get(key)
+        if u is None:
+            u = self._users[key] = _User(float(p.attempt_burst), now)
+        u.tokens = min(float(p.attempt_burst), u.tokens + (now - u.seen) * p.attempts_per_s)
+        u.seen = now
+        self._attempts += 1
+        if self._attempts % PRUNE_EVERY == 0:
+            self._forget_idle(now)
+        if u.tokens < 1:
+            wait = (1 - u.tokens) / p.attempts_per_s
+            raise RequestError("rate_limited", f"slow down: too many requests (wait {wait:.1f} s)")
+        u.tokens -= 1
+
+    def _forget_idle(self, now: float) -> None:
+        """Senders with a full budget and nothing in the window are forgotten: the table holds
+        the active ones only, however many came by."""
+        p = self.policy
+        idle = max(p.window_s, p.attempt_burst / p.attempts_per_s)
+        for key in [k for k, u in self._users.items() if now - u.seen > idle]:
+            del self._users[key]
+
+    @property
+    def senders(self) -> int:
+        """How many senders the rate limiter holds now."""
+        return len(self._users)
+
+    def _check_rate(self, user: str, now: float) -> None:
+        recent = self._users[user].recent
+        while recent and now - recent[0] > self.policy.window_s:
+            recent.popleft()
+        if recent and now - recent[-1] < self.policy.cooldown_s:
+            wait = self.policy.cooldown_s - (now - recent[-1])
+            raise RequestError("rate_limited", f"slow down: one request every {self.policy.cooldown_s:g} s "
+                                               f"(wait {wait:.1f} s)")
+        if len(recent) >= self.policy.burst:
+            wait = self.policy.window_s - (now - recent[0])
+            raise RequestError("rate_limited", f"at most {self.policy.burst} requests per "
+                                               f"{self.policy.window_s:g} s (wait {wait:.0f} s)")
+
+    def _merge(self, target: Target, user: str) -> Entry | None:
+        key = _key(target)
+        if _key(self._current.target) == key and not self._current.id.startswith("playlist"):
+            return self._current  # asking for what plays now: acknowledged, position 0
+        for entry in self._queue:
+            if _key(entry.target) == key:
+                if user not in entry.users:
+                    entry.users.append(user)
+                    entry.votes += 1
+                return entry
+        return None
+
+    def _sort(self) -> None:
+        self._queue.sort(key=lambda e: (-e.votes, e.arrived))
+
+    def _position(self, entry: Entry) -> int:
+        return 0 if entry is self._current else 1 + self._queue.index(entry)
+
+    # -- time -----------------------------------------------------------------------------
+    def current(self) -> Target:
+        """What to dream now; advances the queue when the hold has run out."""
+        with self._lock:
+            now = self.clock()
+            if now - self._started >= self.policy.hold_s:
+                self._advance(now)
+            return self._current.target
+
+    def _advance(self, now: float) -> None:
+        if self._queue:
+            self._current = self._queue.pop(0)
+            if self.policy.mode == "democracy":
+                self._queue.clear()  # a new ballot for the next slot
+        else:
+            self._current = Entry(f"playlist-{next(self._ids)}", next(self._next_playlist), [], 0, now)
+        self._started = now
+        self.version += 1
+
+    def skip(self) -> Target:
+        """Play the next entry now (screensaver 'next', admin)."""
+        with self._lock:
+            self._advance(self.clock())
+            return self._current.target
+
+    # -- state ----------------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        with self._lock:
+            cur = self._current
+            return {"target": {**cur.target.to_json(), "user": ", ".join(cur.users[:3]) or None,
+                               "remaining_s": round(max(0.0, self.policy.hold_s - (self.clock() - self._started)), 1)},
+                    "queue": [{**e.target.to_json(), "votes": e.votes, "user": e.users[0]} for e in self._queue]}

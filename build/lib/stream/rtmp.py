@@ -1,0 +1,185 @@
+"""The RTMP encoder: the shown frames as FLV (H.264 + AAC) pushed to any RTMP/RTMPS ingest.
+
+Its own thread reads the newest frame at a constant rate (`start + n / fps`, repeating
+frames when the dream is slower), draws the overlay, and encodes: libx264 veryfast +
+zerolatency (or NVENC when asked for and working), yuv420p, constant bitrate, a keyframe
+every `keyframe_s`, plus an AAC track (silence, or an audio file looped). One session is
+one connection; when the ingest drops, the session ends and the `Worker` starts another
+after its backoff (1 s doubling to 5 s, back to 1 s once an ingest has taken a second of
+video), so an ingest that comes back is fed again within seconds, however often it dropped
+before. The dream loop and the web server never notice. The stream key is never printed:
+every part of the URL after the host is masked (rtmp://host/****), and error texts are
+scrubbed of it.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import av
+import cv2
+import numpy as np
+
+from .config import RtmpSettings
+from .framebus import FrameBus
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+AUDIO_RATE = 44100
+AUDIO_FRAME = 1024  # samples per AAC frame
+
+
+def mask_url(url: str) -> str:
+    """rtmp://host:port/app/KEY -> rtmp://host:port/app/****: the application name stays
+    (it is no secret), every later path part, the userinfo and the query go. A URL with only
+    one path part (rtmp://host/KEY) may carry the key there: it is masked too."""
+    parts = urlsplit(url)
+    path = [p for p in parts.path.split("/") if p]
+    shown = path[:1] if len(path) > 1 else []
+    host = parts.hostname or ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}/" + "/".join(shown + ["****"] * bool(path or parts.query))
+
+
+def hershey_text(text: str) -> str:
+    """OpenCV's Hershey fonts draw ASCII only: accents are dropped ("Zoë" -> "Zoe"), other
+    characters become "?"."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c if c.isascii() else "?" for c in decomposed if c.isascii() or not unicodedata.combining(c))
+
+
+def draw_overlay(rgb: np.ndarray, text: str) -> np.ndarray:
+    """The request and who asked, bottom left, white on a dark band (as the 2015 stream did)."""
+    text = hershey_text(text)
+    if not text:
+        return rgb
+    out = rgb.copy()
+    h, w = out.shape[:2]
+    scale = max(0.35, h / 720)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    pad = max(3, int(8 * scale))
+    y0 = h - th - base - 2 * pad
+    band = out[y0:, : min(w, tw + 2 * pad)]
+    band[:] = (band * 0.45).astype(np.uint8)
+    cv2.putText(out, text, (pad, h - base - pad), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                max(1, int(2 * scale)), cv2.LINE_AA)
+    return out
+
+
+class AudioSource:
+    """AAC-ready stereo float frames: silence, or an audio file decoded once and looped."""
+
+    def __init__(self, path: str = ""):
+        self.samples = np.zeros((2, AUDIO_FRAME), np.float32)
+        if path:
+            with av.open(path) as f:
+                resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
+                chunks = [r.to_ndarray() for fr in f.decode(audio=0) for r in resampler.resample(fr)]
+            if chunks:
+                self.samples = np.concatenate(chunks, axis=1).astype(np.float32)
+        self.pos = 0
+
+    def next(self) -> np.ndarray:
+        idx = (self.pos + np.arange(AUDIO_FRAME)) % self.samples.shape[1]
+        self.pos = (self.pos + AUDIO_FRAME) % self.samples.shape[1]
+        return np.ascontiguousarray(self.samples[:, idx])
+
+
+class RtmpEncoder(Worker):
+    name = "rtmp-encoder"
+
+    def __init__(self, url: str, settings: RtmpSettings, bus: FrameBus,
+                 overlay_text: Callable[[], str] = lambda: "", use_nvenc: bool = False):
+        super().__init__()
+        self.url, self.masked, self.s = url, mask_url(url), settings
+        self.bus, self.overlay_text = bus, overlay_text
+        self.use_nvenc = use_nvenc and "h264_nvenc" in av.codecs_available
+        self.audio = AudioSource(settings.audio_file)
+        self.connected = False
+        self.bitrate_kbps = 0.0  # what actually went out over the last seconds
+
+    def scrub(self, text: str) -> str:
+        secret = urlsplit(self.url).path
+        return text.replace(self.url, self.masked).replace(secret, "/****") if secret.strip("/") else text
+
+    def job(self) -> None:
+        """One connection: stream until the ingest drops or we stop. Expected failures (the
+        ingest refused or went away) are one line in the log; the Worker restarts us."""
+        try:
+            self._stream()
+        except (av.error.FFmpegError, OSError, ValueError) as e:
+            log.warning("rtmp: %s: %s", self.masked, self.scrub(f"{type(e).__name__}: {e}"))
+        finally:
+            self.connected, self.bitrate_kbps = False, 0.0
+
+    def _open(self, width: int, height: int):
+        container = av.open(self.url, mode="w", format="flv", timeout=(10.0, 10.0))
+        fps, g = round(self.s.fps), max(1, round(self.s.keyframe_s * self.s.fps))
+        rate = f"{self.s.bitrate_k}k"
+        if self.use_nvenc:
+            video = container.add_stream("h264_nvenc", rate=fps)
+            video.options = {"preset": "p4", "tune": "ll", "rc": "cbr", "g": str(g), "bf": "0"}
+        else:
+            video = container.add_stream("libx264", rate=fps)
+            video.options = {"preset": "veryfast", "tune": "zerolatency",
+                             "x264-params": f"keyint={g}:min-keyint={g}:scenecut=0:nal-hrd=cbr:force-cfr=1",
+                             "maxrate": rate, "bufsize": rate}
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.bit_rate = self.s.bitrate_k * 1000
+        audio = container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
+        audio.bit_rate = 128_000
+        return container, video, audio
+
+    def _first_frame(self):
+        """However long the first dreamed frame takes (a big frame on a CPU: many seconds)."""
+        while not self.stopping:
+            frame = self.bus.wait(0, timeout=0.5)
+            if frame is not None:
+                return frame
+        return None
+
+    def _stream(self) -> None:
+        first = self._first_frame()
+        if first is None:
+            return
+        h, w = (d // 2 * 2 for d in first.rgb.shape[:2])  # yuv420p needs even sides
+        container, video, audio = self._open(w, h)
+        try:
+            start, n, samples = time.monotonic(), 0, 0
+            sent, window_start = 0, start
+            while not self.stopping:
+                rgb = self.bus.latest().rgb[:h, :w]
+                if self.s.overlay:
+                    rgb = draw_overlay(rgb, self.overlay_text())
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                frame.pts = n
+                packets = video.encode(frame)
+                sent += sum(p.size for p in packets)
+                container.mux(packets)
+                n += 1
+                if n % round(self.s.fps) == 0:  # once a second
+                    now = time.monotonic()
+                    self.bitrate_kbps, sent, window_start = sent * 8 / 1000 / (now - window_start), 0, now
+                    if not self.connected:  # a second of video got through: the ingest took us
+                        self.connected = True
+                        self.backoff.reset()
+                        log.info("rtmp: streaming %dx%d at %g fps, %d kb/s to %s", w, h, self.s.fps,
+                                 self.s.bitrate_k, self.masked)
+                while samples < n / self.s.fps * AUDIO_RATE:  # keep audio level with video
+                    af = av.AudioFrame.from_ndarray(self.audio.next(), format="fltp", layout="stereo")
+                    af.sample_rate, af.pts = AUDIO_RATE, samples
+                    container.mux(audio.encode(af))
+                    samples += AUDIO_FRAME
+                self._stop.wait(max(0.0, start + n / self.s.fps - time.monotonic()))
+        finally:
+            try:
+                container.close()
+            except (av.error.FFmpegError, OSError):
+                pass  # the ingest is already gone
