@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # mate-backgrounds: nature photos the natural-image prior is fitted on (scripts/fit_prior.py).
 TEST_DEBS := chromium xvfb xdotool imagemagick ngircd mate-backgrounds
 
-.PHONY: serve test install install-test render bench eval clean
+.PHONY: serve test install install-test render bench eval loadtest clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,7 +36,10 @@ bench: install
 	$(BIN)/python scripts/bench.py
 
 eval: install-test
-	$(BIN)/python scripts/eval_quality.py
+	$(BIN)/python scripts/eval_quality.py --live --sheets out/eval
+
+loadtest: install
+	$(BIN)/python scripts/loadtest.py
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -83,6 +83,20 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance with adjacent transpositions (a swap is one typo)."""
+    prev2, prev = None, list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cost = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if prev2 is not None and i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cost = min(cost, prev2[j - 2] + 1)
+            cur.append(cost)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
 def singular(word_phrase: str) -> str:
     """Cheap English singular of the last word: volcanoes/volcanos -> volcano, daisies -> daisy."""
     head, _, last = word_phrase.rpartition(" ")
@@ -135,25 +149,44 @@ class Catalogue:
         for candidate in (key, singular(key)):
             if candidate in self.keys:
                 return self.names[self.keys[candidate]], [self.keys[candidate]]
-        # Short words need a closer match: "fox" is not "ox", but "pizzzza" is "pizza".
-        cutoff = 0.8 if len(key) > 4 else 0.86
-        close = difflib.get_close_matches(singular(key), self.keys.keys(), n=1, cutoff=cutoff)
-        if close:
-            i = self.keys[close[0]]
+        close = self.near_miss(singular(re.sub(r"(.)\1{2,}", r"\1\1", key)))  # "pizzzza": a stuck key
+        if close is not None:
+            i = self.keys[close]
             return self.names[i], [i]
-        raise RequestError("unknown_class", f"no ImageNet class matches {part.strip()!r}",
-                           self.suggest(key))
+        raise RequestError("unknown_class", f"{part.strip()!r} is not an ImageNet class", self.suggest(key))
+
+    def near_miss(self, key: str) -> str | None:
+        """A typo of a known name ("pizzza", "jellyfsh"), or None. Close in spelling is not
+        enough ("person" is not "prison", "people" is not "pole"): at most one edit for words
+        of up to 7 letters, two for longer ones."""
+        allowed = 1 if len(key) <= 7 else 2
+        for candidate in difflib.get_close_matches(key, self.keys.keys(), n=5, cutoff=0.75):
+            if edit_distance(key, candidate) <= allowed:
+                return candidate
+        return None
 
     def suggest(self, text: str, n: int = 5) -> list[str]:
+        """Real classes that look like `text`, best first: the exact name or group, then names
+        that start with it, then names with a word that starts with it ("dog" -> "dogsled"
+        before "hot dog"), then look-alikes. Popular classes when nothing is close."""
         key = singular(normalize(text))
         out: list[str] = []
-        # Names that contain the text first ("coffee" -> "coffee mug"), then look-alikes.
-        contained = [k for k in self.keys if key and len(key) > 2 and key in k]
-        close = difflib.get_close_matches(key, list(self.keys) + list(GROUPS), n=4 * n, cutoff=0.5)
-        for match in sorted(contained, key=len) + close:
-            name = match if match in GROUPS else self.names[self.keys[match]]
+
+        def add(name: str) -> None:
             if name not in out:
                 out.append(name)
+
+        if key in GROUPS:
+            add(key)
+        if key in self.keys:
+            add(self.names[self.keys[key]])
+        if len(key) >= 2:
+            ranked = sorted((k for k in self.keys if k.startswith(key)), key=len)
+            ranked += sorted((k for k in self.keys if f" {key}" in f" {k}" and not k.startswith(key)), key=len)
+            for k in ranked:
+                add(self.names[self.keys[k]])
+            for k in difflib.get_close_matches(key, list(self.keys) + list(GROUPS), n=4 * n, cutoff=0.75):
+                add(k if k in GROUPS else self.names[self.keys[k]])
         return out[:n] or list(POPULAR[:n])
 
     def parse(self, text: str) -> Target:

@@ -25,7 +25,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -121,7 +120,6 @@ class NaturalPrior:
         self._mean = torch.tensor(fit.patch_mean, dtype=torch.float32)
         self._whiten = torch.tensor(fit.whiten, dtype=torch.float32)
         self._t = fit.nu * fit.scale ** 2
-        self._np = (fit.patch_mean.astype(np.float32), fit.whiten.astype(np.float32))
         self._on: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     @classmethod
@@ -163,41 +161,43 @@ class NaturalPrior:
     def gradient(self, x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
         """The gradient of `energy` with respect to x (the same numbers, same offsets).
 
-        On the CPU for one float32 picture it is written out by hand with numpy and OpenCV:
-        autograd's zero-filled, copied and pooled-back buffers cost 20 ms a step at 224x224
-        (as much as the network), this ~2 ms. Elsewhere (CUDA), autograd.
+        For one picture it is written out by hand, without autograd: autograd's zero-filled,
+        copied and pooled-back buffers cost 20 ms a step at 224x224 (as much as the network),
+        this ~2 ms. It stays in torch (not numpy) on purpose: numpy's BLAS keeps a thread pool
+        of its own, and its threads spinning beside torch's cost a third of the dream rate.
         """
-        if not (x.device.type == "cpu" and x.dtype == torch.float32 and x.shape[0] == 1):
+        if x.shape[0] != 1:
             x = x.detach().requires_grad_(True)
             with torch.enable_grad():
                 return torch.autograd.grad(self.energy(x, gen), x)[0]
-        hwc = np.ascontiguousarray(x.detach()[0].permute(1, 2, 0).numpy())  # no copy when channels-last
-        mean, whiten = self._np
-        grads, xp = [], hwc
-        for pool in POOLS:
-            if pool > 1:  # exact 2x2 means of an even-sized crop
-                h2, w2 = xp.shape[0] // 2, xp.shape[1] // 2
-                xp = cv2.resize(xp[:2 * h2, :2 * w2], (w2, h2), interpolation=cv2.INTER_AREA)
-            h, w = xp.shape[:2]
-            if min(h, w) < 2 * PATCH:
-                break
-            oy, ox = self._offsets(gen)
-            ny, nx = (h - oy) // PATCH, (w - ox) // PATCH
-            crop = xp[oy:oy + ny * PATCH, ox:ox + nx * PATCH]
-            # (ny, 8, nx, 8, 3) -> patches in pixel_unshuffle order: channel, row, column
-            z = (crop.reshape(ny, PATCH, nx, PATCH, 3).transpose(0, 2, 4, 1, 3).reshape(ny * nx, -1) - mean) @ whiten.T
-            dz = z * (2 / z.size) / (self._t + z * z)  # d mean(log1p(z^2 / t)) / dz
-            dp = (dz @ whiten).reshape(ny, nx, 3, PATCH, PATCH)  # back from patches to pixels
-            g = np.zeros_like(xp)
-            g[oy:oy + ny * PATCH, ox:ox + nx * PATCH] = dp.transpose(0, 3, 1, 4, 2).reshape(ny * PATCH, nx * PATCH, 3)
-            grads.append(g)
-        total = grads[-1]
-        for g in reversed(grads[:-1]):  # each 2x2 mean hands a quarter of its gradient to each pixel
-            h2, w2 = total.shape[:2]
-            g[:2 * h2, :2 * w2] += cv2.resize(total, (2 * w2, 2 * h2), interpolation=cv2.INTER_NEAREST) / 4
-            total = g
-        total /= len(grads)
-        return torch.from_numpy(total).permute(2, 0, 1)[None]  # channels-last, like the picture
+        mean, whiten = self._params(x.device)
+        with torch.no_grad():
+            xp = x.detach().float()[0].permute(1, 2, 0)  # (H, W, 3): a view of a channels-last picture
+            grads = []
+            for pool in POOLS:
+                if pool > 1:  # exact 2x2 means of an even-sized crop
+                    h2, w2 = xp.shape[0] // 2, xp.shape[1] // 2
+                    xp = xp[:2 * h2, :2 * w2].reshape(h2, 2, w2, 2, 3).mean((1, 3))
+                h, w = xp.shape[:2]
+                if min(h, w) < 2 * PATCH:
+                    break
+                oy, ox = self._offsets(gen)
+                ny, nx = (h - oy) // PATCH, (w - ox) // PATCH
+                crop = xp[oy:oy + ny * PATCH, ox:ox + nx * PATCH]
+                # (ny, 8, nx, 8, 3) -> patches in pixel_unshuffle order: channel, row, column
+                p = crop.reshape(ny, PATCH, nx, PATCH, 3).permute(0, 2, 4, 1, 3).reshape(ny * nx, -1)
+                z = (p - mean) @ whiten.T
+                dz = z * (2 / z.numel()) / (self._t + z * z)  # d mean(log1p(z^2 / t)) / dz
+                dp = (dz @ whiten).reshape(ny, nx, 3, PATCH, PATCH)  # back from patches to pixels
+                g = torch.zeros_like(xp)
+                g[oy:oy + ny * PATCH, ox:ox + nx * PATCH] = dp.permute(0, 3, 1, 4, 2).reshape(ny * PATCH, nx * PATCH, 3)
+                grads.append(g)
+            total = grads[-1]
+            for g in reversed(grads[:-1]):  # each 2x2 mean hands a quarter of its gradient to each pixel
+                h2, w2 = total.shape[:2]
+                g[:2 * h2, :2 * w2] += total.repeat_interleave(2, 0).repeat_interleave(2, 1) / 4
+                total = g
+            return (total / len(grads)).permute(2, 0, 1)[None].to(x.dtype)  # channels-last, like the picture
 
 
 @functools.cache

@@ -56,35 +56,40 @@ def _from_hwc(a: np.ndarray, b: int) -> torch.Tensor:
     return torch.from_numpy(a.reshape(h, w, b, -1)).permute(2, 3, 0, 1)
 
 
-def random_view(jitter_px: int, scales: tuple[float, float], degrees: float,
-                gen: torch.Generator) -> Callable[[torch.Tensor, float], torch.Tensor]:
+def random_view(jitter_px: int, scales: tuple[float, float], degrees: float, gen: torch.Generator,
+                max_pixels: int = 0) -> Callable[[torch.Tensor, float], torch.Tensor]:
     """What one dream step shows the network: the picture at `factor` of its size.
 
     factor <= 1: the whole picture, shrunk; factor > 1: a random part of it, magnified to
     the picture's size. Magnified views are what make a dream hold up on a screen that
-    shows it 3-4x: texture that only reads at one pixel scale stops paying off. Random
-    jitter, zoom (`scales`) and rotation ride along in the same single resampling. Shrinks
-    below 0.75 are antialiased: the picture is mean-pooled first (exact and cheap), so the
-    network never sees aliased pixel grain it could grow into rainbow texture.
+    shows it 3-4x: texture that only reads at one pixel scale stops paying off. A view of
+    more than `max_pixels` (0: no limit) shows a random part of that size instead, at the
+    same scale: a step costs the same on a large frame as on a small one. Random jitter,
+    zoom (`scales`) and rotation ride along in the same single resampling. Shrinks below
+    0.75 are antialiased: the picture is mean-pooled first (exact and cheap), so the network
+    never sees aliased pixel grain it could grow into rainbow texture.
     """
 
     def apply(x: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
         h, w = x.shape[-2:]
         dx, dy = torch.randint(-jitter_px, jitter_px + 1, (2,), generator=gen).tolist()
         zoom, angle = _uniform(gen, *scales), _uniform(gen, -degrees, degrees)
-        shift = (dx / w, dy / h)
-        if factor > 1:  # a part, magnified: anywhere in the picture
+        part = min(1.0, factor)  # the output's size, as a fraction of the picture's
+        if factor > 1:
             zoom *= factor
-            room = max(0.0, (1 - 1 / zoom) / 2)
+        if max_pixels and part * part * h * w > max_pixels:
+            shrink = math.sqrt(max_pixels / (h * w)) / part
+            part, zoom = part * shrink, zoom / shrink  # the same scale, a smaller part
+        out = (max(8, round(h * part)), max(8, round(w * part)))
+        shift = (dx / w, dy / h)
+        if zoom > 1:  # the view covers 1/zoom of the picture: let it land anywhere
+            room = (1 - 1 / zoom) / 2
             shift = (shift[0] + _uniform(gen, -room, room), shift[1] + _uniform(gen, -room, room))
-            out = (h, w)
-        else:
-            out = (max(8, round(h * factor)), max(8, round(w * factor)))
-            pool = 1
-            while factor * zoom * pool < 0.75 and min(h, w) >= 16 * pool:
-                pool *= 2
-            if pool > 1:  # normalised coordinates: the pooled picture samples the same places
-                x = F.avg_pool2d(x, pool, ceil_mode=True)
+        pool = 1  # network pixels per picture pixel are part * zoom
+        while part * zoom * pool < 0.75 and min(h, w) >= 16 * pool:
+            pool *= 2
+        if pool > 1:  # normalised coordinates: the pooled picture samples the same places
+            x = F.avg_pool2d(x, pool, ceil_mode=True)
         return affine(x, zoom, angle, shift, out_size=out)
 
     return apply
@@ -190,13 +195,21 @@ def _laplacian_normalize_cv2(g: torch.Tensor, levels: int, eps: float, tilt: flo
     return _from_hwc(out, g.shape[0])
 
 
+def _mix_channels(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """out[:, d] = sum_c x[:, c] * m[c, d]. On the CPU, outside autograd, one OpenCV pass over
+    the HWC view (torch's einsum becomes a batched matmul: 2 ms a step at 480x270)."""
+    if _cpu_fast_path(x) and x.shape[0] == 1 and not x.requires_grad:
+        return _from_hwc(cv2.transform(_to_hwc(x), m.T.numpy().astype(np.float32)), 1)
+    return torch.einsum("bchw,cd->bdhw", x, m.to(x.dtype))
+
+
 def colour_axes(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
     """RGB (B, 3, H, W) -> the same in colour axes (columns of the orthonormal `basis`)."""
-    return torch.einsum("bchw,cd->bdhw", x, basis.to(x.dtype))
+    return _mix_channels(x, basis)
 
 
 def from_colour_axes(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    return torch.einsum("bdhw,cd->bchw", x, basis.to(x.dtype))
+    return _mix_channels(x, basis.T)
 
 
 def total_variation(x: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import logging
+import os
 import threading
 
 import cv2
@@ -59,6 +60,17 @@ def tune_for_cpu_dreaming(device: torch.device | str = "cpu") -> None:
     """Keep freed memory and one OpenCV thread, once per process, when dreaming on the CPU."""
     if torch.device(device).type == "cpu":
         _tune_cpu()
+
+
+def lower_this_thread(nice: int) -> bool:
+    """Run the calling thread (and threads it starts later) at `nice` (0..19). On Linux the
+    niceness is per thread: the web side can yield to the dream thread without a second
+    process. True if it took effect."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        return True
+    except (OSError, AttributeError):  # not Linux, or not allowed
+        return False
 
 
 def load_for_dreaming(name: str, device_choice: str = "auto"):

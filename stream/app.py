@@ -15,10 +15,12 @@ import json
 import logging
 import socket
 
+import cv2
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from dreamer.classes import MAX_TEXT, RequestError, catalogue
+from dreamer.runtime import lower_this_thread
 
 from . import mjpeg
 from .config import ServeSettings
@@ -56,6 +58,27 @@ async def frame_jpg(request: web.Request) -> web.Response:
     return web.Response(body=shown.jpeg(frame), content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
+async def preview_jpg(request: web.Request) -> web.Response:
+    """Exactly what goes to the RTMP ingest, overlay included."""
+    encoder = request.app[SERVICE].encoder
+    if encoder is None:
+        return web.json_response(error("not_streaming", "no RTMP output: start with --rtmp URL or --twitch"),
+                                 status=404)
+    rgb = encoder.preview
+    if rgb is None:
+        return web.json_response(error("not_ready", "nothing sent to the ingest yet"), status=503)
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    return web.Response(body=jpeg.tobytes(), content_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+async def recent_jpg(request: web.Request) -> web.Response:
+    wanted = request.match_info["id"]
+    for r in request.app[SERVICE].recent:
+        if r.id == wanted:
+            return web.Response(body=r.jpeg, content_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+    raise web.HTTPNotFound(text="no such recent dream\n")
+
+
 async def api_state(request: web.Request) -> web.Response:
     return web.json_response(request.app[SERVICE].state())
 
@@ -69,6 +92,8 @@ async def api_classes(request: web.Request) -> web.Response:
         request.app[SERVICE].queue.attempt(viewer(request))  # lookups share the request budget
     except RequestError as e:
         return web.json_response(error_json(e), status=429)
+    if request.query.get("all"):  # the page's browsable list
+        return web.json_response({"classes": catalogue().names})
     q = clean(request.query.get("q", ""))[:MAX_TEXT]
     cat = catalogue()
     if not q.strip():
@@ -80,7 +105,8 @@ async def api_classes(request: web.Request) -> web.Response:
                                   "suggestions": e.suggestions})
     last = q.split("+")[-1]
     return web.json_response({"query": q, "target": target.to_json(),
-                              "matches": [{"index": c.index, "name": c.name, "score": round(c.weight, 4)}
+                              "matches": [{"index": c.index, "name": c.name, "weight": round(c.weight, 4),
+                                           "score": round(c.weight, 4)}  # "score": the old name, kept
                                           for c in target.classes],
                               "suggestions": cat.suggest(last, 8)})
 
@@ -131,6 +157,9 @@ async def _lifecycle(app: web.Application):
     # a port in use must fail cleanly with no thread left running.
     async with ws.serve(s.host, s.ws_port, app.get(WS_SOCKET)) as server:
         service.start()
+        # The dream and presenter threads started at normal priority; this thread, which
+        # serves every viewer, steps back so an audience can never take the dream's CPU.
+        lower_this_thread(s.web_nice)
         service.refresh_state()
         tasks = [asyncio.create_task(service.watch_state(), name="state-watcher")]
         if service.chat is not None:
@@ -169,6 +198,8 @@ def make_app(service: Service, serve: ServeSettings, ws_socket: socket.socket | 
     app.router.add_get("/", index)
     app.router.add_get("/stream.mjpg", stream_mjpg)
     app.router.add_get("/frame.jpg", frame_jpg)
+    app.router.add_get("/preview.jpg", preview_jpg)
+    app.router.add_get("/recent/{id}.jpg", recent_jpg)
     app.router.add_get("/api/state", api_state)
     app.router.add_get("/api/classes", api_classes)
     app.router.add_post("/api/request", api_request)

@@ -2,8 +2,10 @@
 
 Anonymous and read-only by default: on Twitch as justinfanNNNNN with no password, elsewhere
 as dreamNNNN (9 characters: RFC 1459's limit, which stock servers such as ngircd keep).
-With TWITCH_OAUTH_TOKEN and a nick it also replies, at most once per `reply_every_s`; the
-token goes to Twitch only (a PASS to another server is refused by it). It joins once the
+With a nick (and on Twitch TWITCH_OAUTH_TOKEN) it also replies, at most once per
+`reply_every_s`; the token goes to Twitch only (a PASS to another server is refused by it).
+Commands: `!dream TEXT` asks, `!dream` alone and `!help` explain, `!queue` says what is next,
+and moderators (Twitch badges, IRC channel operators) may `!skip` and `!clear`. It joins once the
 server has welcomed it (001), answers PING, obeys RECONNECT, unescapes IRCv3 tags, and
 splits frames that hold several lines. A nick the server refuses (432 too long or invalid,
 433 in use) is replaced by another that fits; a refusal it cannot fix (464 bad password, an
@@ -179,17 +181,29 @@ def max_length(reason: str) -> int:
     return numbers[0] if numbers else RFC_NICKLEN
 
 
-Submit = Callable[[str, str], Ack]  # (text, user) -> Ack, or raises RequestError
+@dataclass
+class ChatActions:
+    """What chat may do to the stream (the service provides them; tests a bare queue)."""
+
+    request: Callable[[str, str], Ack]  # (text, user) -> Ack, or raises RequestError
+    queue_summary: Callable[[], str]  # "now: volcano (12 s) - next: pizza, daisy"
+    skip: Callable[[], str]  # plays the next one now; returns its label
+    clear: Callable[[], int]  # empties the queue; returns how many went
+
+
+OPERATOR_PREFIXES = "~&@"  # owner, admin, operator in a NAMES reply
 
 
 class ChatReader:
     failures = (OSError, asyncio.TimeoutError, WebSocketException, Reconnect, ChatRefused)
 
-    def __init__(self, settings: ChatSettings, submit: Submit, token: str | None = None):
-        self.s, self.submit, self.token = settings, submit, token
+    def __init__(self, settings: ChatSettings, actions: ChatActions, token: str | None = None):
+        self.s, self.actions, self.token = settings, actions, token
+        self.operators: set[str] = set()  # IRC channel operators (lower-case nicks)
         self.channel = "#" + settings.channel.lower().lstrip("#")
         self.twitch = is_twitch(settings.url)
-        self.can_reply = bool(token and settings.nick)
+        # Replies need a nick of our own; on Twitch also its OAuth token (anonymous readers can't talk).
+        self.can_reply = bool(settings.nick) and (bool(token) or not self.twitch)
         self.nick = settings.nick if self.can_reply else anonymous_nick(self.twitch)
         self.connected = asyncio.Event()
         self.backoff = Backoff()
@@ -203,7 +217,7 @@ class ChatReader:
         try:
             await t.send("CAP REQ :twitch.tv/tags twitch.tv/commands")
             if self.can_reply and self.twitch:
-                await t.send(f"PASS {self.token}")
+                await t.send(f"PASS {self.token}")  # only Twitch wants it
             await t.send(f"NICK {self.nick}")
             await t.send(f"USER {self.nick} 0 * :dreamstream")
             await t.send("CAP END")  # standard servers hold registration until this; Twitch ignores it
@@ -239,19 +253,64 @@ class ChatReader:
             raise ChatRefused(f"{msg.command} {reason}")  # bad password, banned, channel closed to us
         elif msg.command == "ERROR":
             raise ChatRefused(f"the server closed the link: {reason}")
+        elif msg.command == "353" and len(msg.params) >= 4 and msg.params[-2].lower() == self.channel:
+            for name in msg.params[-1].split():  # NAMES: "@mod +voiced plain"
+                if name[0] in OPERATOR_PREFIXES:
+                    self.operators.add(name.lstrip(OPERATOR_PREFIXES + "+%").lower())
+        elif msg.command == "MODE" and len(msg.params) >= 3 and msg.params[0].lower() == self.channel:
+            self._mode(msg.params[1], msg.params[2:])
+        elif msg.command in ("PART", "QUIT", "KICK"):
+            self.operators.discard((msg.params[1] if msg.command == "KICK" and len(msg.params) > 1
+                                    else msg.nick).lower())
         elif msg.command == "PRIVMSG" and len(msg.params) == 2 and msg.params[0].lower() == self.channel:
             await self._privmsg(t, msg)
 
+    def _mode(self, modes: str, args: list[str]) -> None:
+        """Track +o/-o: who may !skip and !clear on a plain IRC server."""
+        adding, args = True, list(args)
+        for c in modes:
+            if c in "+-":
+                adding = c == "+"
+            elif c in "ovhbkleIq" and args:  # modes that take an argument
+                nick = args.pop(0).lower()
+                if c == "o":
+                    (self.operators.add if adding else self.operators.discard)(nick)
+
+    def is_moderator(self, msg: Message) -> bool:
+        badges = msg.tags.get("badges", "")
+        return (msg.tags.get("mod") == "1" or "broadcaster/" in badges or "moderator/" in badges
+                or msg.nick.lower() in self.operators)
+
     async def _privmsg(self, t: Transport, msg: Message) -> None:
         text = msg.params[1].strip()
-        prefix = self.s.prefix.lower()
-        if not text.lower().startswith(prefix + " ") or is_garbage(text):
+        if is_garbage(text):
             return
+        command, _, rest = text.partition(" ")
+        command, rest = command.lower(), rest.strip()
         user = clean_name(msg.tags.get("display-name") or msg.nick)  # tags may hold CR/LF: never echo them raw
-        request = text[len(prefix):].strip()
+        s, a = self.s, self.actions
+        usage = (f"type {s.prefix} <class> to dream it, e.g. {s.prefix} volcano or {s.prefix} pizza + jellyfish; "
+                 f"{s.queue_command} shows what plays next")
+        if command == s.prefix.lower() and rest:
+            await self._request(t, user, rest)
+        elif command in (s.prefix.lower(), s.help_command.lower()):
+            await self._reply(t, f"@{user} {usage}")
+        elif command == s.queue_command.lower():
+            await self._reply(t, f"@{user} {a.queue_summary()}")
+        elif command in (s.skip_command.lower(), s.clear_command.lower()):
+            if not self.is_moderator(msg):
+                await self._reply(t, f"@{user} only moderators may {command}")
+            elif command == s.skip_command.lower():
+                log.info("chat: %s skipped to %s", user, label := a.skip())
+                await self._reply(t, f"skipped by {user}: now dreaming {label}")
+            else:
+                log.info("chat: %s cleared the queue (%d)", user, n := a.clear())
+                await self._reply(t, f"queue cleared by {user} ({n} removed)")
+
+    async def _request(self, t: Transport, user: str, text: str) -> None:
         self.requests_seen += 1
         try:
-            ack = self.submit(request, user)
+            ack = self.actions.request(text, user)
         except RequestError as e:
             tips = ", ".join(e.suggestions[:3])
             await self._reply(t, f"@{user} {e.message}" + (f" - try {tips}" if tips else ""))

@@ -16,8 +16,8 @@ from dreamer.classes import RequestError, catalogue, parse
 from dreamer.models import DEFAULT_MODEL, REGISTRY, ModelUnavailable
 from dreamer.render import OutputError
 
-from .config import (Config, ConfigError, load_config, parse_size, twitch_oauth_token, twitch_stream_key,
-                     validate)
+from .config import (Config, ConfigError, load_config, output_size, parse_size, twitch_oauth_token,
+                     twitch_stream_key, validate)
 from .rtmp import mask_url
 
 log = logging.getLogger("dreamstream")
@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chat", metavar="URL", help="read requests from irc://, ircs:// or wss:// chat")
     p.add_argument("--channel", metavar="NAME", help="chat channel to read (Twitch: your channel name)")
     p.add_argument("--access-log", action="store_true", help="log every HTTP request (off by default)")
+    p.add_argument("--output-size", metavar="WxH",
+                   help="size of what is shown and sent (default: the dream's; 1280x720 with --rtmp/--twitch)")
 
     p = sub.add_parser("screensaver", help="a fullscreen local window that dreams through a playlist")
     _common(p)
@@ -89,6 +91,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
             setattr(cfg, name, flag(name))
     if flag("size"):
         cfg.dream.size = parse_size(flag("size"))
+    if flag("output_size"):
+        cfg.serve.output_size = parse_size(flag("output_size"), "--output-size")
     if flag("hold") is not None:
         cfg.queue.hold_s = flag("hold")
     for name in ("host", "port", "ws_port"):
@@ -127,7 +131,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from dreamer.runtime import load_for_dreaming, tune_for_cpu_dreaming
 
     from .app import make_app
-    from .chat import ChatReader
+    from .chat import ChatActions, ChatReader
     from .pipeline import Pipeline
     from .requests import RequestQueue
     from .rtmp import RtmpEncoder
@@ -139,21 +143,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     model, device = load_for_dreaming(cfg.model, cfg.device)
     tune_for_cpu_dreaming(device)
     queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class)
-    pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, cfg.serve.output_fps, cfg.serve.jpeg_quality)
+    shown_size = output_size(cfg)
+    pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, cfg.serve.output_fps, cfg.serve.jpeg_quality, shown_size)
     service = Service(pipeline, About(cfg.model, str(device), cfg.dream.size, cfg.chat.prefix))
     if cfg.rtmp.url:
         r = cfg.rtmp
         nvenc = r.encoder == "nvenc" or (r.encoder == "auto" and device.type == "cuda")
-        service.encoder = RtmpEncoder(r.url, r, pipeline.shown, lambda: service.overlay_text, nvenc)
+        service.encoder = RtmpEncoder(r.url, r, pipeline.shown, service.overlay, nvenc)
     if cfg.chat.url:  # requests from chat share the queue, rate-limited per chat account
-        service.chat = ChatReader(cfg.chat, lambda text, user: service.request(text, user, f"chat:{user.lower()}"),
-                                  twitch_oauth_token())
+        actions = ChatActions(lambda text, user: service.request(text, user, f"chat:{user.lower()}"),
+                              service.queue_summary, service.skip, service.clear)
+        service.chat = ChatReader(cfg.chat, actions, twitch_oauth_token())
     w, h = cfg.dream.size
     url = f"http://{'127.0.0.1' if s.host in ('0.0.0.0', '::') else s.host}:{s.port}/"
     live = "".join([f", rtmp {mask_url(cfg.rtmp.url)}" if cfg.rtmp.url else "",
                     f", chat {cfg.chat.url} #{cfg.chat.channel}" if cfg.chat.url else ""])
+    shown = f", shown at {shown_size[0]}x{shown_size[1]}" if shown_size != (w, h) else ""
     print(f"dreamstream serving {url}  (websocket :{s.ws_port}, model {cfg.model}, device {device}, "
-          f"size {w}x{h}{live})", flush=True)
+          f"size {w}x{h}{shown}{live})", flush=True)
     web.run_app(make_app(service, s, ws_socket), sock=http_socket, print=None, shutdown_timeout=3,
                 handle_signals=True, access_log=logging.getLogger("aiohttp.access") if s.access_log else None)
     return 0

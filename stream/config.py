@@ -48,18 +48,24 @@ class ServeSettings:
     mjpeg_max_fps: float = 30.0  # per viewer; frames in between are skipped
     max_viewers: int = 200  # MJPEG viewers at once; past it a clear 503 (use a media server for more)
     access_log: bool = False  # one log line per HTTP request (--access-log)
-    output_fps: float = 25.0  # shown frames per second (zooming between dreamed frames); 0 = dreamed frames only
+    web_nice: int = 10  # niceness of the thread serving viewers: fan-out yields to the dream (0 = equal)
+    output_fps: float = 25.0  # shown frames per second (zooming between dreamed frames)
+    # what is shown and sent (MJPEG, RTMP, screensaver), [width, height]; empty: the dream's
+    # own size, or 1280x720 when streaming to an RTMP ingest (the dream keeps dream.size)
+    output_size: tuple[int, ...] = ()
 
 
 @dataclass
 class RtmpSettings:
     url: str = ""  # rtmp:// or rtmps:// ingest; empty = no RTMP output (or --twitch)
     fps: float = 30.0  # constant output rate; frames repeat when the dream is slower
-    bitrate_k: int = 3000  # constant bitrate, kb/s
+    bitrate_k: int = 0  # constant bitrate, kb/s; 0: by output size (3000 at 720p, 4500 at 1080p)
     keyframe_s: float = 2.0
     encoder: str = "auto"  # auto (NVENC with CUDA, else libx264) | libx264 | nvenc
     audio_file: str = ""  # looped under the stream; empty = silence
-    overlay: bool = True  # draw the current request and who asked into the streamed frames
+    overlay: bool = True  # draw what plays, who asked, the countdown and how to ask into the stream
+    overlay_position: str = "bottom"  # or "top"
+    overlay_scale: float = 1.0  # text size; 1.0 reads at a glance on 720p
     twitch_ingest: str = "rtmp://live.twitch.tv/app"
 
 
@@ -67,7 +73,11 @@ class RtmpSettings:
 class ChatSettings:
     url: str = ""  # irc://host:port, ircs://host:port or wss://host/path; empty = no chat
     channel: str = ""  # without '#'
-    prefix: str = "!dream"
+    prefix: str = "!dream"  # "!dream volcano" asks; "!dream" alone explains how
+    help_command: str = "!help"
+    queue_command: str = "!queue"  # what plays and what is next
+    skip_command: str = "!skip"  # moderators only (Twitch badges, IRC channel operators)
+    clear_command: str = "!clear"  # moderators only: empties the queue
     nick: str = ""  # empty: anonymous (Twitch: justinfan + digits), read only
     reply_every_s: float = 1.5  # at most one reply this often (Twitch allows 20 per 30 s)
 
@@ -135,24 +145,27 @@ def _build(cls, data: dict, where: str):
 RANGES: dict[str, tuple[float, float]] = {
     "seed": (0, 2**63 - 1),
     "dream.size": (32, 4096), "dream.steps": (1, 64), "dream.step_size": (1e-4, 1.0),
-    "dream.octaves": (0.1, 4.0), "dream.pyramid_levels": (1, 12), "dream.band_tilt": (0.25, 4.0),
+    "dream.octaves": (0.1, 4.0), "dream.view_pixels": (0, 16_777_216),
+    "dream.pyramid_levels": (1, 12), "dream.band_tilt": (0.25, 4.0),
     "dream.colour_steps": (0.0, 10.0), "dream.prior_weight": (0.0, 1000.0), "dream.gradient_blur": (0.0, 10.0),
     "dream.start_blur": (0.0, 20.0), "dream.sharpness": (0.0, 10.0), "dream.jitter_px": (0, 256),
     "dream.scale_range": (0.1, 4.0), "dream.rotate_deg": (0.0, 180.0), "dream.zoom": (-0.5, 0.5),
     "dream.spin_deg": (-45.0, 45.0), "dream.drift": (-0.5, 0.5), "dream.blur_sigma": (0.0, 10.0),
     "dream.blend_frames": (0, 10_000),
     "serve.port": (1, 65535), "serve.ws_port": (1, 65535), "serve.jpeg_quality": (1, 100),
-    "serve.max_ws_per_ip": (1, 10_000), "serve.max_viewers": (1, 100_000),
+    "serve.max_ws_per_ip": (1, 10_000), "serve.max_viewers": (1, 100_000), "serve.web_nice": (0, 19),
     "serve.mjpeg_max_fps": (0.5, 120.0), "serve.output_fps": (1.0, 120.0),
     "queue.hold_s": (1.0, 86_400.0), "queue.cooldown_s": (0.0, 3600.0), "queue.burst": (1, 10_000),
     "queue.window_s": (1.0, 86_400.0), "queue.max_queue": (1, 10_000), "queue.max_user_len": (1, 200),
     "queue.attempts_per_s": (0.01, 1000.0), "queue.attempt_burst": (1, 10_000),
-    "rtmp.fps": (1.0, 120.0), "rtmp.bitrate_k": (100, 100_000), "rtmp.keyframe_s": (0.5, 10.0),
+    "rtmp.fps": (1.0, 120.0), "rtmp.bitrate_k": (0, 100_000), "rtmp.keyframe_s": (0.5, 10.0),
+    "rtmp.overlay_scale": (0.2, 5.0), "serve.output_size": (32, 4096),
     "chat.reply_every_s": (0.0, 3600.0),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda", "mps"), "dream.mode": ("class", "layer"),
     "queue.mode": ("queue", "democracy"), "rtmp.encoder": ("auto", "libx264", "nvenc"),
+    "rtmp.overlay_position": ("bottom", "top"),
 }
 
 
@@ -181,6 +194,8 @@ def validate(cfg: "Config") -> "Config":
         raise ConfigError(f"dream.scale_range = {list(d.scale_range)}: the first must not exceed the second")
     if d.colour_steps and (len(d.colour_steps) != 3 or d.colour_steps[0] <= 0):
         raise ConfigError("dream.colour_steps: three step sizes (luminance > 0, two colour axes), or [] for RGB")
+    if cfg.serve.output_size and len(cfg.serve.output_size) != 2:
+        raise ConfigError(f"serve.output_size = {list(cfg.serve.output_size)}: [width, height], or [] for the dream's")
     for proxy in cfg.serve.trusted_proxies:
         try:
             ipaddress.ip_network(proxy, strict=False)
@@ -196,8 +211,11 @@ def validate(cfg: "Config") -> "Config":
         except RequestError as e:
             hint = f"; did you mean {', '.join(e.suggestions[:3])}" if e.suggestions else ""
             raise ConfigError(f"{where}: {e.message}{hint}") from None
-    if not cfg.chat.prefix.strip() or " " in cfg.chat.prefix:
-        raise ConfigError(f"chat.prefix = {cfg.chat.prefix!r}: one word, such as !dream")
+    c = cfg.chat
+    for key, word in [("prefix", c.prefix), ("help_command", c.help_command), ("queue_command", c.queue_command),
+                      ("skip_command", c.skip_command), ("clear_command", c.clear_command)]:
+        if not word.strip() or " " in word:
+            raise ConfigError(f"chat.{key} = {word!r}: one word, such as !dream")
     return cfg
 
 
@@ -229,12 +247,28 @@ def display() -> str | None:
     return os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
 
 
-def parse_size(text: str) -> tuple[int, int]:
+def parse_size(text: str, flag: str = "--size") -> tuple[int, int]:
     """'320x180' -> (320, 180), within 32..4096 each."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ConfigError(f"--size must look like 320x180, got {text!r}") from None
+        raise ConfigError(f"{flag} must look like 320x180, got {text!r}") from None
     if not (32 <= w <= 4096 and 32 <= h <= 4096):
-        raise ConfigError(f"--size {text}: each side must be between 32 and 4096 pixels")
+        raise ConfigError(f"{flag} {text}: each side must be between 32 and 4096 pixels")
     return w, h
+
+
+def output_size(cfg: "Config") -> tuple[int, int]:
+    """What is shown and sent: the configured size, else 1280x720 for an RTMP ingest (what
+    streaming sites expect), else the dream's own size."""
+    if cfg.serve.output_size:
+        return tuple(cfg.serve.output_size)
+    return (1280, 720) if cfg.rtmp.url else tuple(cfg.dream.size)
+
+
+def bitrate_k(rtmp: RtmpSettings, size: tuple[int, int]) -> int:
+    """The configured bitrate, or one that suits the size (Twitch's guidance for 30 fps)."""
+    if rtmp.bitrate_k:
+        return rtmp.bitrate_k
+    pixels = size[0] * size[1]
+    return 1000 if pixels <= 640 * 360 else 1500 if pixels <= 854 * 480 else 3000 if pixels <= 1280 * 720 else 4500

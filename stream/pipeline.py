@@ -44,13 +44,15 @@ def _age(bus: FrameBus, now: float) -> float | None:
 
 class Pipeline:
     def __init__(self, model, dream: DreamSettings, seed: int | None, queue: RequestQueue,
-                 output_fps: float, jpeg_quality: int | None = None):
-        """`jpeg_quality`: encode each shown frame once, for web viewers; None: no JPEG."""
+                 output_fps: float, jpeg_quality: int | None = None, output_size: tuple[int, int] | None = None):
+        """`jpeg_quality`: encode each shown frame once, for web viewers; None: no JPEG.
+        `output_size`: the shown frames' (width, height); None: the dream's own."""
         self.queue = queue
         self.dreamed = FrameBus(encode=False)
         self.shown = FrameBus(jpeg_quality or 85, encode=jpeg_quality is not None)
         self.engine = DreamEngine(model, dream, seed, queue, self.dreamed)
-        self.presenter = Presenter(self.dreamed, self.shown, output_fps, dream.zoom, dream.spin_deg, dream.drift)
+        self.presenter = Presenter(self.dreamed, self.shown, output_fps, dream.zoom, dream.spin_deg, dream.drift,
+                                   size=None if output_size == tuple(dream.size) else output_size)
 
     @property
     def workers(self) -> list:

@@ -75,13 +75,13 @@ class RequestQueue:
         """`first`: what plays before anything else (then the playlist); default the playlist's first."""
         self.policy, self.clock = policy, clock
         self.playlist = [parse(p) for p in playlist] or [parse("volcano")]
-        self._next_playlist = itertools.cycle(self.playlist)
+        self._playlist_at = 0  # the playlist's next item
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._queue: list[Entry] = []
         self._users: dict[str, _User] = {}
         self._attempts = 0
-        start = parse(first) if first else next(self._next_playlist)
+        start = parse(first) if first else self._from_playlist()
         self._current = Entry("playlist-0", start, [], 0, clock())
         self._started = clock()
         self.version = 0  # bumped on every change of current target or queue
@@ -195,20 +195,38 @@ class RequestQueue:
             if self.policy.mode == "democracy":
                 self._queue.clear()  # a new ballot for the next slot
         else:
-            self._current = Entry(f"playlist-{next(self._ids)}", next(self._next_playlist), [], 0, now)
+            self._current = Entry(f"playlist-{next(self._ids)}", self._from_playlist(), [], 0, now)
         self._started = now
         self.version += 1
 
+    def _from_playlist(self) -> Target:
+        target = self.playlist[self._playlist_at % len(self.playlist)]
+        self._playlist_at += 1
+        return target
+
     def skip(self) -> Target:
-        """Play the next entry now (screensaver 'next', admin)."""
+        """Play the next entry now (screensaver 'next', a moderator's !skip)."""
         with self._lock:
             self._advance(self.clock())
             return self._current.target
 
+    def clear(self) -> int:
+        """Empty the queue (a moderator's !clear); what plays goes on. Returns how many went."""
+        with self._lock:
+            n = len(self._queue)
+            self._queue.clear()
+            self.version += 1
+            return n
+
     # -- state ----------------------------------------------------------------------------
     def snapshot(self) -> dict:
+        """The state's queue part: what plays (with its id, who asked, seconds left), the queue,
+        what plays next (the queue's first, else the playlist's next) and the hold."""
         with self._lock:
             cur = self._current
-            return {"target": {**cur.target.to_json(), "user": ", ".join(cur.users[:3]) or None,
+            upcoming = self._queue[0].target if self._queue else self.playlist[self._playlist_at % len(self.playlist)]
+            return {"target": {**cur.target.to_json(), "id": cur.id, "user": ", ".join(cur.users[:3]) or None,
                                "remaining_s": round(max(0.0, self.policy.hold_s - (self.clock() - self._started)), 1)},
-                    "queue": [{**e.target.to_json(), "votes": e.votes, "user": e.users[0]} for e in self._queue]}
+                    "queue": [{**e.target.to_json(), "id": e.id, "votes": e.votes, "user": e.users[0]}
+                              for e in self._queue],
+                    "next": upcoming.label, "hold_s": self.policy.hold_s}

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import logging
 import time
-import unicodedata
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import av
-import cv2
 import numpy as np
 
-from .config import RtmpSettings
+from .config import RtmpSettings, bitrate_k
 from .framebus import FrameBus
+from .overlay import draw_overlay
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -46,31 +45,6 @@ def mask_url(url: str) -> str:
     except ValueError:
         port = ""
     return f"{parts.scheme}://{host}{port}/" + "/".join(shown + ["****"] * bool(path or parts.query))
-
-
-def hershey_text(text: str) -> str:
-    """OpenCV's Hershey fonts draw ASCII only: accents are dropped ("Zoë" -> "Zoe"), other
-    characters become "?"."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c if c.isascii() else "?" for c in decomposed if c.isascii() or not unicodedata.combining(c))
-
-
-def draw_overlay(rgb: np.ndarray, text: str) -> np.ndarray:
-    """The request and who asked, bottom left, white on a dark band (as the 2015 stream did)."""
-    text = hershey_text(text)
-    if not text:
-        return rgb
-    out = rgb.copy()
-    h, w = out.shape[:2]
-    scale = max(0.35, h / 720)
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    pad = max(3, int(8 * scale))
-    y0 = h - th - base - 2 * pad
-    band = out[y0:, : min(w, tw + 2 * pad)]
-    band[:] = (band * 0.45).astype(np.uint8)
-    cv2.putText(out, text, (pad, h - base - pad), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                max(1, int(2 * scale)), cv2.LINE_AA)
-    return out
 
 
 class AudioSource:
@@ -96,10 +70,11 @@ class RtmpEncoder(Worker):
     name = "rtmp-encoder"
 
     def __init__(self, url: str, settings: RtmpSettings, bus: FrameBus,
-                 overlay_text: Callable[[], str] = lambda: "", use_nvenc: bool = False):
+                 overlay: Callable[[], list[str]] = list, use_nvenc: bool = False):
         super().__init__()
         self.url, self.masked, self.s = url, mask_url(url), settings
-        self.bus, self.overlay_text = bus, overlay_text
+        self.bus, self.overlay = bus, overlay
+        self.preview: np.ndarray | None = None  # the last frame sent, overlay and all (/preview.jpg)
         self.use_nvenc = use_nvenc and "h264_nvenc" in av.codecs_available
         self.audio = AudioSource(settings.audio_file)
         self.connected = False
@@ -122,7 +97,8 @@ class RtmpEncoder(Worker):
     def _open(self, width: int, height: int):
         container = av.open(self.url, mode="w", format="flv", timeout=(10.0, 10.0))
         fps, g = round(self.s.fps), max(1, round(self.s.keyframe_s * self.s.fps))
-        rate = f"{self.s.bitrate_k}k"
+        self.target_kbps = bitrate_k(self.s, (width, height))
+        rate = f"{self.target_kbps}k"
         if self.use_nvenc:
             video = container.add_stream("h264_nvenc", rate=fps)
             video.options = {"preset": "p4", "tune": "ll", "rc": "cbr", "g": str(g), "bf": "0"}
@@ -132,7 +108,7 @@ class RtmpEncoder(Worker):
                              "x264-params": f"keyint={g}:min-keyint={g}:scenecut=0:nal-hrd=cbr:force-cfr=1",
                              "maxrate": rate, "bufsize": rate}
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-        video.bit_rate = self.s.bitrate_k * 1000
+        video.bit_rate = self.target_kbps * 1000
         audio = container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
         audio.bit_rate = 128_000
         return container, video, audio
@@ -157,7 +133,8 @@ class RtmpEncoder(Worker):
             while not self.stopping:
                 rgb = self.bus.latest().rgb[:h, :w]
                 if self.s.overlay:
-                    rgb = draw_overlay(rgb, self.overlay_text())
+                    rgb = draw_overlay(rgb, self.overlay(), self.s.overlay_position, self.s.overlay_scale)
+                self.preview = rgb
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
                 frame.pts = n
                 packets = video.encode(frame)
@@ -171,7 +148,7 @@ class RtmpEncoder(Worker):
                         self.connected = True
                         self.backoff.reset()
                         log.info("rtmp: streaming %dx%d at %g fps, %d kb/s to %s", w, h, self.s.fps,
-                                 self.s.bitrate_k, self.masked)
+                                 self.target_kbps, self.masked)
                 while samples < n / self.s.fps * AUDIO_RATE:  # keep audio level with video
                     af = av.AudioFrame.from_ndarray(self.audio.next(), format="fltp", layout="stereo")
                     af.sample_rate, af.pts = AUDIO_RATE, samples

@@ -12,11 +12,16 @@ import asyncio
 import json
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
+
+import cv2
+import numpy as np
 
 from dreamer.classes import RequestError
 
 from .metrics import Metrics, Reading
+from .overlay import overlay_lines
 from .pipeline import Health, Pipeline
 from .requests import Ack
 from .sanitize import clean_name, clean_request
@@ -24,6 +29,27 @@ from .sanitize import clean_name, clean_request
 log = logging.getLogger(__name__)
 
 STATE_EVERY_S = 2.0  # state is pushed on change and at least this often
+RECENT = 8  # dreams kept in the strip of recent ones
+THUMB_W = 192
+
+
+@dataclass(frozen=True)
+class Recent:
+    """A dream that has ended: what, who asked, and its last picture (a small JPEG)."""
+
+    id: str
+    label: str
+    user: str | None
+    jpeg: bytes
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "label": self.label, "user": self.user, "thumb": f"/recent/{self.id}.jpg"}
+
+
+def thumbnail(rgb: np.ndarray) -> bytes:
+    h, w = rgb.shape[:2]
+    small = cv2.resize(rgb, (THUMB_W, max(1, round(h * THUMB_W / w))), interpolation=cv2.INTER_AREA)
+    return cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
 
 
 @dataclass(frozen=True)
@@ -44,8 +70,9 @@ class Service:
         self.chat = None  # a ChatReader, when reading chat
         self.started = time.monotonic()
         self.viewers = {"mjpeg": 0, "websocket": 0}
+        self.recent: deque[Recent] = deque(maxlen=RECENT)
         self.state_json = ""
-        self.overlay_text = ""  # what the RTMP overlay draws; rebuilt with the state
+        self._state: tuple[dict, float] = ({}, 0.0)  # the last state and when it was taken
         self.state_version = 0  # bumped whenever state_json changes
         self._state_event: asyncio.Event | None = None
 
@@ -64,21 +91,45 @@ class Service:
         self.refresh_state()
         return ack
 
+    def queue_summary(self) -> str:
+        """What plays and what is next, in one line (chat's !queue)."""
+        snap = self.queue.snapshot()
+        t = snap["target"]
+        line = f"now: {t['label']} ({round(t['remaining_s'])} s left)"
+        upcoming = [q["label"] for q in snap["queue"][:5]]
+        return line + (" - next: " + ", ".join(upcoming) if upcoming else " - nothing queued: ask for something")
+
+    def skip(self) -> str:
+        label = self.queue.skip().label
+        self.refresh_state()
+        return label
+
+    def clear(self) -> int:
+        n = self.queue.clear()
+        self.refresh_state()
+        return n
+
     # -- state ----------------------------------------------------------------------------
     def state(self) -> dict:
         w, h = self.about.size
+        encoder, chat = self.encoder, self.chat
         return {**self.queue.snapshot(), "fps": {"dream": round(self.pipeline.engine.fps, 2),
                                                  "output": round(self.pipeline.presenter.rate, 2)},
                 "size": [w, h], "model": self.about.model, "device": self.about.device,
                 # people watching the picture; websocket clients are counted in /metrics
-                "viewers": self.viewers["mjpeg"], "uptime_s": round(time.monotonic() - self.started, 1)}
+                "viewers": self.viewers["mjpeg"], "uptime_s": round(time.monotonic() - self.started, 1),
+                "stream": {"encoder": None if encoder is None else {
+                               "state": "live" if encoder.connected else encoder.state,
+                               "bitrate_kbps": round(encoder.bitrate_kbps), "reconnects": encoder.restarts},
+                           "chat": None if chat is None else {"connected": chat.connected.is_set()},
+                           "listeners": self.viewers["websocket"]},
+                "recent": [r.to_json() for r in self.recent]}
 
     def refresh_state(self) -> None:
         """Rebuild the state JSON once and wake every websocket sender."""
         state = self.state()
         self.state_json = json.dumps({"type": "state", **state})
-        who = state["target"].get("user")
-        self.overlay_text = f"{self.about.prefix} {state['target']['label']}" + (f"  - {who}" if who else "")
+        self._state = (state, time.monotonic())
         self.state_version += 1
         if self._state_event is not None:
             self._state_event.set()
@@ -95,15 +146,33 @@ class Service:
             pass
 
     async def watch_state(self) -> None:
-        """Push state on every change of target or queue, and at least every STATE_EVERY_S."""
+        """Push state on every change of target or queue, and at least every STATE_EVERY_S;
+        when a dream ends, keep it in the strip of recent ones."""
         seen, last = -1, 0.0
+        playing = self.queue.snapshot()["target"]
         while True:
             self.queue.current()  # let the hold run out even while the dream thread is busy
             now = time.monotonic()
             if self.queue.version != seen or now - last >= STATE_EVERY_S:
                 seen, last = self.queue.version, now
+                target = self.queue.snapshot()["target"]
+                if target["id"] != playing["id"]:
+                    await self._remember(playing)
+                    playing = target
                 self.refresh_state()
             await asyncio.sleep(0.2)
+
+    async def _remember(self, ended: dict) -> None:
+        frame = self.pipeline.shown.latest()
+        if frame is None:
+            return
+        thumb = await asyncio.to_thread(thumbnail, frame.rgb)  # encoding stays off the event loop
+        self.recent.appendleft(Recent(ended["id"], ended["label"], ended.get("user"), thumb))
+
+    def overlay(self) -> list[str]:
+        """The overlay's lines for the frame being sent now (any thread: reads one tuple)."""
+        state, taken = self._state
+        return overlay_lines(state, self.about.prefix, time.monotonic() - taken)
 
     # -- parts ----------------------------------------------------------------------------
     @property

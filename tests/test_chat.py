@@ -46,7 +46,7 @@ def reader(url="irc://irc.example:6667"):
     from stream.chat import ChatReader
     from stream.config import ChatSettings
 
-    return ChatReader(ChatSettings(url=url, channel="dream"), submit=lambda text, user: None)
+    return ChatReader(ChatSettings(url=url, channel="dream"), actions=None)
 
 
 def handle(r, *lines):
@@ -100,3 +100,49 @@ def test_the_token_goes_to_twitch_only():
 
     assert is_twitch("wss://irc-ws.chat.twitch.tv:443") and is_twitch("ircs://irc.chat.twitch.tv:6697")
     assert not is_twitch("irc://irc.libera.chat:6667") and not is_twitch("irc://twitch.tv.evil.example")
+
+
+def commands_reader():
+    from stream.chat import ChatActions, ChatReader
+    from stream.config import ChatSettings
+    from stream.requests import QueuePolicy, RequestQueue
+
+    queue = RequestQueue(QueuePolicy(cooldown_s=0), ["volcano", "jellyfish"])
+    actions = ChatActions(lambda text, user: queue.submit(text, user, f"chat:{user}"),
+                          lambda: f"now: {queue.current().label}", lambda: queue.skip().label, queue.clear)
+    r = ChatReader(ChatSettings(url="irc://irc.example:6667", channel="dream", nick="dreambot"), actions,
+                   token="oauth:x")
+    r.s.reply_every_s = 0  # every reply, for the test
+    return r, queue
+
+
+def test_chat_commands_help_queue_and_requests():
+    r, queue = commands_reader()
+    say = lambda who, text, tags="": f"{tags}:{who}!{who}@h PRIVMSG #dream :{text}"  # noqa: E731
+    (usage,) = handle(r, say("ann", "!dream"))
+    assert usage.startswith("PRIVMSG #dream :@ann type !dream <class>") and "!queue" in usage
+    assert handle(r, say("ann", "!help")) == [usage]
+    (ack,) = handle(r, say("ann", "!dream pizza"))
+    assert "dreaming pizza now" in ack and queue.current().label == "pizza"
+    (err,) = handle(r, say("bob", "!dream person"))
+    assert "@bob" in err and queue.snapshot()["queue"] == []
+    assert handle(r, say("bob", "!queue")) == ["PRIVMSG #dream :@bob now: pizza"]
+    assert handle(r, say("bob", "hello !dream volcano")) == []  # not a command
+
+
+def test_only_moderators_skip_and_clear():
+    r, queue = commands_reader()
+    say = lambda who, text, tags="": f"{tags}:{who}!{who}@h PRIVMSG #dream :{text}"  # noqa: E731
+    handle(r, say("ann", "!dream pizza"), say("ann", "!dream daisy"), say("bob", "!dream lemon"))
+    (refused,) = handle(r, say("bob", "!skip"))
+    assert "only moderators" in refused and queue.current().label == "pizza"
+    handle(r, ":irc.example 353 dreambot = #dream :@mod +voiced bob")  # NAMES: mod is an operator
+    (skipped,) = handle(r, say("mod", "!skip"))
+    assert "now dreaming daisy" in skipped and queue.current().label == "daisy"
+    (cleared,) = handle(r, say("mod", "!clear"))
+    assert "1 removed" in cleared and queue.snapshot()["queue"] == []
+    handle(r, ":mod!mod@h MODE #dream -o mod")
+    assert "only moderators" in handle(r, say("mod", "!skip"))[0]
+    handle(r, ":mod!mod@h MODE #dream +vo bob bob")
+    assert "skipped by bob" in handle(r, say("bob", "!skip"))[0]
+    assert "skipped by Ann" in handle(r, say("ann", "!skip", "@badges=moderator/1;display-name=Ann "))[0]

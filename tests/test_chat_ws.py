@@ -3,7 +3,7 @@ import asyncio
 
 from websockets.asyncio.server import serve
 
-from stream.chat import ChatReader
+from stream.chat import ChatActions, ChatReader
 from stream.config import ChatSettings
 from stream.requests import QueuePolicy, RequestQueue
 from stream.worker import supervise
@@ -13,8 +13,8 @@ def test_reader_over_websocket_handles_pings_tags_batches_and_reconnect():
     queue = RequestQueue(QueuePolicy(cooldown_s=0), ["volcano"])
     connections, pongs, sent_by_client = [], [], []
 
-    def submit(text, user):
-        return queue.submit(text, user, f"chat:{user}")
+    actions = ChatActions(lambda text, user: queue.submit(text, user, f"chat:{user}"), lambda: "", queue.skip,
+                          queue.clear)
 
     async def twitch(ws):
         connections.append(ws)
@@ -38,7 +38,7 @@ def test_reader_over_websocket_handles_pings_tags_batches_and_reconnect():
     async def run():
         async with serve(twitch, "127.0.0.1", 0) as server:
             port = server.sockets[0].getsockname()[1]
-            reader = ChatReader(ChatSettings(url=f"ws://127.0.0.1:{port}", channel="Dream"), submit)
+            reader = ChatReader(ChatSettings(url=f"ws://127.0.0.1:{port}", channel="Dream"), actions)
             task = asyncio.create_task(supervise("chat", reader.session, reader.backoff, reader.failures))
             for _ in range(100):
                 if len(connections) >= 2 and reader.connected.is_set():

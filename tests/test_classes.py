@@ -42,6 +42,28 @@ def test_garbage_is_refused_with_a_code(text, code):
     assert err.value.code == code
 
 
+@pytest.mark.parametrize("text", ["person", "people", "human", "car insurance", "mobile", "pizza oven xyz"])
+def test_words_that_are_not_classes_are_not_matched_to_far_off_ones(text):
+    with pytest.raises(RequestError) as err:
+        parse(text)
+    assert err.value.code == "unknown_class" and "is not an ImageNet class" in err.value.message
+
+
+@pytest.mark.parametrize("text,index", [("jellyfsh", 107), ("vulcano", 980), ("lighthose", 437), ("schol bus", 779)])
+def test_near_misses_still_match(text, index):
+    assert [c.index for c in parse(text).classes] == [index]
+
+
+def test_suggestions_rank_exact_and_prefix_first():
+    from dreamer.classes import catalogue
+
+    cat = catalogue()
+    assert cat.suggest("dog")[0] == "dog"  # the group, not "hot dog"
+    assert cat.suggest("dog").index("dog sled") < cat.suggest("dog").index("hot dog")
+    assert cat.suggest("jelly")[0] == "jellyfish"
+    assert cat.suggest("volc")[0] == "volcano"
+
+
 def test_unknown_gets_suggestions():
     with pytest.raises(RequestError) as err:
         parse("cheese")

@@ -49,7 +49,7 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
         (["render", "--class", "volcano", "--start", str(tmp_path / "missing.jpg")], "cannot read start image"),
         (["render", "--class", "volcano", "--layer", "nope", "--output", str(tmp_path / "x.png")], "no layer"),
         (["render", "--class", "volcano", "--frames", "0"], "at least 1"),
-        (["classes", "qqxxzz"], "no ImageNet class matches"),
+        (["classes", "qqxxzz"], "is not an ImageNet class"),
     ]
     for args, text in cases:
         r = run(*args)

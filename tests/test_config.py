@@ -32,7 +32,7 @@ def test_defaults_match_the_contract():
     ("device = 'gpu'", "device = 'gpu': choose one of auto, cpu, cuda, mps"),
     ("[dream]\noctaves = []", "at least one view scale"),
     ("[dream]\ncolour_steps = [1.0, 0.5]", "three step sizes"),
-    ("playlist = ['volcano', 'qqxxzz']", "playlist: no ImageNet class matches"),
+    ("playlist = ['volcano', 'qqxxzz']", "playlist: 'qqxxzz' is not an ImageNet class"),
     ("start_class = 'pizzza pie pie'", "start_class"),
     ("[chat]\nprefix = 'dream please'", "one word"),
     ("[dream]\nsteps = 'many'", "dream.steps: expected int"),

@@ -111,3 +111,14 @@ def test_presenter_publishes_shown_frames_from_dreamed_ones_and_stops():
     finally:
         p.stop()
     assert p.state == "stopped"
+
+
+def test_motion_upscales_to_the_output_size_in_the_same_warp():
+    ramp = np.tile(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], (48, 1, 3))
+    out = zoom_rgb(ramp, 1.0, size=(128, 96))
+    assert out.shape == (96, 128, 3)
+    want = cv2.resize(ramp, (128, 96), interpolation=cv2.INTER_CUBIC).astype(int)
+    assert np.abs(out.astype(int)[4:-4, 4:-4] - want[4:-4, 4:-4]).max() <= 2  # a plain upscale at zoom 1
+    m = Motion(zoom=0.05, size=(128, 96))
+    assert m.frame(key(1, ramp, 0.0), 0.0).shape == (96, 128, 3)
+    assert m.frame(key(2, 200, 0.5), 0.6).shape == (96, 128, 3)  # fades at the output size too

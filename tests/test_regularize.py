@@ -107,6 +107,9 @@ def test_colour_axes_round_trip():
     axes = reg.colour_axes(x, q)
     assert torch.allclose(axes[:, 0], (x * q[:, 0].view(1, 3, 1, 1)).sum(1), atol=1e-6)
     assert torch.allclose(reg.from_colour_axes(axes, q), x, atol=1e-5)
+    one = x[:1].contiguous(memory_format=torch.channels_last)  # the OpenCV path
+    assert torch.allclose(reg.colour_axes(one, q), axes[:1], atol=1e-5)
+    assert torch.allclose(reg.from_colour_axes(reg.colour_axes(one, q), q), one, atol=1e-5)
 
 
 def test_magnified_views_show_a_part_larger():
@@ -126,3 +129,14 @@ def test_shrunk_views_are_antialiased():
     small = view(checker, 0.5)
     assert small.shape[-2:] == (32, 32)
     assert float((small - 0.5).abs().max()) < 0.01  # pixel grain averaged away, not aliased into stripes
+
+
+def test_views_over_the_pixel_budget_show_a_part_at_the_same_scale():
+    ramp = torch.linspace(0, 1, 64).view(1, 1, 1, 64).expand(1, 3, 32, 64).contiguous()
+    view = reg.random_view(0, (1.0, 1.0), 0.0, torch.Generator().manual_seed(0), max_pixels=16 * 32)
+    out = view(ramp, 1.0)  # 32x64 would be 2048 pixels: a 16x32 part instead
+    assert out.shape[-2:] == (16, 32)
+    slope = float(out[..., 4:28].diff(dim=-1).mean())
+    assert abs(slope / float(ramp.diff(dim=-1).mean()) - 1.0) < 0.02  # not shrunk: the same scale
+    assert reg.random_view(0, (1.0, 1.0), 0.0, torch.Generator().manual_seed(0), max_pixels=16 * 32)(
+        ramp, 0.5).shape[-2:] == (16, 32)  # within the budget: the whole picture, shrunk

@@ -5,7 +5,7 @@ import pytest
 from dreamer.classes import RequestError
 from stream.config import ServeSettings
 from stream.origins import origin_allowed
-from stream.rtmp import draw_overlay, hershey_text
+from stream.overlay import draw_overlay, hershey_text, overlay_lines
 from stream.sanitize import MAX_NAME, clean, clean_name, clean_request
 
 
@@ -56,9 +56,28 @@ def test_overlay_draws_any_text_without_crashing():
     rgb = np.zeros((96, 160, 3), np.uint8)
     assert hershey_text("Zoë 日本") == "Zoe ??"
     for text in ("volcano - anonymous", "Zoë", "日本語", clean("a\udc80b"), "🐙" * 50, ""):
-        out = draw_overlay(rgb, text)
+        out = draw_overlay(rgb, [text, text])
         assert out.shape == rgb.shape
-    assert draw_overlay(rgb, "volcano").any()
+    assert draw_overlay(rgb, ["volcano"]).any()
+
+
+def test_overlay_says_what_plays_who_asked_how_long_what_is_next_and_how_to_ask():
+    state = {"target": {"label": "volcano", "user": "ann", "remaining_s": 12.4},
+             "queue": [{"label": "pizza + daisy"}, {"label": "lemon"}]}
+    assert overlay_lines(state, "!dream", elapsed_s=2.0) == [
+        "volcano  - asked by ann  - 10 s", "type !dream <class> in chat  - next: pizza + daisy"]
+    assert overlay_lines({"target": {"label": "daisy", "user": None, "remaining_s": 3}, "queue": []}, "!d", 9) == [
+        "daisy  - 0 s", "type !d <class> in chat"]
+
+
+def test_overlay_is_drawn_at_the_output_size_where_asked():
+    rgb = np.full((720, 1280, 3), 200, np.uint8)
+    bottom = draw_overlay(rgb, ["volcano  - asked by ann  - 10 s", "type !dream <class> in chat"])
+    changed = np.argwhere((bottom != rgb).any(-1))
+    assert changed[:, 0].min() > 600 and changed[:, 0].max() == 719  # a band along the bottom
+    assert changed[:, 1].max() > 400  # text big enough to read at a glance on 720p
+    top = draw_overlay(rgb, ["volcano"], position="top")
+    assert np.argwhere((top != rgb).any(-1))[:, 0].max() < 80
 
 
 @pytest.mark.parametrize("origin, host, ok", [

@@ -2,25 +2,58 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const img = $("stream"), form = $("ask"), text = $("text"), user = $("user"), msg = $("message");
-let ws = null, wsUrl = null, retry = 500;
+let ws = null, wsUrl = null, retry = 500, state = null, stateAt = 0, clearMsg = 0, recentKey = "";
+const mine = new Set();  // ids of the requests this page made
 
 user.value = localStorage.getItem("dreamstream-user") || "";
 
-function say(html, kind) { msg.className = kind || ""; msg.innerHTML = html; }
 function esc(s) { return String(s).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c])); }
+function say(html, kind) {
+  msg.className = kind || ""; msg.innerHTML = html;
+  clearTimeout(clearMsg);
+  clearMsg = setTimeout(() => { msg.innerHTML = ""; msg.className = ""; }, 8000);  // messages clear
+}
+function secondsLeft() { return state ? Math.max(0, Math.round(state.target.remaining_s - (Date.now() - stateAt) / 1000)) : 0; }
+
+function render() {  // several times a second: the countdown runs between state pushes
+  if (!state) return;
+  const t = state.target || {};
+  $("now").textContent = `${t.label || "…"}${t.user ? "  · asked by " + t.user : ""}  · ${secondsLeft()} s`;
+  const q = state.queue || [];
+  $("next").textContent = "next: " + (q.length ? q.slice(0, 3).map((e) => e.label + (e.votes > 1 ? " ×" + e.votes : "")).join(", ") +
+    (q.length > 3 ? " …" : "") : state.next + " (from the playlist)");
+  document.title = `${t.label || "dreaming"} · dreamstream`;
+  let yours = "";
+  if (mine.has(t.id)) yours = "now playing yours";
+  else {
+    const i = q.findIndex((e) => mine.has(e.id));
+    if (i >= 0) yours = `yours (${q[i].label}) plays in ~${secondsLeft() + i * state.hold_s} s`;
+  }
+  $("yours").textContent = yours;
+}
 
 function showState(s) {
-  const t = s.target || {};
-  $("now").textContent = "dreaming: " + (t.label || "…") + (t.user ? "  (asked by " + t.user + ")" : "");
-  const q = (s.queue || []).map((e) => e.label + (e.votes > 1 ? " ×" + e.votes : ""));
-  $("next").textContent = q.length ? "next: " + q.slice(0, 5).join(", ") + (q.length > 5 ? " …" : "") : "next: the playlist";
-  $("stats").textContent = `${(s.fps && s.fps.dream) || 0} fps · ${s.viewers} watching · ${s.model} on ${s.device}`;
+  state = s; stateAt = Date.now();
+  render();
+  const live = s.stream || {}, enc = live.encoder, chat = live.chat;
+  $("stats").textContent = [`${(s.fps && s.fps.dream) || 0} dreams/s`, `${(s.fps && s.fps.output) || 0} fps`,
+    `${s.viewers} watching`, `${s.model} on ${s.device}`,
+    enc ? `stream ${enc.state}${enc.state === "live" ? " " + enc.bitrate_kbps + " kb/s" : ""}${enc.reconnects ? ", " + enc.reconnects + " reconnects" : ""}` : "",
+    chat ? (chat.connected ? "chat connected" : "chat reconnecting") : ""].filter(Boolean).join(" · ");
+  const key = (s.recent || []).map((r) => r.id).join();
+  if (key !== recentKey) {
+    recentKey = key;
+    $("recent").innerHTML = (s.recent || []).map((r) => `<figure><img src="${esc(r.thumb)}" alt="${esc(r.label)}" loading="lazy">` +
+      `<figcaption>${esc(r.label)}${r.user ? " · " + esc(r.user) : ""}</figcaption></figure>`).join("");
+  }
 }
 
 function showReply(r) {
   if (r.type === "ack") {
+    mine.add(r.id);
     say(r.position === 0 ? `dreaming <b>${esc(r.target.label)}</b> now` :
         `<b>${esc(r.target.label)}</b> is number ${r.position} in the queue`, "ok");
+    render();
   } else if (r.type === "error") {
     const sugg = (r.suggestions || []).map((s) => `<button type="button" data-s="${esc(s)}">${esc(s)}</button>`).join("");
     say(esc(r.message) + (sugg ? " — try " + sugg : ""), "error");
@@ -40,6 +73,7 @@ function connect() {
   ws.onmessage = (e) => { try { showReply(JSON.parse(e.data)); } catch (_) { /* ignore non-JSON */ } };
   ws.onclose = () => {
     ws = null;
+    state = null;  // nothing to count down until the server is back
     $("now").textContent = "reconnecting…";
     setTimeout(connect, retry);
     retry = Math.min(retry * 2, 8000);
@@ -78,16 +112,39 @@ text.addEventListener("input", () => {
       const prefix = text.value.includes("+") ? text.value.slice(0, text.value.lastIndexOf("+") + 1) + " " : "";
       $("suggestions").innerHTML = (r.suggestions || []).map((s) => `<option value="${esc(prefix + s)}">`).join("");
     } catch (_) { /* autocomplete is a nicety */ }
-  }, 150);
+  }, 200);
+});
+
+// The class list: loaded once when opened, filtered as you type, a click asks for it.
+let classes = null;
+$("catalogue").addEventListener("toggle", async () => {
+  if (!$("catalogue").open || classes) return;
+  classes = (await (await fetch("/api/classes?all=1")).json()).classes || [];
+  showClasses();
+});
+function showClasses() {
+  const f = $("filter").value.trim().toLowerCase();
+  $("classlist").innerHTML = classes.filter((c) => !f || c.toLowerCase().includes(f)).slice(0, 400)
+    .map((c) => `<li data-c="${esc(c)}">${esc(c)}</li>`).join("");
+}
+$("filter").addEventListener("input", () => classes && showClasses());
+$("classlist").addEventListener("click", (e) => {
+  const c = e.target.dataset && e.target.dataset.c;
+  if (c) { text.value = c; text.focus(); }
 });
 
 // MJPEG: if the stream breaks (server restart), reload it after a pause.
 img.addEventListener("error", () => setTimeout(() => { img.src = "/stream.mjpg?t=" + Date.now(); }, 1500));
-$("fullscreen").addEventListener("click", () => {
+function toggleFullscreen() {
   const el = $("stage");
   if (document.fullscreenElement) document.exitFullscreen();
   else if (el.requestFullscreen) el.requestFullscreen();
   else if (img.webkitEnterFullscreen) img.webkitEnterFullscreen();
+}
+$("fullscreen").addEventListener("click", toggleFullscreen);
+document.addEventListener("keydown", (e) => {
+  if (e.key === "f" && !["INPUT", "TEXTAREA"].includes(document.activeElement.tagName)) toggleFullscreen();
 });
+setInterval(render, 250);
 
 start();

@@ -1,5 +1,6 @@
 """Headless Chromium (Debian's) drives the viewer page: the picture moves, a request lands."""
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -41,12 +42,12 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            page = browser.new_page(viewport={"width": 960, "height": 600})
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(server.base + "/")
             page.wait_for_function("document.getElementById('stream').naturalWidth === " + str(WIDTH), timeout=30_000)
-            expect(page.locator("#now")).to_contain_text("dreaming:", timeout=15_000)
+            expect(page.locator("#now")).to_contain_text(re.compile(r"\w+\s+· \d+ s"), timeout=15_000)
             assert picture_changes(page), "the picture did not change"
 
             page.fill("#user", "tester")
@@ -54,11 +55,24 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             page.click("#ask button[type=submit]")
             expect(page.locator("#message")).to_contain_text("jellyfish", timeout=10_000)
             expect(page.locator("#overlay")).to_contain_text("jellyfish", timeout=10_000)
+            expect(page.locator("#overlay")).to_contain_text(re.compile(r"asked by tester\s+· \d+ s"))  # countdown
+            assert "jellyfish" in page.title()
+            expect(page.locator("#yours")).to_contain_text("now playing yours", timeout=10_000)
+            page.wait_for_timeout(700)
+            page.fill("#text", "goldfish")
+            page.click("#ask button[type=submit]")
+            expect(page.locator("#yours")).to_contain_text(re.compile(r"yours \(goldfish\) plays in ~\d+ s|now playing yours"),
+                                                           timeout=10_000)
+            expect(page.locator("#recent figure").first).to_be_visible(timeout=30_000)  # a dream ended: in the strip
+            page.locator("#catalogue summary").click()
+            page.fill("#filter", "jelly")
+            expect(page.locator("#classlist li").first).to_have_text("jellyfish", timeout=10_000)
+            page.keyboard.press("Escape")
 
             page.wait_for_timeout(600 + 1000 * SHOWCASE_S)
             page.fill("#text", "qqxxzz")
             page.click("#ask button[type=submit]")
-            expect(page.locator("#message")).to_contain_text("no ImageNet class matches", timeout=10_000)
+            expect(page.locator("#message")).to_contain_text("is not an ImageNet class", timeout=10_000)
             assert page.locator("#message button").count() > 0  # suggestions to click
 
             SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
@@ -70,7 +84,7 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             assert rc == 0 and took < 5
             expect(page.locator("#now")).to_contain_text("reconnecting", timeout=10_000)
             server = start_server(tmp_path, CONFIG, ports=ports)
-            expect(page.locator("#now")).to_contain_text("dreaming:", timeout=30_000)
+            expect(page.locator("#now")).to_contain_text(re.compile(r"\w+\s+· \d+ s"), timeout=30_000)
             assert picture_changes(page), "the picture did not come back"
 
             # A phone: the picture fits the width and the request box stays on screen.
@@ -80,6 +94,8 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             box = phone.locator("#ask").bounding_box()
             img = phone.locator("#stream").bounding_box()
             assert box["y"] + box["height"] <= 844 and img["width"] <= 390
+            assert img["y"] < box["y"] and img["width"] >= 380  # the picture on top, the full width
+            expect(phone.locator("#now")).to_contain_text(re.compile(r"\d+ s"), timeout=15_000)
             phone.screenshot(path=str(SCREENSHOT_DIR / "phone.png"))
             browser.close()
             assert not errors, errors

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import free_port, start_server, stop_server
+from .conftest import TEST_CONFIG, free_port, start_server, stop_server
 
 NGIRCD = shutil.which("ngircd") or ("/usr/sbin/ngircd" if os.path.exists("/usr/sbin/ngircd") else None)
 if NGIRCD is None and not os.environ.get("CI"):
@@ -111,3 +111,75 @@ def test_dream_from_irc_chat_survives_garbage_and_a_dropped_connection(tmp_path)
     assert rc == 0 and took < 5
     log = server.log.read_text()
     assert "Traceback" not in log
+
+
+class Client:
+    """A plain IRC client that stays: joins first (a stock server makes the channel's first
+    member its operator), says things and reads what comes back."""
+
+    def __init__(self, port: int, nick: str):
+        self.nick, self.sock = nick, socket.create_connection(("127.0.0.1", port), 5)
+        self.sock.settimeout(30)
+        self.file = self.sock.makefile("rb")
+        self.send(f"NICK {nick}", f"USER {nick} 0 * :{nick}")
+        self.expect(b" 001 ")
+        self.send("JOIN #dream")
+        self.expect(b" JOIN ")
+
+    def send(self, *lines: str) -> None:
+        self.sock.sendall("".join(line + "\r\n" for line in lines).encode())
+
+    def expect(self, needle: bytes, timeout: float = 30) -> bytes:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            line = self.file.readline()
+            assert line, f"connection closed waiting for {needle!r}"
+            if line.startswith(b"PING"):
+                self.send("PONG" + line[4:].decode().rstrip())
+            if needle in line:
+                return line
+        raise AssertionError(f"no {needle!r} within {timeout} s")
+
+    def ask(self, text: str, reply: bytes) -> bytes:
+        self.send(f"PRIVMSG #dream :{text}")
+        return self.expect(reply)
+
+    def close(self) -> None:
+        self.send("QUIT :bye")
+        self.sock.close()
+
+
+def test_chat_commands_on_a_stock_server(tmp_path):
+    port = free_port()
+    ircd = start_ircd(tmp_path, port)
+    mod = Client(port, "mod")  # first in the channel: its operator
+    config = TEST_CONFIG.replace("hold_s = 4.0", "hold_s = 60.0") + '[chat]\nnick = "dreambot"\nreply_every_s = 0.0\n'
+    server = start_server(tmp_path, config, ["--chat", f"irc://127.0.0.1:{port}", "--channel", "dream"])
+    viewer = None
+    try:
+        mod.expect(b"dreambot", 30)  # the reader joined (its JOIN echo)
+        viewer = Client(port, "viewer")
+        assert b"type !dream <class>" in mod.ask("!dream", b"@mod ")
+        assert b"!queue shows" in mod.ask("!help", b"@mod ")
+        assert b"dreaming pizza now" in mod.ask("!dream pizza", b"@mod ")
+        time.sleep(0.6)
+        assert b"#1 in the queue" in viewer.ask("!dream daisy", b"@viewer ")
+        assert b"next: daisy" in viewer.ask("!queue", b"@viewer ")
+        time.sleep(0.6)
+        assert b"not an ImageNet class" in viewer.ask("!dream person", b"@viewer ")
+        assert b"only moderators" in viewer.ask("!skip", b"@viewer ")
+        assert labels(server).get("pizza") == "mod"
+        assert b"now dreaming daisy" in mod.ask("!skip", b"skipped by mod")
+        assert "daisy" == server.get_json("/api/state")["target"]["label"]
+        time.sleep(0.6)
+        viewer.ask("!dream lemon", b"@viewer ")
+        assert b"1 removed" in mod.ask("!clear", b"cleared by mod")
+        assert server.get_json("/api/state")["queue"] == []
+    finally:
+        rc, _ = stop_server(server)
+        for c in (mod, viewer):
+            if c is not None:
+                c.close()
+        ircd.terminate()
+        ircd.wait(5)
+    assert rc == 0 and "Traceback" not in server.log.read_text()

@@ -5,13 +5,17 @@ import signal
 import subprocess
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import av
+import cv2
 import imageio_ffmpeg
+import numpy as np
 
 from .conftest import TEST_CONFIG, free_port, start_server, stop_server
 
 KEY = "sk_live_do_not_print_me"
+ARTIFACTS = Path(__file__).parent / "artifacts"
 
 
 def listen(port: int, out):
@@ -52,6 +56,12 @@ def test_rtmp_push_is_h264_aac_with_2s_keyframes_and_survives_an_ingest_restart(
             assert status in (200, 429), ack
             time.sleep(0.6)  # the overlay is drawn with it
         assert server.proc.poll() is None and server.get_json("/healthz")["ok"]
+        status, headers, body = server.get("/preview.jpg")  # exactly what the ingest gets
+        preview = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+        assert preview.shape == (720, 1280, 3)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(ARTIFACTS / "rtmp_preview.jpg"), preview)
+        assert server.get_json("/api/state")["size"] == [160, 96]  # the dream keeps its own size
         end(ingest)
         time.sleep(2)
         assert server.get_json("/healthz")["ok"]  # the page never stopped
@@ -73,7 +83,7 @@ def test_rtmp_push_is_h264_aac_with_2s_keyframes_and_survives_an_ingest_restart(
     with av.open(str(first)) as c:
         v, a = c.streams.video[0], c.streams.audio[0]
         assert v.codec_context.name == "h264" and a.codec_context.name == "aac"
-        assert (v.codec_context.width, v.codec_context.height) == (160, 96)
+        assert (v.codec_context.width, v.codec_context.height) == (1280, 720)  # RTMP's default output size
         assert v.average_rate == Fraction(30)
         packets = [p for p in c.demux(v) if p.pts is not None]
     times = [float(p.pts * p.time_base) for p in packets]
