@@ -214,6 +214,16 @@ def catalogue() -> Catalogue:
 
 
 @lru_cache(maxsize=4096)
+def _suggested(text: str, n: int) -> tuple[str, ...]:
+    return tuple(catalogue().suggest(text, n))
+
+
+def suggest(text: str, n: int = 5) -> list[str]:
+    """`Catalogue.suggest`, remembered (autocomplete asks the same prefixes again and again)."""
+    return list(_suggested(text, n))
+
+
+@lru_cache(maxsize=4096)
 def _understood(text: str) -> Target | RequestError:
     try:
         return catalogue().parse(text)

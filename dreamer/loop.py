@@ -34,9 +34,9 @@ class DreamSettings:
     step_size: float = 0.02  # per step, on a gradient normalised to mean |g| = 1, image in [0, 1]
     # the view scales the steps cycle through: < 1 the whole picture shrunk, > 1 a part magnified
     octaves: tuple[float, ...] = (1.0, 0.7, 0.5, 1.5, 2.0)
-    # the most pixels one view shows the network (a random part of the picture beyond it, at
-    # the same scale): the cost of a step stops growing with the frame; 0 = no limit
-    view_pixels: int = 57_600  # 320x180
+    # the most pixels one view shows the network: octave 1.0 is the whole picture fitted into
+    # them, so a large frame is composed as a whole and a step costs what it does at 320x180
+    view_pixels: int = 57_600  # 320x180; 0 = views at the picture's own size
     pyramid_levels: int = 6  # Laplacian bands equalised in the gradient: more bands, bigger shapes
     band_tilt: float = 2.0  # > 1: coarser gradient bands get more of the step (band k: tilt^k)
     # per-axis step sizes in the photos' colour axes (luminance, two opponent axes), here in

@@ -60,29 +60,27 @@ def random_view(jitter_px: int, scales: tuple[float, float], degrees: float, gen
                 max_pixels: int = 0) -> Callable[[torch.Tensor, float], torch.Tensor]:
     """What one dream step shows the network: the picture at `factor` of its size.
 
-    factor <= 1: the whole picture, shrunk; factor > 1: a random part of it, magnified to
-    the picture's size. Magnified views are what make a dream hold up on a screen that
-    shows it 3-4x: texture that only reads at one pixel scale stops paying off. A view of
-    more than `max_pixels` (0: no limit) shows a random part of that size instead, at the
-    same scale: a step costs the same on a large frame as on a small one. Random jitter,
-    zoom (`scales`) and rotation ride along in the same single resampling. Shrinks below
-    0.75 are antialiased: the picture is mean-pooled first (exact and cheap), so the network
-    never sees aliased pixel grain it could grow into rainbow texture.
+    factor <= 1: the whole picture, shrunk; factor > 1: a random part of it, magnified.
+    Magnified views are what make a dream hold up on a screen that shows it 3-4x: texture
+    that only reads at one pixel scale stops paying off. With `max_pixels`, factor 1.0 means
+    the whole picture fitted into that many pixels (a 480x270 stream is seen at 2/3 of its
+    size, a 224x224 still as it is): whatever the frame's size, the network composes the
+    whole picture at 1.0, and a step costs at most `max_pixels`. Random jitter, zoom
+    (`scales`) and rotation ride along in the same single resampling. Shrinks below 0.75 are
+    antialiased: the picture is mean-pooled first (exact and cheap), so the network never
+    sees aliased pixel grain it could grow into rainbow texture.
     """
 
     def apply(x: torch.Tensor, factor: float = 1.0) -> torch.Tensor:
         h, w = x.shape[-2:]
         dx, dy = torch.randint(-jitter_px, jitter_px + 1, (2,), generator=gen).tolist()
         zoom, angle = _uniform(gen, *scales), _uniform(gen, -degrees, degrees)
-        part = min(1.0, factor)  # the output's size, as a fraction of the picture's
-        if factor > 1:
-            zoom *= factor
-        if max_pixels and part * part * h * w > max_pixels:
-            shrink = math.sqrt(max_pixels / (h * w)) / part
-            part, zoom = part * shrink, zoom / shrink  # the same scale, a smaller part
+        fit = min(1.0, math.sqrt(max_pixels / (h * w))) if max_pixels else 1.0
+        part = fit * min(factor, 1.0)  # the output's size, as a fraction of the picture's
+        zoom *= max(factor, 1.0)  # > 1: the output shows 1/zoom of the picture
         out = (max(8, round(h * part)), max(8, round(w * part)))
         shift = (dx / w, dy / h)
-        if zoom > 1:  # the view covers 1/zoom of the picture: let it land anywhere
+        if zoom > 1:  # a part of the picture: let it land anywhere
             room = (1 - 1 / zoom) / 2
             shift = (shift[0] + _uniform(gen, -room, room), shift[1] + _uniform(gen, -room, room))
         pool = 1  # network pixels per picture pixel are part * zoom

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -87,17 +88,23 @@ class Video:
         self.container.close()
 
 
-def check_output(output: Path) -> None:
-    """Refuse a path we cannot write before minutes of dreaming, not after."""
+def check_output(output: Path, force: bool = False) -> None:
+    """Refuse a path we cannot write before minutes of dreaming, not after; keep an existing
+    output unless `force`."""
     if output.suffix and output.suffix.lower() not in SUFFIXES:
         raise OutputError(f"cannot write {output}: use .mp4, .gif, .png, or a folder name for PNG frames")
-    if not output.parent.exists():
-        raise OutputError(f"cannot write {output}: folder {output.parent} does not exist")
+    folder = output.parent
+    if not folder.exists():
+        raise OutputError(f"cannot write {output}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (output.exists() and not os.access(output, os.W_OK)):
+        raise OutputError(f"cannot write {output}: permission denied")
+    if output.exists() and not force and (output.is_file() or any(output.iterdir())):
+        raise OutputError(f"{output} exists; use --force to replace it")
 
 
 def open_writer(output: Path, fps: int):
     """Pick the writer from the path: a known suffix, else a folder of PNGs."""
-    check_output(output)
+    check_output(output, force=True)  # replacing or not was the caller's decision
     suffix = output.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         return Video(output, fps)

@@ -191,6 +191,22 @@ def contact_sheet(images: list[torch.Tensor], labels: list[str], path: Path, col
     Image.fromarray(np.concatenate(rows, 0)).save(path, quality=88)
 
 
+def save_pictures(images: list[torch.Tensor], targets, folder: Path, kind: str) -> None:
+    """Uncaptioned PNGs with neutral names, in a shuffled order; which is which in key.json."""
+    import random
+
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file = folder / "key.json"
+    key = json.loads(key_file.read_text()) if key_file.exists() else {}
+    order = list(range(len(images)))
+    random.Random(len(key) + 7).shuffle(order)
+    for i in order:
+        name = f"picture_{len(key) + 1:02d}.png"
+        Image.fromarray(to_uint8(images[i])).save(folder / name)
+        key[name] = {"class": targets[i].label, "kind": kind}
+    key_file.write_text(json.dumps(key, indent=1))
+
+
 def caption(judge, image: torch.Tensor, label: str) -> str:
     with torch.no_grad():
         top = int(judge(image)[0].argmax())
@@ -245,6 +261,9 @@ def main() -> None:
     ap.add_argument("--live-seed", type=int, default=0)
     ap.add_argument("--judge", default="efficientnet_lite1")
     ap.add_argument("--sheets", type=Path, help="folder for contact sheets (stills.jpg, live.jpg)")
+    ap.add_argument("--pictures", type=Path,
+                    help="folder for uncaptioned pictures at viewing size (blind naming): the first seed's stills "
+                         "at 2x, the live frames whole at a 960x540 player's size; names in key.json")
     args = ap.parse_args()
 
     cfg = load_config(args.config)
@@ -269,6 +288,8 @@ def main() -> None:
                                                          for im, i in zip(images, all_indices)], textiles),
                             **looks(images), "seconds": round(time.perf_counter() - t0, 1),
                             "photos": photo_calibration(judge, args.size, views, textiles)}
+        if args.pictures:
+            save_pictures([magnify(im, 2.0) for im in images[:len(targets)]], targets, args.pictures, "still")
         if args.sheets:
             first = images[:len(targets)]  # the first seed, magnified 1.5x: the hardest view
             shown = [magnify(im, 1.5) for im in first]
@@ -290,6 +311,8 @@ def main() -> None:
                           "views": judged["views"],
                           "worst_in_range": {k: min(v[k] for v in in_range) for k in ("top1", "top5", "prob")},
                           "photos": photo_calibration(judge, h, views, textiles), **looks(last), "seconds": seconds}
+        if args.pictures:
+            save_pictures([magnify(im, PLAYER_PX / h) for im in last], targets, args.pictures, "live")
         if args.sheets:
             shown = [views["player"](im) for im in last]
             contact_sheet(shown, [caption(judge, im, t.label) for im, t in zip(shown, targets)],

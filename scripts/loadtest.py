@@ -80,10 +80,16 @@ class Watch:
 
 
 # -- clients (each process its own event loop, niced) ---------------------------------------------
-async def _viewer(session, base: str, stop: float, out: dict) -> None:
+def address(n: int) -> str:
+    """A distinct documentation-range address per client (sent as X-Forwarded-For through
+    the trusted loopback 'proxy'), so that each has its own budget, as remote viewers do."""
+    return f"198.18.{n // 250}.{n % 250 + 1}"
+
+
+async def _viewer(session, base: str, stop: float, out: dict, n: int) -> None:
     t0 = time.monotonic()
     try:
-        async with session.get(base + "/stream.mjpg") as r:
+        async with session.get(base + "/stream.mjpg", headers={"X-Forwarded-For": address(n)}) as r:
             if r.status != 200:
                 out["failed"] += 1
                 return
@@ -117,7 +123,7 @@ async def _flooder(ws_url: str, stop: float, out: dict, n: int) -> None:
 
     texts = ["qqxxzz", "definitely not a class", "pizzza", "volcano", f"zz{n}"]
     try:
-        async with connect(ws_url, max_queue=None) as ws:
+        async with connect(ws_url, max_queue=None, additional_headers={"X-Forwarded-For": address(n)}) as ws:
             i = 0
             while time.monotonic() < stop:
                 await ws.send(json.dumps({"type": "request", "text": texts[i % len(texts)], "user": f"flood{n}"}))
@@ -135,6 +141,7 @@ async def _flooder(ws_url: str, stop: float, out: dict, n: int) -> None:
 
 def client_process(base: str, ws_url: str, viewers: int, stalled: int, flooders: int, seconds: float,
                    offset: int, queue) -> None:
+    """One client process: `offset` keeps its clients' addresses apart from the others'."""
     os.nice(10)
     import aiohttp
 
@@ -144,9 +151,9 @@ def client_process(base: str, ws_url: str, viewers: int, stalled: int, flooders:
         stop = time.monotonic() + seconds
         conn = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=None)) as session:
-            tasks = [_viewer(session, base, stop, out) for _ in range(viewers)]
+            tasks = [_viewer(session, base, stop, out, offset + i) for i in range(viewers)]
             tasks += [_stalled(base, stop, out) for _ in range(stalled)]
-            tasks += [_flooder(ws_url, stop, out, offset + i) for i in range(flooders)]
+            tasks += [_flooder(ws_url, stop, out, offset + 500 + i) for i in range(flooders)]
             await asyncio.gather(*tasks)
 
     asyncio.run(main())
@@ -167,11 +174,18 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=4, help="client processes")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "default.toml")
     args = ap.parse_args()
+    # The default config, with the viewer cap raised to the audience and loopback trusted as
+    # the proxy that names each client (see `address`).
+    config = Path(tempfile.mkdtemp()) / "load.toml"
+    text = args.config.read_text()
+    text = text.replace("[serve]", f"[serve]\nmax_viewers = {max(200, args.viewers + args.stalled)}\n"
+                                   'trusted_proxies = ["127.0.0.1"]', 1)
+    config.write_text(text)
 
     port, ws_port = free_port(), free_port()
     base, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{ws_port}/"
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, "-m", "stream", "serve", "--config", str(args.config), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "stream", "serve", "--config", str(config), "--port", str(port),
                              "--ws-port", str(ws_port), "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT,
                             cwd=ROOT)
     try:

@@ -1,8 +1,7 @@
 """The naive reference dream step, written plainly: what a first attempt looks like.
 
 Eager fp32, NCHW, class logit, random jitter, a blurred and normalised gradient, no octaves,
-no pyramid. `scripts/bench.py` times it and `scripts/eval_quality.py` judges its pictures,
-both against the project's loop, in the same run.
+no pyramid. `scripts/bench.py` times it against the project's loop, in the same run.
 """
 import torch
 import torch.nn.functional as F
@@ -19,12 +18,3 @@ def naive_step(model, image, class_index, gen, lr=0.03, jitter=8):
     g = F.conv2d(F.pad(g, (2, 2, 2, 2), mode="reflect"), k, groups=3)
     g = g / (g.abs().mean() + 1e-8)
     return (image + lr * g).clamp(0, 1)
-
-
-def naive_dream(model, class_index, size, steps, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    w, h = size
-    image = (0.5 + 0.1 * torch.randn(1, 3, h, w, generator=gen)).clamp(0, 1)
-    for _ in range(steps):
-        image = naive_step(model, image, class_index, gen)
-    return image

@@ -19,7 +19,7 @@ import cv2
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from dreamer.classes import MAX_TEXT, RequestError, catalogue
+from dreamer.classes import MAX_TEXT, RequestError, catalogue, parse, suggest
 from dreamer.runtime import lower_this_thread
 
 from . import mjpeg
@@ -67,8 +67,9 @@ async def preview_jpg(request: web.Request) -> web.Response:
     rgb = encoder.preview
     if rgb is None:
         return web.json_response(error("not_ready", "nothing sent to the ingest yet"), status=503)
-    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
-    return web.Response(body=jpeg.tobytes(), content_type="image/jpeg", headers={"Cache-Control": "no-store"})
+    jpeg = await asyncio.to_thread(lambda: cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                                                        [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
+    return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})  # off the loop
 
 
 async def recent_jpg(request: web.Request) -> web.Response:
@@ -95,11 +96,10 @@ async def api_classes(request: web.Request) -> web.Response:
     if request.query.get("all"):  # the page's browsable list
         return web.json_response({"classes": catalogue().names})
     q = clean(request.query.get("q", ""))[:MAX_TEXT]
-    cat = catalogue()
     if not q.strip():
-        return web.json_response({"query": q, "matches": [], "suggestions": cat.suggest("", 10)})
+        return web.json_response({"query": q, "matches": [], "suggestions": suggest("", 10)})
     try:
-        target = cat.parse(q)
+        target = parse(q)
     except RequestError as e:
         return web.json_response({"query": q, "matches": [], "error": e.code, "message": e.message,
                                   "suggestions": e.suggestions})
@@ -108,7 +108,7 @@ async def api_classes(request: web.Request) -> web.Response:
                               "matches": [{"index": c.index, "name": c.name, "weight": round(c.weight, 4),
                                            "score": round(c.weight, 4)}  # "score": the old name, kept
                                           for c in target.classes],
-                              "suggestions": cat.suggest(last, 8)})
+                              "suggestions": suggest(last, 8)})
 
 
 async def api_request(request: web.Request) -> web.Response:

@@ -213,6 +213,7 @@ class ChatReader:
     async def session(self, backoff: Backoff) -> None:
         """One connection, from connect to close."""
         self.connected.clear()
+        self.operators.clear()  # NAMES on the next join says who they are now
         t = await Transport.open(self.s.url)
         try:
             await t.send("CAP REQ :twitch.tv/tags twitch.tv/commands")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ class UsageError(Exception):
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    _talk(p, argparse.SUPPRESS)
     p.add_argument("--config", type=Path, help="TOML config (default: configs/default.toml)")
     p.add_argument("--model", choices=sorted(REGISTRY), help=f"network to dream with (default {DEFAULT_MODEL})")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to run (default auto)")
@@ -37,13 +39,28 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="make the dream repeatable")
 
 
+def _talk(p: argparse.ArgumentParser, default) -> None:
+    """-v/--quiet, before or after the command: the command's parser must not reset what the
+    main one read, hence SUPPRESS as its default."""
+    p.add_argument("-v", "--verbose", action="store_true", default=default, help="debug logging")
+    p.add_argument("-q", "--quiet", action="store_true", default=default, help="warnings and errors only")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ours = version("dreamstream")
+    except PackageNotFoundError:  # a checkout that was never installed
+        ours = "unknown"
     parser = argparse.ArgumentParser(prog="dreamstream", description="A live, interactive DeepDream stream.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"dreamstream {ours}")
+    _talk(parser, False)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("render", help="dream offline and write .mp4, .gif, .png or a folder of PNGs")
     _common(p)
+    p.add_argument("--force", action="store_true", help="replace an existing output")
     p.add_argument("--class", dest="classes", action="append", metavar="TEXT",
                    help='what to dream: "volcano", "pizza + volcano" (repeatable: parts are mixed)')
     p.add_argument("--frames", type=int, default=100, help="exactly this many frames are written (default 100)")
@@ -71,13 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("screensaver", help="a fullscreen local window that dreams through a playlist")
     _common(p)
     p.add_argument("--window", action="store_true",
-                   help="a normal window: space = next class, s = save PNG, q/Esc = quit")
+                   help="a normal window: space = next class, s = save a PNG to your pictures folder, q/Esc = quit")
     p.add_argument("--playlist", help='"volcano, jellyfish, pizza" or a file with one class per line')
     p.add_argument("--in-order", action="store_true", help="play the playlist in order (default: shuffled)")
     p.add_argument("--hold", type=float, help="seconds per class (default from the config: 30)")
     p.add_argument("--duration", type=float, default=0.0, help="exit after this many seconds")
 
     p = sub.add_parser("classes", help="list the 1000 classes, or show how a request is understood")
+    _talk(p, argparse.SUPPRESS)
     p.add_argument("query", nargs="*", help='request text, e.g. "pizza + volcano"')
     return parser
 
@@ -197,29 +215,44 @@ def read_playlist(text: str) -> list[str]:
 def cmd_screensaver(args: argparse.Namespace) -> int:
     import random
 
+    import torch
+
     from dreamer.runtime import load_for_dreaming, tune_for_cpu_dreaming
 
-    from .config import display
+    from .config import display, pictures_dir
     from .pipeline import Pipeline
     from .requests import RequestQueue
-    from .screensaver import Screensaver, ScreensaverOptions
+    from .resources import folder
+    from .screensaver import Screensaver, ScreensaverOptions, screen_size, window_size
 
+    if args.config is None:  # the screensaver's own preset, not the stream's
+        args.config = folder("configs") / "screensaver.toml"
     cfg = config_from_args(args)
     playlist = read_playlist(args.playlist) if args.playlist else None
     if display() is None:
         raise UsageError("no display: run it on a desktop, or under Xvfb with DISPLAY set")
+    # Qt inside OpenCV looks for fonts next to itself and says so on every start; it only
+    # needs a folder that exists (Hershey text is OpenCV's own).
+    os.environ.setdefault("QT_QPA_FONTDIR", "/usr/share/fonts")
+    os.environ.setdefault("QT_LOGGING_RULES", "*.debug=false;qt.qpa.*=false;qt.text.*=false")
+    screen = screen_size() or (1280, 720)
+    if not args.window and not args.size:  # the dream takes the screen's shape, at the preset's width
+        w = cfg.dream.size[0]
+        cfg.dream.size = (w, max(32, round(w * screen[1] / screen[0] / 2) * 2))
+    size = window_size(cfg.dream.size) if args.window else screen
+    torch.set_num_threads(1)  # a saver uses one core for dreaming, not all of them
     model, device = load_for_dreaming(cfg.model, cfg.device)
     tune_for_cpu_dreaming(device)
     w, h = cfg.dream.size
-    print(f"dreamstream screensaver: model {cfg.model}, device {device}, size {w}x{h}, "
-          f"{'window' if args.window else 'fullscreen'}", file=sys.stderr, flush=True)
+    print(f"dreamstream screensaver: model {cfg.model}, device {device}, size {w}x{h} shown at "
+          f"{size[0]}x{size[1]}, {'window' if args.window else 'fullscreen'}", file=sys.stderr, flush=True)
     playlist = list(playlist or cfg.playlist)
     if not args.in_order:
         random.Random(cfg.seed).shuffle(playlist)
     queue = RequestQueue(cfg.queue, playlist)
-    opts = ScreensaverOptions(window=args.window, duration=args.duration)
-    pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, opts.display_fps)
-    return Screensaver(pipeline, opts, cfg.dream.size).run()
+    opts = ScreensaverOptions(window=args.window, duration=args.duration, save_dir=pictures_dir())
+    pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, opts.display_fps, output_size=size)
+    return Screensaver(pipeline, opts, size).run()
 
 
 def cmd_classes(args: argparse.Namespace) -> int:
@@ -257,7 +290,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UsageError("--frames must be at least 1")
     target = parse(" + ".join(args.classes or [cfg.start_class]))
     start = load_start(args.start) if args.start else None
-    check_output(args.output)
+    check_output(args.output, args.force)
     model, device = load_for_dreaming(cfg.model, cfg.device)
     tune_for_cpu_dreaming(device)
     if args.layer:
@@ -278,10 +311,13 @@ COMMANDS = {"serve": cmd_serve, "render": cmd_render, "screensaver": cmd_screens
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return COMMANDS[args.command](args)
+    except BrokenPipeError:  # `dreamstream classes | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second complaint at exit
+        return 0
     except RequestError as e:
         hint = f"; did you mean: {', '.join(e.suggestions)}" if e.suggestions else ""
         print(f"dreamstream: error: {e.message}{hint}", file=sys.stderr)

@@ -242,6 +242,17 @@ def twitch_oauth_token() -> str | None:
     return None if not token else token if token.startswith("oauth:") else f"oauth:{token}"
 
 
+def pictures_dir() -> Path:
+    """Where a user's pictures go: XDG_PICTURES_DIR (from ~/.config/user-dirs.dirs), else ~/Pictures."""
+    home = Path.home()
+    dirs = home / ".config" / "user-dirs.dirs"
+    if dirs.is_file():
+        for line in dirs.read_text("utf-8", "replace").splitlines():
+            if line.startswith("XDG_PICTURES_DIR="):
+                return Path(line.split("=", 1)[1].strip().strip('"').replace("$HOME", str(home)))
+    return home / "Pictures"
+
+
 def display() -> str | None:
     """The desktop to open windows on (X11 or Wayland), from the environment; None without one."""
     return os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")

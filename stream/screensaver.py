@@ -1,10 +1,14 @@
 """`dreamstream screensaver`: the dream in a local OpenCV window, no browser, no network.
 
 Fullscreen (default) it behaves as a screensaver: any key, a click, or the mouse moving
-more than a few pixels ends it with exit code 0. `--window` gives a normal window where
-keys steer it (space: next class, s: save PNG, q/Esc: quit), with help on screen for the
-first 3 s. The dream thread and the presenter are the same as the live service's, so the
-picture keeps zooming smoothly at the display rate even when dreaming is slow.
+more than a few pixels ends it with exit code 0, and the window goes first (the threads are
+stopped after it is gone, so the screen is back at once even on a busy machine). `--window`
+gives a plain window (no toolbar) where keys steer it (space: next class, s: save a
+full-size PNG to the pictures folder, q/Esc: quit), with help on screen for 3 s once the
+first frame is up. The dream and presenter threads are the live service's, run at a low
+priority so that a saver never gets in the way; the presenter renders straight at the
+screen's size, so the picture keeps zooming smoothly at the display rate even when dreaming
+is slow.
 """
 from __future__ import annotations
 
@@ -33,7 +37,13 @@ class ScreensaverOptions:
     window: bool = False  # a normal window with key controls instead of fullscreen
     duration: float = 0.0  # seconds; 0 = until a key/click/move
     display_fps: float = 25.0
-    save_dir: Path = Path(".")
+    save_dir: Path = Path(".")  # where `s` saves (the command passes the user's pictures folder)
+
+
+def window_size(dream_size: tuple[int, int]) -> tuple[int, int]:
+    """--window: the dream shown at least 640 wide."""
+    w, h = dream_size
+    return max(w, 640), max(h, round(640 * h / w))
 
 
 def screen_size() -> tuple[int, int] | None:
@@ -61,6 +71,8 @@ def screen_size() -> tuple[int, int] | None:
 def cover(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     """Scale to fill (width, height), cropping the overflow: no black bars on a screen."""
     h, w = rgb.shape[:2]
+    if (w, h) == (width, height):  # the presenter already renders at the window's size
+        return rgb
     s = max(width / w, height / h)
     big = cv2.resize(rgb, (max(width, round(w * s)), max(height, round(h * s))), interpolation=cv2.INTER_CUBIC)
     y, x = (big.shape[0] - height) // 2, (big.shape[1] - width) // 2
@@ -76,8 +88,9 @@ def draw_help(bgr: np.ndarray) -> None:
 
 
 class Screensaver:
-    def __init__(self, pipeline: Pipeline, opts: ScreensaverOptions, dream_size: tuple[int, int]):
-        self.pipeline, self.opts, self.dream_size = pipeline, opts, dream_size
+    def __init__(self, pipeline: Pipeline, opts: ScreensaverOptions, size: tuple[int, int]):
+        """`size`: the window's (the screen's, fullscreen) size, which the presenter renders."""
+        self.pipeline, self.opts, self.size = pipeline, opts, size
         self.queue, self.out = pipeline.queue, pipeline.shown
         self.wake = False
         self._mouse0: tuple[int, int] | None = None
@@ -93,36 +106,35 @@ class Screensaver:
             elif abs(x - self._mouse0[0]) + abs(y - self._mouse0[1]) > MOVE_PX:
                 self.wake = True
 
-    def _open_window(self) -> tuple[int, int]:
-        if self.opts.window:
-            w, h = self.dream_size
-            size = (max(w, 640), max(h, round(640 * h / w)))
-            cv2.namedWindow(TITLE, cv2.WINDOW_AUTOSIZE)
-        else:
-            size = screen_size() or (1280, 720)
-            cv2.namedWindow(TITLE, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+    def _open_window(self) -> None:
+        cv2.namedWindow(TITLE, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar or status bar
+        if not self.opts.window:
             cv2.setWindowProperty(TITLE, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)  # with a window manager
             cv2.moveWindow(TITLE, 0, 0)  # without one, an image the size of the screen at (0, 0)
         cv2.setMouseCallback(TITLE, self._on_mouse)
-        return size
 
     def run(self) -> int:
+        for worker in self.pipeline.workers:
+            worker.nice = 10  # a saver must not get in the way (nor heat the machine)
         self.pipeline.start()
         try:
             return self._show()
         finally:
-            self.pipeline.stop()
-            cv2.destroyAllWindows()
+            cv2.destroyAllWindows()  # off the screen first...
+            cv2.waitKey(1)
+            self.pipeline.stop()  # ...then the threads
 
     def _show(self) -> int:
-        width, height = self._open_window()
-        start, seq = time.monotonic(), 0
+        self._open_window()
+        width, height = self.size
+        start, seq, shown_at = time.monotonic(), 0, None
         while True:
-            frame = self.out.wait(seq, timeout=0.5)
+            frame = self.out.wait(seq, timeout=0.02)  # never long: input is read between frames
             if frame is not None:
                 seq = frame.seq
+                shown_at = shown_at or time.monotonic()
                 bgr = cv2.cvtColor(cover(frame.rgb, width, height), cv2.COLOR_RGB2BGR)
-                if self.opts.window and time.monotonic() - start < HELP_S:
+                if self.opts.window and time.monotonic() - shown_at < HELP_S:
                     draw_help(bgr)
                 cv2.imshow(TITLE, bgr)
             key = cv2.waitKey(1)
@@ -139,7 +151,8 @@ class Screensaver:
                 return 0
             if key == ord(" "):
                 log.info("next: %s", self.queue.skip().label)
-            elif key == ord("s") and frame is not None:
+            elif key == ord("s") and self.out.latest() is not None:
+                self.opts.save_dir.mkdir(parents=True, exist_ok=True)
                 path = self.opts.save_dir / f"dream-{time.strftime('%Y%m%d-%H%M%S')}.png"
-                cv2.imwrite(str(path), cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
+                cv2.imwrite(str(path), cv2.cvtColor(self.out.latest().rgb, cv2.COLOR_RGB2BGR))  # full size
                 log.info("saved %s", path)

@@ -17,6 +17,8 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 
+from dreamer.runtime import lower_this_thread
+
 log = logging.getLogger(__name__)
 
 
@@ -64,6 +66,7 @@ class Worker:
         self.restarts = 0
         self.state = "idle"  # idle | running | restarting | stopped
         self.on_restart: Callable[[], None] = lambda: None  # metrics hook
+        self.nice = 0  # > 0: run this thread (and the threads it starts) at a lower priority
 
     def start(self) -> None:
         self._thread.start()
@@ -81,6 +84,8 @@ class Worker:
         raise NotImplementedError
 
     def _supervise(self) -> None:
+        if self.nice:
+            lower_this_thread(self.nice)
         while not self._stop.is_set():
             self.state = "running"
             try:

@@ -58,6 +58,25 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def test_existing_outputs_are_kept_unless_forced(tmp_path):
+    out = tmp_path / "v.png"
+    out.write_bytes(b"precious")
+    r = run("render", "--class", "volcano", "--frames", "1", "--output", str(out), *SMALL)
+    assert r.returncode == 2 and "exists; use --force" in r.stderr and out.read_bytes() == b"precious"
+    r = run("render", "--class", "volcano", "--frames", "1", "--output", str(out), "--force", *SMALL)
+    assert r.returncode == 0 and out.read_bytes() != b"precious"
+
+
+def test_version_flags_anywhere_and_quiet_pipes():
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.startswith("dreamstream ")
+    assert run("classes", "pizza", "-v").returncode == 0 and run("-q", "classes", "pizza").returncode == 0
+    p = subprocess.Popen([*CMD, "classes"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.readline()
+    p.stdout.close()  # `dreamstream classes | head -1`
+    assert p.wait(60) == 0 and b"Broken pipe" not in p.stderr.read()
+
+
 def test_a_busy_port_is_the_first_thing_said():
     import socket
 

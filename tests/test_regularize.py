@@ -131,12 +131,14 @@ def test_shrunk_views_are_antialiased():
     assert float((small - 0.5).abs().max()) < 0.01  # pixel grain averaged away, not aliased into stripes
 
 
-def test_views_over_the_pixel_budget_show_a_part_at_the_same_scale():
+def test_a_pixel_budget_fits_the_whole_picture_into_it():
     ramp = torch.linspace(0, 1, 64).view(1, 1, 1, 64).expand(1, 3, 32, 64).contiguous()
     view = reg.random_view(0, (1.0, 1.0), 0.0, torch.Generator().manual_seed(0), max_pixels=16 * 32)
-    out = view(ramp, 1.0)  # 32x64 would be 2048 pixels: a 16x32 part instead
-    assert out.shape[-2:] == (16, 32)
-    slope = float(out[..., 4:28].diff(dim=-1).mean())
-    assert abs(slope / float(ramp.diff(dim=-1).mean()) - 1.0) < 0.02  # not shrunk: the same scale
-    assert reg.random_view(0, (1.0, 1.0), 0.0, torch.Generator().manual_seed(0), max_pixels=16 * 32)(
-        ramp, 0.5).shape[-2:] == (16, 32)  # within the budget: the whole picture, shrunk
+    whole = view(ramp, 1.0)  # 32x64 is 2048 pixels: the whole picture at half size
+    assert whole.shape[-2:] == (16, 32) and float(whole.min()) < 0.05 and float(whole.max()) > 0.95
+    part = view(ramp, 2.0)  # magnified 2x from there: a quarter of it, at the picture's own scale
+    assert part.shape[-2:] == (16, 32)
+    slope = float(part[..., 4:28].diff(dim=-1).mean())
+    assert abs(slope / float(ramp.diff(dim=-1).mean()) - 1.0) < 0.02
+    free = reg.random_view(0, (1.0, 1.0), 0.0, torch.Generator().manual_seed(0))  # no budget: as before
+    assert free(ramp, 1.0).shape[-2:] == (32, 64) and free(ramp, 2.0).shape[-2:] == (32, 64)

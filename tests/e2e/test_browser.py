@@ -61,8 +61,8 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             page.wait_for_timeout(700)
             page.fill("#text", "goldfish")
             page.click("#ask button[type=submit]")
-            expect(page.locator("#yours")).to_contain_text(re.compile(r"yours \(goldfish\) plays in ~\d+ s|now playing yours"),
-                                                           timeout=10_000)
+            yours = re.compile(r"yours \(goldfish\) plays in ~\d+ s|now playing yours")
+            expect(page.locator("#yours")).to_contain_text(yours, timeout=10_000)
             expect(page.locator("#recent figure").first).to_be_visible(timeout=30_000)  # a dream ended: in the strip
             page.locator("#catalogue summary").click()
             page.fill("#filter", "jelly")
