@@ -4,6 +4,7 @@
   process with default settings, between the loop's rounds) and of the
   project's loop with default settings, their ratio, and optimized frames/s;
 - JPEG encode time per frame;
+- the presenter's time per shown frame at the stream size, 1280x720 and 1920x1080;
 - the dream rate of a real `dreamstream serve` at the default stream size with 0 viewers,
   then with 50 MJPEG viewers and 20 websocket clients attached, their ratio, and the
   output frame rate the presenter held;
@@ -40,6 +41,8 @@ from dreamer.loop import Dreamer
 from dreamer.models import load_model, resolve_device
 from dreamer.runtime import tune_for_cpu_dreaming
 from stream.config import load_config
+from stream.framebus import Frame
+from stream.presenter import Motion
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -115,6 +118,19 @@ def jpeg_ms(size) -> float:
     for _ in range(50):
         cv2.imencode(".jpg", rgb, [cv2.IMWRITE_JPEG_QUALITY, 85])
     return (time.perf_counter() - t0) / 50 * 1000
+
+
+def presenter_ms(dream_size, output_size, frames: int = 150) -> float:
+    """One shown frame at `output_size` from a dreamed frame of `dream_size` (zoom, upscale,
+    sharpen on each new dreamed frame, cross-fade), in ms: what --output-size costs the
+    presenter thread. A new dreamed frame every 6 shown ones, as at 25 fps from 4 dreamed."""
+    w, h = dream_size
+    rgbs = [(torch.rand(h, w, 3) * 255).to(torch.uint8).numpy() for _ in range(2)]
+    motion = Motion(zoom=0.0125, size=output_size)
+    t0 = time.perf_counter()
+    for i in range(frames):
+        motion.frame(Frame(i // 6, rgbs[(i // 6) % 2], (i // 6) * 0.25), i / 25)
+    return (time.perf_counter() - t0) / frames * 1000
 
 
 # -- viewers: a real server, real clients --------------------------------------------------
@@ -244,6 +260,9 @@ def main() -> None:
                                                "ratio_rounds": [round(r[1] / r[0], 2) for r in rounds],
                                                "jpeg_ms": round(jpeg_ms(size), 2)}
     reference.close()
+    out["presenter_ms"] = {f"{w}x{h}": round(presenter_ms(stream_size, (w, h)), 2)
+                           for w, h in (stream_size, (1280, 720), (1920, 1080))}
+    out["jpeg_ms_1280x720"] = round(jpeg_ms((1280, 720)), 2)
     if not args.no_viewers:
         out["viewers"] = bench_viewers(seconds * 1.5, f"{stream_size[0]}x{stream_size[1]}")
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -46,8 +46,7 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 async def stream_mjpg(request: web.Request) -> web.StreamResponse:
-    s = request.app[SERVE]
-    return await mjpeg.stream(request, request.app[SERVICE], s.mjpeg_max_fps, s.max_viewers)
+    return await mjpeg.stream(request, request.app[SERVICE], request.app[SERVE])
 
 
 async def frame_jpg(request: web.Request) -> web.Response:
@@ -176,8 +175,10 @@ async def _lifecycle(app: web.Application):
 
 
 async def _closing(app: web.Application) -> None:
-    """First step of shutdown: end every MJPEG loop so no handler holds the server open."""
-    app[SERVICE].pipeline.shown.close()
+    """First step of shutdown: the threads are told to stop (joined later, off the loop), so the
+    dream gives its cores back at once, and every MJPEG loop ends so no handler holds the
+    server open."""
+    app[SERVICE].stop_soon()
 
 
 class ClientNoise(logging.Filter):

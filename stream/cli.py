@@ -313,6 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose and not getattr(args, "access_log", False):  # a line per connection is an access log
+        logging.getLogger("websockets.server").setLevel(logging.WARNING)
     try:
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # `dreamstream classes | head`: the reader has all it wanted

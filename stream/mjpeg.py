@@ -3,7 +3,7 @@
 Each viewer loops: await a frame newer than the last it sent, write it. The write awaits
 the socket draining, so a slow viewer simply gets the newest frame when it is ready again
 (skipping the ones in between); nothing queues up. A viewer that goes away ends its loop
-quietly.
+quietly; one that stalls for STALL_S is let go. The chunk sent is built once per frame.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import logging
 
 from aiohttp import web
 
+from .config import ServeSettings
 from .framebus import BusClosed
 
 log = logging.getLogger(__name__)
@@ -19,14 +20,31 @@ log = logging.getLogger(__name__)
 BOUNDARY = "dreamframe"
 
 
-def part(jpeg: bytes) -> bytes:
-    head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
-    return head + jpeg + b"\r\n"
+STALL_S = 10.0  # a viewer that takes no frame for this long is let go
 
 
-async def stream(request: web.Request, service, max_fps: float, max_viewers: int) -> web.StreamResponse:
-    if service.viewers["mjpeg"] >= max_viewers:  # a clear answer instead of a slower stream for all
-        raise web.HTTPServiceUnavailable(text=f"the stream is full ({max_viewers} viewers); try /frame.jpg "
+class Parts:
+    """The multipart chunk of the newest frame, built once for every viewer (not once each)."""
+
+    def __init__(self) -> None:
+        self._seq, self._part = -1, b""
+
+    def of(self, bus, frame) -> bytes:
+        if frame.seq != self._seq:
+            jpeg = bus.jpeg(frame)
+            head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+            self._seq, self._part = frame.seq, head + jpeg + b"\r\n"
+        return self._part
+
+
+PARTS = Parts()
+
+
+async def stream(request: web.Request, service, s: ServeSettings) -> web.StreamResponse:
+    """One viewer. Each gets at most `mjpeg_max_fps`, and all together at most `mjpeg_budget_fps`
+    frames a second: a big audience gets fewer frames each rather than the dream fewer cores."""
+    if service.viewers["mjpeg"] >= s.max_viewers:  # a clear answer instead of a slower stream for all
+        raise web.HTTPServiceUnavailable(text=f"the stream is full ({s.max_viewers} viewers); try /frame.jpg "
                                               "or come back later\n", headers={"Retry-After": "30"})
     resp = web.StreamResponse(headers={
         "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
@@ -35,16 +53,15 @@ async def stream(request: web.Request, service, max_fps: float, max_viewers: int
     await resp.prepare(request)
     service.add_viewer("mjpeg", +1)
     shown = service.pipeline.shown
-    min_gap = 1.0 / max_fps
     seq = 0
     try:
         while True:
             frame = await shown.next(after=seq)
             seq = frame.seq
-            await resp.write(part(shown.jpeg(frame)))
-            await asyncio.sleep(min_gap)
-    except (ConnectionError, BusClosed):  # ConnectionError: reset, broken pipe, aiohttp's own
-        pass  # the viewer left, or the server is shutting down
+            await asyncio.wait_for(resp.write(PARTS.of(shown, frame)), STALL_S)
+            await asyncio.sleep(max(1.0 / s.mjpeg_max_fps, service.viewers["mjpeg"] / s.mjpeg_budget_fps))
+    except (ConnectionError, BusClosed, asyncio.TimeoutError):
+        pass  # the viewer left or stalled, or the server is shutting down
     finally:
         service.add_viewer("mjpeg", -1)
     return resp

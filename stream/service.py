@@ -184,6 +184,13 @@ class Service:
         if self.encoder is not None:
             self.encoder.start()
 
+    def stop_soon(self) -> None:
+        """Tell every thread to stop and end every reader of the buses; returns at once."""
+        for worker in self.workers:
+            worker.stop_soon()
+        self.pipeline.dreamed.close()
+        self.pipeline.shown.close()
+
     def stop(self) -> None:
         """Blocking (joins threads): run it off the event loop."""
         if self.encoder is not None:

@@ -71,6 +71,10 @@ class Worker:
     def start(self) -> None:
         self._thread.start()
 
+    def stop_soon(self) -> None:
+        """Ask the job to end (between two steps, for the dream); returns at once."""
+        self._stop.set()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Blocking: call from a worker thread (asyncio.to_thread), never on the event loop."""
         self._stop.set()

@@ -2,7 +2,8 @@
 
 Client -> server: {"type": "request", "text": ..., "user": ...} and {"type": "ping"}.
 Server -> client: ack / error (same JSON as POST /api/request) and state pushes. Messages
-over 4 KiB close the connection (1009); browsers from other origins are refused (403);
+over 4 KiB close the connection (1009), and so does a flood of messages (1008: more than
+20 at once or 5 a second for long); browsers from other origins are refused (403);
 each IP may hold `max_ws_per_ip` connections (429). Each client has its own sender that
 sends only the newest state, so a slow client skips states and never holds up the others.
 """
@@ -12,6 +13,7 @@ import asyncio
 import json
 import logging
 import socket
+import time
 from collections import Counter
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -26,6 +28,7 @@ from .service import STATE_EVERY_S, Service, error, error_json
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 4096
+FLOOD_RATE, FLOOD_BURST = 5.0, 20  # messages a second (and at once) before a connection is closed (1008)
 
 
 def answer(service: Service, raw, ip: str) -> dict | None:
@@ -81,8 +84,15 @@ class WebsocketServer:
         self.per_ip[ip] += 1
         self.service.add_viewer("websocket", +1)
         sender = asyncio.create_task(self._send_states(conn), name="ws-state-sender")
+        tokens, last = float(FLOOD_BURST), time.monotonic()
         try:
             async for raw in conn:
+                now = time.monotonic()
+                tokens, last = min(FLOOD_BURST, tokens + (now - last) * FLOOD_RATE), now
+                if tokens < 1:  # a flood: the connection costs more than it is worth
+                    await conn.close(1008, "too many messages; at most a few a second")
+                    break
+                tokens -= 1
                 reply = answer(self.service, raw, ip)
                 if reply is not None:
                     await conn.send(json.dumps(reply))

@@ -16,9 +16,9 @@ SCREENSHOT_DIR = Path(os.environ.get("DREAMSTREAM_ARTIFACTS", Path(__file__).par
 # DREAMSTREAM_SHOWCASE=SECONDS: dream at the default size that long before the screenshot
 # (how docs/page.jpg was made); the plain test stays small and quick.
 SHOWCASE_S = float(os.environ.get("DREAMSTREAM_SHOWCASE", "0"))
-CONFIG = (TEST_CONFIG.replace("size = [160, 96]\nsteps = 2", "size = [320, 180]\nsteps = 6")
-          .replace("hold_s = 4.0", "hold_s = 120.0")) if SHOWCASE_S else TEST_CONFIG
-WIDTH = 320 if SHOWCASE_S else 160
+CONFIG = (TEST_CONFIG.replace("size = [160, 96]\nsteps = 2", "size = [480, 270]\nsteps = 5")
+          .replace("hold_s = 4.0", "hold_s = 30.0")) if SHOWCASE_S else TEST_CONFIG
+WIDTH = 480 if SHOWCASE_S else 160
 
 if CHROMIUM is None and not os.environ.get("CI"):  # CI installs it (make test, as root): there it must run
     pytest.skip("Debian chromium is not installed (make test installs it as root)", allow_module_level=True)
@@ -96,6 +96,11 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             assert box["y"] + box["height"] <= 844 and img["width"] <= 390
             assert img["y"] < box["y"] and img["width"] >= 380  # the picture on top, the full width
             expect(phone.locator("#now")).to_contain_text(re.compile(r"\d+ s"), timeout=15_000)
+            phone.fill("#text", "goldfish")
+            phone.locator("#ask button[type=submit]").tap()
+            expect(phone.locator("#yours")).to_contain_text(yours, timeout=10_000)
+            expect(phone.locator("#recent figure").first).to_be_visible(timeout=30_000 + 1000 * SHOWCASE_S)
+            phone.wait_for_timeout(1000 * SHOWCASE_S)
             phone.screenshot(path=str(SCREENSHOT_DIR / "phone.png"))
             browser.close()
             assert not errors, errors

@@ -56,6 +56,17 @@ def wait_for_window(display, proc, timeout=60) -> str:
     raise AssertionError("no dreamstream window appeared")
 
 
+def press(display, key: str) -> bool:
+    """Send a key to the saver's window(s), looked up afresh (Qt may replace a window it made).
+    True if there was a window to send it to: xdotool's own status cannot say, since a key that
+    ends the saver takes the window away before xdotool has sent the key's release."""
+    windows = x(display, "xdotool", "search", "--name", "dreamstream", check=False).stdout.split()
+    for win in windows:
+        x(display, "xdotool", "windowfocus", "--sync", win, check=False)
+        x(display, "xdotool", "key", "--window", win, key, check=False)
+    return bool(windows)
+
+
 def screenshot(display, path: Path) -> np.ndarray:
     import cv2
 
@@ -116,19 +127,19 @@ def test_window_mode_keys_and_duration(display, tmp_path):
                cwd=tmp_path, home=tmp_path)
     pictures = tmp_path / "Pictures"  # the user's pictures folder (no XDG setting here)
     try:
-        win = wait_for_window(display, proc)
+        wait_for_window(display, proc)
         wait_for_picture_in_window = time.monotonic() + 60
         while time.monotonic() < wait_for_picture_in_window and not list(pictures.glob("dream-*.png")):
-            x(display, "xdotool", "windowfocus", "--sync", win, check=False)
-            x(display, "xdotool", "key", "--window", win, "s", check=False)
+            press(display, "s")
             time.sleep(1.0)
         saved = list(pictures.glob("dream-*.png"))
         assert saved, "s did not save a PNG"
         import cv2
         assert cv2.imread(str(saved[0])).shape[:2] == (480, 640)  # the window's full size, not the dream's 64x48
-        x(display, "xdotool", "key", "--window", win, "space")
+        assert press(display, "space")
         time.sleep(1.0)
-        x(display, "xdotool", "key", "--window", win, "q")
+        assert proc.poll() is None, proc.stdout.read()
+        assert press(display, "q")
         assert proc.wait(15) == 0
         out = proc.stdout.read()
         assert "next: jellyfish" in out and f"saved {saved[0]}" in out, out
@@ -156,30 +167,31 @@ def gone_after(display, proc, action) -> tuple[float, float]:
 
 
 def test_wakes_at_once_on_a_busy_machine(display, tmp_path):
-    """Two CPU-bound processes beside it, as on a machine doing real work: a key and a mouse
-    move still clear the screen at once (generous bounds here; measured figures in README)."""
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
-    try:
-        for action in ("key", "mousemove"):
-            proc = run(display, "--duration", "120")
-            try:
-                wait_for_window(display, proc)
-                wait_for_picture(display, tmp_path)
-                if action == "key":
-                    window, exited = gone_after(display, proc, lambda: x(display, "xdotool", "key", "a"))
-                else:
-                    x(display, "xdotool", "mousemove", "10", "10")
-                    time.sleep(0.5)
-                    window, exited = gone_after(display, proc, lambda: x(display, "xdotool", "mousemove", "200", "150"))
-                print(f"busy machine, {action}: window gone after {window:.3f} s, process after {exited:.3f} s")
-                assert window < 1.0 and exited < 4.0, (action, window, exited)
-                assert proc.returncode == 0
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-    finally:
-        for h in hogs:
-            h.kill()
+    """Two CPU-bound processes beside it (started once the picture is up: the saver itself runs
+    at a low priority), as on a machine doing real work: a key and a mouse move still clear
+    the screen at once (generous bounds here; measured figures in README)."""
+    for action in ("key", "mousemove"):
+        proc = run(display, "--duration", "120")
+        hogs = []
+        try:
+            wait_for_window(display, proc)
+            wait_for_picture(display, tmp_path)
+            hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+            time.sleep(2)
+            if action == "key":
+                window, exited = gone_after(display, proc, lambda: x(display, "xdotool", "key", "a"))
+            else:
+                x(display, "xdotool", "mousemove", "10", "10")
+                time.sleep(0.5)
+                window, exited = gone_after(display, proc, lambda: x(display, "xdotool", "mousemove", "200", "150"))
+            print(f"busy machine, {action}: window gone after {window:.3f} s, process after {exited:.3f} s")
+            assert window < 1.0 and exited < 4.0, (action, window, exited)
+            assert proc.returncode == 0
+        finally:
+            for h in hogs:
+                h.kill()
+            if proc.poll() is None:
+                proc.kill()
 
 
 def test_bad_playlist_and_no_display_are_one_line_errors(tmp_path):
