@@ -119,10 +119,14 @@ async def api_request(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > MAX_BODY:
         return web.json_response(error("too_long", f"body over {MAX_BODY} bytes"), status=400)
     try:
-        body = json.loads(await request.read())
+        body = json.loads(await asyncio.wait_for(request.read(), request.app[SERVE].client_timeout_s))
     except (ValueError, RecursionError, web.HTTPRequestEntityTooLarge):  # RecursionError: [[[[... 1000 deep
         return web.json_response(error("bad_request", 'expected JSON: {"text": "volcano", "user": "me"}'),
                                  status=400)
+    except asyncio.TimeoutError:  # a body that trickles in (or never comes)
+        late = web.json_response(error("timeout", "the request body did not arrive in time"), status=408)
+        late.force_close()  # and the connection ends with it
+        return late
     if not isinstance(body, dict):
         return web.json_response(error("bad_request", "expected a JSON object"), status=400)
     try:

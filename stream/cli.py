@@ -179,8 +179,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     shown = f", shown at {shown_size[0]}x{shown_size[1]}" if shown_size != (w, h) else ""
     print(f"dreamstream serving {url}  (websocket :{s.ws_port}, model {cfg.model}, device {device}, "
           f"size {w}x{h}{shown}{live})", flush=True)
+    # keepalive_timeout also closes a connection whose request never completes (aiohttp arms
+    # it when the connection opens; only a whole request disarms it); lingering_time: after
+    # answering a body that never came, wait 1 s (not aiohttp's 10) for the rest of it.
     web.run_app(make_app(service, s, ws_socket), sock=http_socket, print=None, shutdown_timeout=3,
-                handle_signals=True, access_log=logging.getLogger("aiohttp.access") if s.access_log else None)
+                keepalive_timeout=s.client_timeout_s, lingering_time=1.0, handle_signals=True, access_log=logging.getLogger("aiohttp.access") if s.access_log else None)
     return 0
 
 
@@ -296,11 +299,13 @@ def cmd_render(args: argparse.Namespace) -> int:
     if args.layer:
         model.layer(args.layer)  # unknown layer: clear error now
     w, h = cfg.dream.size
-    print(f"dreamstream render: {target.label!r} model={cfg.model} device={device} size={w}x{h} "
-          f"frames={args.frames} -> {args.output}", file=sys.stderr)
+    if not args.quiet:
+        what = f"layer {args.layer}" if args.layer else repr(target.label)
+        print(f"dreamstream render: {what} model={cfg.model} device={device} size={w}x{h} "
+              f"frames={args.frames} -> {args.output}", file=sys.stderr)
     dreamer = Dreamer(model, cfg.dream, seed=cfg.seed, start=start)
     dreamer.set_target(target)
-    render(dreamer, args.frames, args.output, args.fps)
+    render(dreamer, args.frames, args.output, args.fps, progress=not args.quiet)
     dreamer.close()
     print(args.output)
     return 0

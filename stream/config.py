@@ -49,6 +49,10 @@ class ServeSettings:
     max_viewers: int = 200  # MJPEG viewers at once; past it a clear 503 (use a media server for more)
     mjpeg_budget_fps: float = 1000.0  # frames a second to all viewers together: 500 viewers get 2 each
     access_log: bool = False  # one log line per HTTP request (--access-log)
+    # A client that has not sent a whole request (headers, or a POST's body) in this many
+    # seconds, or sits idle between requests this long, is disconnected: half-open
+    # connections (slowloris) cannot pile up until the process runs out of sockets.
+    client_timeout_s: float = 15.0
     web_nice: int = 10  # niceness of the thread serving viewers: fan-out yields to the dream (0 = equal)
     output_fps: float = 25.0  # shown frames per second (zooming between dreamed frames)
     # what is shown and sent (MJPEG, RTMP, screensaver), [width, height]; empty: the dream's
@@ -155,7 +159,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "dream.blend_frames": (0, 10_000),
     "serve.port": (1, 65535), "serve.ws_port": (1, 65535), "serve.jpeg_quality": (1, 100),
     "serve.max_ws_per_ip": (1, 10_000), "serve.max_viewers": (1, 100_000), "serve.web_nice": (0, 19),
-    "serve.mjpeg_max_fps": (0.5, 120.0), "serve.mjpeg_budget_fps": (1.0, 1_000_000.0), "serve.output_fps": (1.0, 120.0),
+    "serve.mjpeg_max_fps": (0.5, 120.0), "serve.mjpeg_budget_fps": (1.0, 1_000_000.0),
+    "serve.client_timeout_s": (0.5, 3600.0), "serve.output_fps": (1.0, 120.0),
     "queue.hold_s": (1.0, 86_400.0), "queue.cooldown_s": (0.0, 3600.0), "queue.burst": (1, 10_000),
     "queue.window_s": (1.0, 86_400.0), "queue.max_queue": (1, 10_000), "queue.max_user_len": (1, 200),
     "queue.attempts_per_s": (0.01, 1000.0), "queue.attempt_burst": (1, 10_000),

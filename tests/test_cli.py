@@ -65,6 +65,9 @@ def test_existing_outputs_are_kept_unless_forced(tmp_path):
     assert r.returncode == 2 and "exists; use --force" in r.stderr and out.read_bytes() == b"precious"
     r = run("render", "--class", "volcano", "--frames", "1", "--output", str(out), "--force", *SMALL)
     assert r.returncode == 0 and out.read_bytes() != b"precious"
+    assert "dreamstream render: 'volcano'" in r.stderr and "dreaming v.png" in r.stderr  # banner, progress
+    r = run("render", "--layer", "_blocks.10", "--frames", "1", "--output", str(out), "--force", "-q", *SMALL)
+    assert r.returncode == 0 and r.stdout.strip() == str(out) and r.stderr == ""  # -q: the path alone
 
 
 def test_version_flags_anywhere_and_quiet_pipes():

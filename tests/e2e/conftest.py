@@ -23,6 +23,7 @@ size = [160, 96]
 steps = 2
 [serve]
 max_ws_per_ip = 6
+client_timeout_s = 3.0
 [queue]
 hold_s = 4.0
 cooldown_s = 0.5

@@ -15,6 +15,7 @@ if any(shutil.which(t) is None for t in NEEDED) and not os.environ.get("CI"):
                 allow_module_level=True)
 
 SCREEN = (320, 200)
+ARTIFACTS = Path(__file__).parent / "artifacts"
 SMALL = ["--size", "64x48", "--seed", "3", "--device", "cpu"]
 
 
@@ -134,6 +135,8 @@ def test_window_mode_keys_and_duration(display, tmp_path):
             time.sleep(1.0)
         saved = list(pictures.glob("dream-*.png"))
         assert saved, "s did not save a PNG"
+        ARTIFACTS.mkdir(exist_ok=True)
+        screenshot(display, ARTIFACTS / "screensaver_window.png")  # a plain window: no toolbar, no status bar
         import cv2
         assert cv2.imread(str(saved[0])).shape[:2] == (480, 640)  # the window's full size, not the dream's 64x48
         assert press(display, "space")

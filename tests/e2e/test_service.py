@@ -2,6 +2,7 @@
 import asyncio
 import http.client
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -256,3 +257,27 @@ def test_vanished_mjpeg_viewers_are_dropped_quietly(server):
     assert server.get_json("/api/state")["viewers"] == 0
     log = server.log.read_text()
     assert "Traceback" not in log and "Error" not in log.replace("dream_errors", "")
+
+
+def test_half_open_connections_are_dropped_after_the_client_timeout(server):
+    """Slowloris: headers that never end, a body that never comes, a connection that says
+    nothing. Each is closed by the server once client_timeout_s (3 s here) has passed."""
+    port = int(server.base.rsplit(":", 1)[1])
+    openers = [b"GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ", b"",
+               b"POST /api/request HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+               b"Content-Length: 100\r\n\r\n{\"text\": "]
+    socks = []
+    for opener in openers * 10:
+        s = socket.create_connection(("127.0.0.1", port), timeout=15)
+        s.sendall(opener)
+        socks.append((opener, s))
+    t0 = time.monotonic()
+    for opener, s in socks:
+        with s:
+            answer = b""
+            while chunk := s.recv(4096):  # until the server closes (a timeout here fails the test)
+                answer += chunk
+            if opener.startswith(b"POST"):
+                assert b" 408 " in answer.split(b"\r\n")[0], answer
+    assert time.monotonic() - t0 < 10
+    assert server.get_json("/healthz")["ok"]
