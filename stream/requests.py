@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 from dreamer.classes import RequestError, Target, parse
 
+from .budget import TokenBucket
+
 
 @dataclass
 class QueuePolicy:
@@ -58,8 +60,7 @@ class Ack:
 
 @dataclass
 class _User:
-    tokens: float  # the attempt budget left
-    seen: float  # last attempt
+    budget: TokenBucket  # attempts; its `last` is the sender's last attempt
     recent: deque = field(default_factory=deque)  # times of accepted requests within window_s
 
 
@@ -125,23 +126,20 @@ class RequestQueue:
         p = self.policy
         u = self._users.get(key)
         if u is None:
-            u = self._users[key] = _User(float(p.attempt_burst), now)
-        u.tokens = min(float(p.attempt_burst), u.tokens + (now - u.seen) * p.attempts_per_s)
-        u.seen = now
+            u = self._users[key] = _User(TokenBucket(p.attempts_per_s, p.attempt_burst, now))
+        wait = u.budget.take(now)
         self._attempts += 1
         if self._attempts % PRUNE_EVERY == 0:
             self._forget_idle(now)
-        if u.tokens < 1:
-            wait = (1 - u.tokens) / p.attempts_per_s
+        if wait:
             raise RequestError("rate_limited", f"slow down: too many requests (wait {wait:.1f} s)")
-        u.tokens -= 1
 
     def _forget_idle(self, now: float) -> None:
         """Senders with a full budget and nothing in the window are forgotten: the table holds
         the active ones only, however many came by."""
         p = self.policy
         idle = max(p.window_s, p.attempt_burst / p.attempts_per_s)
-        for key in [k for k, u in self._users.items() if now - u.seen > idle]:
+        for key in [k for k, u in self._users.items() if now - u.budget.last > idle]:
             del self._users[key]
 
     @property

@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 
 from dreamer.classes import RequestError
 
+from .budget import TokenBucket
 from .config import ServeSettings
 from .origins import client_address, origin_allowed
 from .service import STATE_EVERY_S, Service, error, error_json
@@ -84,15 +85,12 @@ class WebsocketServer:
         self.per_ip[ip] += 1
         self.service.add_viewer("websocket", +1)
         sender = asyncio.create_task(self._send_states(conn), name="ws-state-sender")
-        tokens, last = float(FLOOD_BURST), time.monotonic()
+        budget = TokenBucket(FLOOD_RATE, FLOOD_BURST, time.monotonic())
         try:
             async for raw in conn:
-                now = time.monotonic()
-                tokens, last = min(FLOOD_BURST, tokens + (now - last) * FLOOD_RATE), now
-                if tokens < 1:  # a flood: the connection costs more than it is worth
+                if budget.take(time.monotonic()):  # a flood: the connection costs more than it is worth
                     await conn.close(1008, "too many messages; at most a few a second")
                     break
-                tokens -= 1
                 reply = answer(self.service, raw, ip)
                 if reply is not None:
                     await conn.send(json.dumps(reply))

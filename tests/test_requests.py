@@ -1,6 +1,7 @@
 import pytest
 
 from dreamer.classes import RequestError
+from stream.budget import TokenBucket
 from stream.requests import QueuePolicy, RequestQueue
 
 
@@ -147,3 +148,11 @@ def test_idle_senders_are_forgotten():
     clock.t += 61  # past the window and a full refill
     q.attempt("192.0.2.1")  # the sweep runs every PRUNE_EVERY attempts
     assert q.senders == 1
+
+
+def test_a_token_bucket_spends_saves_up_and_says_how_long_to_wait():
+    bucket = TokenBucket(rate=2.0, burst=3, now=0.0)
+    assert [bucket.take(0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert bucket.take(0.0) == 0.5  # empty: one token comes in half a second, nothing spent
+    assert bucket.take(0.5) == 0.0 and bucket.take(0.5) == 0.5
+    assert bucket.take(100.0) == 0.0 and bucket.tokens == 2.0  # saved up to the burst, not beyond
