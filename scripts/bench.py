@@ -22,7 +22,6 @@ import os
 import re
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from pathlib import Path
 import cv2
 import torch
 
+from loadtest import free_port, wait_healthy
 from naive import naive_step
 
 from dreamer.classes import parse
@@ -134,12 +134,6 @@ def presenter_ms(dream_size, output_size, frames: int = 150) -> float:
 
 
 # -- viewers: a real server, real clients --------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def frames_total(base: str) -> float:
     text = urllib.request.urlopen(base + "/metrics", timeout=10).read().decode()
     return float(re.search(r"^dreamstream_frames_total (\S+)", text, re.M).group(1))
@@ -202,12 +196,7 @@ def bench_viewers(seconds: float, size: str) -> dict:
                              "--ws-port", str(ws_port), "--size", size, "--device", "cpu"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
-        for _ in range(300):
-            try:
-                if urllib.request.urlopen(base + "/healthz", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.3)
+        wait_healthy(base)
         time.sleep(2)  # let the first frames settle
         idle = dream_rate(base, seconds)
         output_idle = output_fps(base)

@@ -189,10 +189,7 @@ def main() -> None:
                              "--ws-port", str(ws_port), "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT,
                             cwd=ROOT)
     try:
-        for _ in range(600):
-            if _ready(base):
-                break
-            time.sleep(0.3)
+        wait_healthy(base)
         time.sleep(3)  # the first frames settle
         watch = Watch(base, proc.pid)
         rss_before = rss_mb(proc.pid)
@@ -232,11 +229,17 @@ def main() -> None:
     print(json.dumps(out, indent=1))
 
 
-def _ready(base: str) -> bool:
-    try:
-        return get(base + "/healthz", 2)[0] == 200
-    except OSError:
-        return False
+def wait_healthy(base: str, timeout_s: float = 180.0) -> None:
+    """Until the server's /healthz says 200 (the model loads first): the scripts' start line."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        try:
+            if get(base + "/healthz", 2)[0] == 200:
+                return
+        except OSError:  # the port is bound before the model loads, but not answered yet
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{base} never became healthy")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from loadtest import ROOT, client_process, free_port, get
+from loadtest import ROOT, client_process, free_port, wait_healthy
 
 
 def one_run(i: int, size: str, viewers: int, flooders: int) -> dict:
@@ -30,12 +30,7 @@ def one_run(i: int, size: str, viewers: int, flooders: int) -> dict:
     proc = subprocess.Popen([sys.executable, "-m", "stream", "serve", "--size", size, "--device", "cpu",
                              "--port", str(port), "--ws-port", str(ws_port)], stdout=log, stderr=subprocess.STDOUT,
                             cwd=ROOT)
-    for _ in range(600):
-        try:
-            if get(base + "/healthz", 2)[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.3)
+    wait_healthy(base)
     clients = mp.Process(target=client_process, args=(base, f"ws://127.0.0.1:{ws_port}/", viewers, 0, flooders,
                                                       30.0, 0, mp.Queue()), daemon=True)
     clients.start()

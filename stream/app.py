@@ -15,7 +15,6 @@ import json
 import logging
 import socket
 
-import cv2
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
@@ -24,6 +23,7 @@ from dreamer.runtime import lower_this_thread
 
 from . import mjpeg
 from .config import ServeSettings
+from .framebus import encode_jpeg
 from .metrics import CONTENT_TYPE
 from .origins import client_address, origin_allowed
 from .resources import folder
@@ -66,9 +66,8 @@ async def preview_jpg(request: web.Request) -> web.Response:
     rgb = encoder.preview
     if rgb is None:
         return web.json_response(error("not_ready", "nothing sent to the ingest yet"), status=503)
-    jpeg = await asyncio.to_thread(lambda: cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                                                        [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes())
-    return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})  # off the loop
+    jpeg = await asyncio.to_thread(encode_jpeg, rgb, 90)  # off the event loop
+    return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 async def recent_jpg(request: web.Request) -> web.Response:
@@ -194,8 +193,11 @@ class ClientNoise(logging.Filter):
         return not isinstance(exc, (HttpProcessingError, ConnectionError, asyncio.CancelledError))
 
 
+CLIENT_NOISE = ClientNoise()  # one instance: addFilter keeps it once however many apps are made
+
+
 def make_app(service: Service, serve: ServeSettings, ws_socket: socket.socket | None = None) -> web.Application:
-    logging.getLogger("aiohttp.server").addFilter(ClientNoise())
+    logging.getLogger("aiohttp.server").addFilter(CLIENT_NOISE)
     app = web.Application(client_max_size=MAX_BODY)
     app[SERVICE], app[SERVE] = service, serve
     if ws_socket is not None:

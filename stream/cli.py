@@ -183,7 +183,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # it when the connection opens; only a whole request disarms it); lingering_time: after
     # answering a body that never came, wait 1 s (not aiohttp's 10) for the rest of it.
     web.run_app(make_app(service, s, ws_socket), sock=http_socket, print=None, shutdown_timeout=3,
-                keepalive_timeout=s.client_timeout_s, lingering_time=1.0, handle_signals=True, access_log=logging.getLogger("aiohttp.access") if s.access_log else None)
+                keepalive_timeout=s.client_timeout_s, lingering_time=1.0, handle_signals=True,
+                access_log=logging.getLogger("aiohttp.access") if s.access_log else None)
     return 0
 
 

@@ -16,6 +16,11 @@ import cv2
 import numpy as np
 
 
+def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    """JPEG bytes of an RGB picture (OpenCV wants BGR)."""
+    return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
+
+
 class BusClosed(Exception):
     """End of stream: the bus was closed (shutdown)."""
 
@@ -71,9 +76,7 @@ class FrameBus:
     def jpeg(self, frame: Frame) -> bytes:
         """JPEG bytes of `frame` (encoded at publish, so readers only read)."""
         if frame._jpeg is None:
-            _, buf = cv2.imencode(".jpg", cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR),
-                                  [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
-            frame._jpeg = buf.tobytes()
+            frame._jpeg = encode_jpeg(frame.rgb, self.jpeg_quality)
             self.jpeg_encodes += 1
         return frame._jpeg
 

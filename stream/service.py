@@ -20,6 +20,7 @@ import numpy as np
 
 from dreamer.classes import RequestError
 
+from .framebus import encode_jpeg
 from .metrics import Metrics, Reading
 from .overlay import overlay_lines
 from .pipeline import Health, Pipeline
@@ -49,7 +50,7 @@ class Recent:
 def thumbnail(rgb: np.ndarray) -> bytes:
     h, w = rgb.shape[:2]
     small = cv2.resize(rgb, (THUMB_W, max(1, round(h * THUMB_W / w))), interpolation=cv2.INTER_AREA)
-    return cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes()
+    return encode_jpeg(small, 80)
 
 
 @dataclass(frozen=True)
