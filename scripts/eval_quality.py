@@ -25,6 +25,7 @@ at viewing size. Real photos go through the same views as a calibration.
     python scripts/eval_quality.py --sheets out/                  # stills, 20 classes x 6 seeds
     python scripts/eval_quality.py --live --seeds 0 --sheets out/ # + the live run
     python scripts/eval_quality.py --classes volcano pizza --seeds 0 --no-stills --live
+    python scripts/eval_quality.py --seeds 0 --sweep 1 1.5 2 2.5 3   # where reading falls off
 """
 from __future__ import annotations
 
@@ -240,6 +241,12 @@ def photo_calibration(judge, size: int, views: dict, textiles: set[int]) -> dict
 LIVE_RANGE = ("1.0", "1.5", "half")
 
 
+def sweep_views(factors: list[float], square: bool = False) -> dict:
+    """Magnifications side by side: where the judge stops reading dreams, and photos."""
+    crop = centre_square if square else (lambda im: im)
+    return {f"{f:g}x": (lambda im, f=f: magnify(crop(im), f)) for f in factors}
+
+
 def live_views(height: int) -> dict:
     return {"1.0": centre_square, "1.5": lambda im: magnify(centre_square(im), 1.5),
             "half": lambda im: half_and_back(centre_square(im)),
@@ -260,6 +267,8 @@ def main() -> None:
                     help="the served dream rate (make bench) that sets frames per hold in the live run")
     ap.add_argument("--live-seed", type=int, default=0)
     ap.add_argument("--judge", default="efficientnet_lite1")
+    ap.add_argument("--sweep", type=float, nargs="+", metavar="X",
+                    help="also judge the dreams and the photos at each of these magnifications")
     ap.add_argument("--sheets", type=Path, help="folder for contact sheets (stills.jpg, live.jpg)")
     ap.add_argument("--pictures", type=Path,
                     help="folder for uncaptioned pictures at viewing size (blind naming): the first seed's stills "
@@ -288,6 +297,10 @@ def main() -> None:
                                                          for im, i in zip(images, all_indices)], textiles),
                             **looks(images), "seconds": round(time.perf_counter() - t0, 1),
                             "photos": photo_calibration(judge, args.size, views, textiles)}
+        if args.sweep:
+            sweep = sweep_views(args.sweep)
+            result["stills"]["sweep"] = {"dreams": judge_views(judge, images, all_indices, sweep, textiles)["views"],
+                                         "photos": photo_calibration(judge, args.size, sweep, textiles)}
         if args.pictures:
             save_pictures([magnify(im, 2.0) for im in images[:len(targets)]], targets, args.pictures, "still")
         if args.sheets:
@@ -311,6 +324,10 @@ def main() -> None:
                           "views": judged["views"],
                           "worst_in_range": {k: min(v[k] for v in in_range) for k in ("top1", "top5", "prob")},
                           "photos": photo_calibration(judge, h, views, textiles), **looks(last), "seconds": seconds}
+        if args.sweep:
+            sweep = sweep_views(args.sweep, square=True)
+            result["live"]["sweep"] = {"dreams": judge_views(judge, last, indices, sweep, textiles)["views"],
+                                       "photos": photo_calibration(judge, h, sweep, textiles)}
         if args.pictures:
             save_pictures([magnify(im, PLAYER_PX / h) for im in last], targets, args.pictures, "live")
         if args.sheets:

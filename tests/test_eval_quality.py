@@ -24,6 +24,13 @@ def test_views_magnify_and_half_resolution_keeps_only_coarse_detail():
     assert sq.shape[-2:] == (2, 2) and sq[0, 0, 0].tolist() == [2.0, 3.0]
 
 
+def test_sweep_magnifies_the_picture_or_its_centre_square():
+    x = torch.rand(1, 3, 32, 48)
+    sweep = ev.sweep_views([1.0, 2.5])
+    assert list(sweep) == ["1x", "2.5x"] and sweep["1x"](x) is x and sweep["2.5x"](x).shape[-2:] == (80, 120)
+    assert ev.sweep_views([2.0], square=True)["2x"](x).shape[-2:] == (64, 64)
+
+
 def test_judging_reports_every_view_and_the_worst(lite0):
     images = [torch.rand(1, 3, 40, 40) for _ in range(2)]
     views = {v: (lambda im, v=v: ev.still_view(im, v)) for v in ev.STILL_VIEWS}
