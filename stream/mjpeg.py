@@ -27,13 +27,14 @@ class Parts:
     """The multipart chunk of the newest frame, built once for every viewer (not once each)."""
 
     def __init__(self) -> None:
-        self._seq, self._part = -1, b""
+        self._frame, self._part = None, b""
 
     def of(self, bus, frame) -> bytes:
-        if frame.seq != self._seq:
+        # keyed by the frame itself, not its seq: every bus counts from 1
+        if frame is not self._frame:
             jpeg = bus.jpeg(frame)
             head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
-            self._seq, self._part = frame.seq, head + jpeg + b"\r\n"
+            self._frame, self._part = frame, head + jpeg + b"\r\n"
         return self._part
 
 

@@ -122,3 +122,15 @@ def test_motion_upscales_to_the_output_size_in_the_same_warp():
     m = Motion(zoom=0.05, size=(128, 96))
     assert m.frame(key(1, ramp, 0.0), 0.0).shape == (96, 128, 3)
     assert m.frame(key(2, 200, 0.5), 0.6).shape == (96, 128, 3)  # fades at the output size too
+
+
+def test_mjpeg_part_is_built_once_per_frame_and_never_mixes_buses():
+    from stream.mjpeg import Parts
+    parts, a, b = Parts(), FrameBus(), FrameBus()
+    a.publish(np.zeros((8, 8, 3), np.uint8))
+    b.publish(np.full((8, 8, 3), 255, np.uint8))  # also seq 1
+    fa, fb = a.latest(), b.latest()
+    assert fa.seq == fb.seq == 1
+    first = parts.of(a, fa)
+    assert parts.of(a, fa) is first and first.endswith(a.jpeg(fa) + b"\r\n")
+    assert parts.of(b, fb).endswith(b.jpeg(fb) + b"\r\n") and a.jpeg(fa) != b.jpeg(fb)
