@@ -247,6 +247,14 @@ def sweep_views(factors: list[float], square: bool = False) -> dict:
     return {f"{f:g}x": (lambda im, f=f: magnify(crop(im), f)) for f in factors}
 
 
+def judge_sweep(judge, images, indices, factors: list[float], size: int, textiles: set[int],
+                square: bool = False) -> dict:
+    """The dreams and the calibration photos (at `size`) judged at each magnification."""
+    views = sweep_views(factors, square)
+    return {"dreams": judge_views(judge, images, indices, views, textiles)["views"],
+            "photos": photo_calibration(judge, size, views, textiles)}
+
+
 def live_views(height: int) -> dict:
     return {"1.0": centre_square, "1.5": lambda im: magnify(centre_square(im), 1.5),
             "half": lambda im: half_and_back(centre_square(im)),
@@ -298,9 +306,7 @@ def main() -> None:
                             **looks(images), "seconds": round(time.perf_counter() - t0, 1),
                             "photos": photo_calibration(judge, args.size, views, textiles)}
         if args.sweep:
-            sweep = sweep_views(args.sweep)
-            result["stills"]["sweep"] = {"dreams": judge_views(judge, images, all_indices, sweep, textiles)["views"],
-                                         "photos": photo_calibration(judge, args.size, sweep, textiles)}
+            result["stills"]["sweep"] = judge_sweep(judge, images, all_indices, args.sweep, args.size, textiles)
         if args.pictures:
             save_pictures([magnify(im, 2.0) for im in images[:len(targets)]], targets, args.pictures, "still")
         if args.sheets:
@@ -325,9 +331,7 @@ def main() -> None:
                           "worst_in_range": {k: min(v[k] for v in in_range) for k in ("top1", "top5", "prob")},
                           "photos": photo_calibration(judge, h, views, textiles), **looks(last), "seconds": seconds}
         if args.sweep:
-            sweep = sweep_views(args.sweep, square=True)
-            result["live"]["sweep"] = {"dreams": judge_views(judge, last, indices, sweep, textiles)["views"],
-                                       "photos": photo_calibration(judge, h, sweep, textiles)}
+            result["live"]["sweep"] = judge_sweep(judge, last, indices, args.sweep, h, textiles, square=True)
         if args.pictures:
             save_pictures([magnify(im, PLAYER_PX / h) for im in last], targets, args.pictures, "live")
         if args.sheets:

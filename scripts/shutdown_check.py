@@ -26,7 +26,7 @@ from loadtest import ROOT, client_process, free_port, wait_healthy
 def one_run(i: int, size: str, viewers: int, flooders: int) -> dict:
     port, ws_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+    log = tempfile.TemporaryFile("w+")  # gone when closed
     proc = subprocess.Popen([sys.executable, "-m", "stream", "serve", "--size", size, "--device", "cpu",
                              "--port", str(port), "--ws-port", str(ws_port)], stdout=log, stderr=subprocess.STDOUT,
                             cwd=ROOT)
@@ -45,7 +45,9 @@ def one_run(i: int, size: str, viewers: int, flooders: int) -> dict:
         rc = "killed after 30 s"
     took = time.monotonic() - t0
     clients.kill()
-    text = open(log.name).read()
+    log.seek(0)
+    text = log.read()
+    log.close()
     return {"signal": sig.name, "exit_code": rc, "seconds": round(took, 2),
             "traceback": "Traceback" in text or "terminate called" in text}
 
