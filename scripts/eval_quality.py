@@ -241,6 +241,17 @@ def photo_calibration(judge, size: int, views: dict, textiles: set[int]) -> dict
 LIVE_RANGE = ("1.0", "1.5", "half")
 
 
+def magnification(text: str) -> float:
+    """--sweep's values: a factor a picture can be shown at (0.1-8; 8x of 270 px is 2160 px)."""
+    try:
+        factor = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.1 <= factor <= 8:
+        raise argparse.ArgumentTypeError(f"{text}: a magnification between 0.1 and 8")
+    return factor
+
+
 def sweep_views(factors: list[float], square: bool = False) -> dict:
     """Magnifications side by side: where the judge stops reading dreams, and photos."""
     crop = centre_square if square else (lambda im: im)
@@ -275,7 +286,7 @@ def main() -> None:
                     help="the served dream rate (make bench) that sets frames per hold in the live run")
     ap.add_argument("--live-seed", type=int, default=0)
     ap.add_argument("--judge", default="efficientnet_lite1")
-    ap.add_argument("--sweep", type=float, nargs="+", metavar="X",
+    ap.add_argument("--sweep", type=magnification, nargs="+", metavar="X",
                     help="also judge the dreams and the photos at each of these magnifications")
     ap.add_argument("--sheets", type=Path, help="folder for contact sheets (stills.jpg, live.jpg)")
     ap.add_argument("--pictures", type=Path,

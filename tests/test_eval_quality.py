@@ -1,7 +1,9 @@
 """The quality eval's own machinery at tiny sizes: views, judging, the live run, sheets."""
+import argparse
 import json
 
 import numpy as np
+import pytest
 import torch
 
 import eval_quality as ev
@@ -29,6 +31,10 @@ def test_sweep_magnifies_the_picture_or_its_centre_square():
     sweep = ev.sweep_views([1.0, 2.5])
     assert list(sweep) == ["1x", "2.5x"] and sweep["1x"](x) is x and sweep["2.5x"](x).shape[-2:] == (80, 120)
     assert ev.sweep_views([2.0], square=True)["2x"](x).shape[-2:] == (64, 64)
+    assert ev.magnification("2.5") == 2.5
+    for bad in ("0", "-1", "nan", "inf", "9", "x"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            ev.magnification(bad)
 
 
 def test_judging_reports_every_view_and_the_worst(lite0):
