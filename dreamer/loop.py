@@ -1,18 +1,25 @@
 """The stateful dream loop: one call to `Dreamer.frame()` makes one optimized frame.
 
 Each frame: zoom/rotate/drift the last frame about its centre, blur it lightly (old detail
-fades so new detail can grow), then `steps` gradient-ascent steps toward the current
+fades so new detail can grow), then a few gradient-ascent steps toward the current
 objective. Each step sees the image through random jitter/scale/rotation and, cycling
 through `octaves`, at a reduced scale: coarse steps grow whole objects, fine steps texture,
-and a reduced-scale step costs a fraction of a full one. A new target blends in over
-`blend_frames` frames. Everything random comes from one seeded generator.
+and a reduced-scale step costs a fraction of a full one. Everything random comes from one
+seeded generator.
+
+Time, not frames: a frame is told how many seconds of motion it stands for (`dt`), and the
+motion (zoom, spin, drift), the blur and the fade to a new target are set per second, so a
+stream looks the same however many frames a second the machine dreams. How many steps a
+frame takes is the caller's budget (`stream.engine` fits them to the frame's time; a render
+takes `steps`).
 
     dreamer = Dreamer(load_model(), DreamSettings(size=(480, 270)), seed=0)
     dreamer.set_target(parse("volcano"))
-    rgb = dreamer.frame()  # (H, W, 3) uint8
+    rgb = dreamer.frame(dt=0.2)  # (H, W, 3) uint8: 0.2 s of motion, then `steps` steps
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,13 +31,24 @@ from . import regularize as reg
 from .classes import Target
 from .prior import natural_prior
 
+# The most motion one frame may stand for, in seconds. After a stall (a busy machine, a
+# first frame) the picture does not leap: the dream thread moves it on at most this far, and
+# the presenter shows a late frame moved on at most this far, so the two meet again without a jump.
+MAX_DT_S = 2.0
+
 
 @dataclass
 class DreamSettings:
     # The defaults were picked with scripts/eval_quality.py (docs/quality.md): pictures that
     # read at 1-1.5x and at half resolution, at >= 4 dreamed frames/s on a 2-core CPU.
     size: tuple[int, int] = (480, 270)  # (width, height)
-    steps: int = 5  # gradient steps per optimized frame
+    steps: int = 5  # gradient steps per frame where no clock sets them (render, eval), and the budget's first guess
+    # The frame budget (stream/engine.py): the live dream aims at `fps` dreamed frames a second
+    # (never more than the output shows) and fits the steps into each frame's 1/fps seconds:
+    # a fast machine takes more, a busy one fewer, never outside [min_steps, max_steps].
+    fps: float = 5.0
+    min_steps: int = 3
+    max_steps: int = 24
     step_size: float = 0.02  # per step, on a gradient normalised to mean |g| = 1, image in [0, 1]
     # the view scales the steps cycle through: < 1 the whole picture shrunk, > 1 a part magnified
     octaves: tuple[float, ...] = (1.0, 0.7, 0.5, 1.5, 2.0)
@@ -51,11 +69,15 @@ class DreamSettings:
     jitter_px: int = 8
     scale_range: tuple[float, float] = (0.85, 1.15)
     rotate_deg: float = 5.0  # random rotation per step, +-
-    zoom: float = 0.0125  # per frame: 1.25% closer each frame
-    spin_deg: float = 0.0  # per frame rotation of the whole picture
-    drift: tuple[float, float] = (0.0, 0.0)  # per frame shift, fraction of the size
-    blur_sigma: float = 0.4  # per frame, pixels: less keeps the detail that reads when magnified
-    blend_frames: int = 12  # a new target fades in over this many frames
+    # Motion and fades per second (the look must not depend on the machine's speed):
+    zoom_per_s: float = 0.05  # 5% closer each second, the 2015 stream's pace (1.25% a frame at 4 frames/s)
+    spin_deg_per_s: float = 0.0  # rotation of the whole picture, degrees a second
+    drift_per_s: tuple[float, float] = (0.0, 0.0)  # shift, fractions of the size a second
+    # The blur between frames, as the sigma (pixels) that a second of it adds up to: blurs
+    # compose by adding variances, so a frame standing for dt seconds is blurred by
+    # blur_per_s * sqrt(dt) (0.4 a frame at 4 frames/s). Less keeps the detail that reads magnified.
+    blur_per_s: float = 0.8
+    blend_s: float = 3.0  # a new target fades in over this many seconds
     mode: str = "class"  # "class": class logits; "layer": classic DeepDream on `layer`
     layer: str = ""  # for mode="layer"; empty = the model's middle suggested layer
     split: bool = False  # "A + B" side by side instead of blended
@@ -98,9 +120,9 @@ class Dreamer:
         return obj.target(target, s.sharpness)
 
     def set_target(self, target: Target | None) -> None:
-        """Switch to a new target; the old one fades out over `blend_frames` frames."""
+        """Switch to a new target; the old one fades out over `blend_s` seconds of frames."""
         new = self.objective_for(target)
-        if self._objective is not None and self.settings.blend_frames > 0:
+        if self._objective is not None and self.settings.blend_s > 0:
             self._previous, self._blend = self.current_objective(), 0.0
         self.target, self._objective = target, new
         self._retap()
@@ -119,12 +141,14 @@ class Dreamer:
         self._taps = obj.LayerTaps(self.model, layers) if layers else None
 
     # -- one frame --------------------------------------------------------------------------
-    def advance(self) -> None:
-        """The between-frames motion: zoom/spin/drift about the centre, then a light blur."""
+    def advance(self, dt: float) -> None:
+        """`dt` seconds of the between-frames motion: zoom/spin/drift about the centre, then
+        the blur those seconds add up to."""
         s = self.settings
-        if s.zoom or s.spin_deg or any(s.drift):
-            self.image = reg.affine(self.image, 1.0 + s.zoom, s.spin_deg, s.drift)
-        self.image = reg.gaussian_blur(self.image, s.blur_sigma)
+        scale, angle, shift = motion_pose(s, dt)
+        if scale != 1.0 or angle or any(shift):
+            self.image = reg.affine(self.image, scale, angle, shift)
+        self.image = reg.gaussian_blur(self.image, s.blur_per_s * math.sqrt(max(0.0, dt)))
 
     def step(self, objective: obj.Objective, prior_grad: torch.Tensor | None = None) -> float:
         """One gradient-ascent step, descending `prior_grad` (the prior's energy gradient) too;
@@ -158,25 +182,29 @@ class Dreamer:
         weights = torch.tensor(s.colour_steps, dtype=grad.dtype, device=grad.device).view(1, 3, 1, 1)
         return reg.normalize_gradient(reg.from_colour_axes(axes * weights, basis))
 
-    def frame(self, interrupt: Callable[[], bool] | None = None) -> np.ndarray | None:
-        """Advance, dream `steps` steps, and return the frame as (H, W, 3) uint8 RGB.
+    def frame(self, dt: float | None = None, steps: int | None = None,
+              interrupt: Callable[[], bool] | None = None) -> np.ndarray | None:
+        """Advance by `dt` seconds of motion (default 1 / `fps`; the first frame stays put),
+        dream `steps` steps (default `steps`), and return the frame as (H, W, 3) uint8 RGB.
 
         `interrupt` is asked between steps; when it says yes the frame is abandoned (None):
         a large frame on a CPU takes seconds, a shutdown must not wait for it.
         """
+        s = self.settings
+        dt = 1.0 / s.fps if dt is None else dt
         if self.frames:
-            self.advance()
+            self.advance(dt)
         objective = self.current_objective()
         # The prior's gradient once a frame, shared by its steps: the picture moves little
         # within a frame, and at 480x270 each evaluation costs ~6 ms (a fifth of a step).
-        prior_grad = self.prior.gradient(self.image, self.gen) if self.settings.prior_weight else None
-        for _ in range(self.settings.steps):
+        prior_grad = self.prior.gradient(self.image, self.gen) if s.prior_weight else None
+        for _ in range(s.steps if steps is None else steps):
             if interrupt is not None and interrupt():
                 return None
             self.step(objective, prior_grad)
         self.frames += 1
         if self._blend < 1.0:
-            self._blend = min(1.0, self._blend + 1.0 / self.settings.blend_frames)
+            self._blend = min(1.0, self._blend + dt / s.blend_s)
             if self._blend >= 1.0:
                 self._previous = None
                 self._retap()
@@ -186,6 +214,16 @@ class Dreamer:
         if self._taps is not None:
             self._taps.__exit__(None, None, None)
             self._taps = None
+
+
+def motion_pose(settings: DreamSettings, seconds: float) -> tuple[float, float, tuple[float, float]]:
+    """(scale, degrees, shift) of `seconds` of the stream's motion. Zoom compounds and spin
+    adds up, so two spans of motion make exactly the pose of their sum (drift to first
+    order): the dream thread and the presenter, which cut time into different pieces, agree
+    on where the picture is."""
+    s = settings
+    return ((1.0 + s.zoom_per_s) ** seconds, s.spin_deg_per_s * seconds,
+            (s.drift_per_s[0] * seconds, s.drift_per_s[1] * seconds))
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:

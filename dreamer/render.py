@@ -112,11 +112,12 @@ def open_writer(output: Path, fps: int):
 
 
 def render(dreamer, frames: int, output: Path, fps: int = 25, progress: bool = True) -> Path:
-    """Dream exactly `frames` frames into `output`."""
+    """Dream exactly `frames` frames into `output`, each 1/fps s of the stream's motion (so a
+    video moves as the live stream does) and `steps` steps (an offline frame has time for them)."""
     writer = open_writer(output, fps)
     try:
         for _ in tqdm(range(frames), desc=f"dreaming {output.name}", unit="frame", disable=not progress):
-            writer.write(dreamer.frame())
+            writer.write(dreamer.frame(1.0 / fps))
     finally:
         writer.close()
     return output

@@ -62,6 +62,25 @@ def tune_for_cpu_dreaming(device: torch.device | str = "cpu") -> None:
         _tune_cpu()
 
 
+def cores() -> int:
+    """CPUs this process may run on (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def set_dream_threads(configured: int, reserve: int = 0) -> int:
+    """The intra-op threads torch dreams with: `configured`, or every core but `reserve`.
+    Why reserve: torch's threads wait for each other at the end of every small op, so one of
+    them losing its core to an encoder stalls them all. On 2 cores, streaming 720p30 to RTMP,
+    the dream made 3.1 frames/s with 2 threads and 4.7 with 1 (5.6 and 5.1 without RTMP):
+    measured with `dreamstream serve`, docs/performance.md. Returns the count set."""
+    n = configured or max(1, cores() - reserve)
+    torch.set_num_threads(n)
+    return n
+
+
 def lower_this_thread(nice: int) -> bool:
     """Run the calling thread (and threads it starts later) at `nice` (0..19). On Linux the
     niceness is per thread: the web side can yield to the dream thread without a second

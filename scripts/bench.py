@@ -5,12 +5,17 @@
   project's loop with default settings, their ratio, and optimized frames/s;
 - JPEG encode time per frame;
 - the presenter's time per shown frame at the stream size, 1280x720 and 1920x1080;
+- motion in time: a network-free stand-in dreamer as slow as a busy CPU and as fast as a GPU,
+  through the real pipeline, and the zoom per second measured from the shown pictures;
 - the dream rate of a real `dreamstream serve` at the default stream size with 0 viewers,
   then with 50 MJPEG viewers and 20 websocket clients attached, their ratio, and the
   output frame rate the presenter held;
+- what a user runs (scripts/bench_live.py): `serve` idle and `serve --rtmp` into a local
+  listener, interleaved rounds, with dreamed frames/s, steps/s, shown frames/s, what the
+  ingest received, each part's ms per frame, and the ratios between them;
 - peak resident memory.
 
-    python scripts/bench.py              # about 2-3 minutes on a 2-core CPU
+    python scripts/bench.py              # about 8-10 minutes on a 2-core CPU
     python scripts/bench.py --quick      # fewer repetitions, for a smoke run
 """
 from __future__ import annotations
@@ -33,16 +38,20 @@ from pathlib import Path
 import cv2
 import torch
 
+import numpy as np
+from bench_live import bench_serve
 from loadtest import free_port, wait_healthy
 from naive import naive_step
 
 from dreamer.classes import parse
-from dreamer.loop import Dreamer
+from dreamer.loop import Dreamer, DreamSettings
 from dreamer.models import load_model, resolve_device
 from dreamer.runtime import tune_for_cpu_dreaming
 from stream.config import load_config
 from stream.framebus import Frame
+from stream.pipeline import Pipeline
 from stream.presenter import Motion
+from stream.requests import QueuePolicy, RequestQueue
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,14 +132,67 @@ def jpeg_ms(size) -> float:
 def presenter_ms(dream_size, output_size, frames: int = 150) -> float:
     """One shown frame at `output_size` from a dreamed frame of `dream_size` (zoom, upscale,
     sharpen on each new dreamed frame, cross-fade), in ms: what --output-size costs the
-    presenter thread. A new dreamed frame every 6 shown ones, as at 25 fps from 4 dreamed."""
+    presenter thread. A new dreamed frame every 5 shown ones, as at 25 fps from 5 dreamed."""
     w, h = dream_size
     rgbs = [(torch.rand(h, w, 3) * 255).to(torch.uint8).numpy() for _ in range(2)]
-    motion = Motion(zoom=0.0125, size=output_size)
+    motion = Motion(DreamSettings(), size=output_size)
     t0 = time.perf_counter()
     for i in range(frames):
-        motion.frame(Frame(i // 6, rgbs[(i // 6) % 2], (i // 6) * 0.25), i / 25)
+        k = i // 5
+        motion.frame(Frame(k, rgbs[k % 2], k * 0.2, k * 0.2), i / 25)
     return (time.perf_counter() - t0) / frames * 1000
+
+
+# -- motion in time: a stand-in dreamer at any rate ----------------------------------------
+class StandIn(Dreamer):
+    """The real dreamer (its motion, blur, budgeted steps) with each gradient step replaced by
+    a sleep: a machine as slow or as fast as `step_s` says, without a network."""
+
+    def __init__(self, settings: DreamSettings, step_s: float):
+        super().__init__(torch.nn.Linear(1, 1), settings, seed=0)
+        self.step_s = step_s
+
+    def step(self, objective, prior_grad=None):
+        time.sleep(self.step_s)
+
+
+def zoom_between(a: np.ndarray, b: np.ndarray) -> float:
+    """How much larger b shows the picture than a, registered by OpenCV's ECC (affine)."""
+    ga, gb = (cv2.GaussianBlur(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), (0, 0), 1.5).astype(np.float32) for x in (a, b))
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6)
+    _, warp = cv2.findTransformECC(ga, gb, np.eye(2, 3, dtype=np.float32), cv2.MOTION_AFFINE, criteria, None, 5)
+    return float(np.sqrt(abs(np.linalg.det(warp[:, :2]))))  # the warp maps a's points into b
+
+
+def bench_motion(seconds: float) -> list[dict]:
+    """The shown picture's zoom per second with a dream as slow as a busy CPU (0.5 s a step),
+    a laptop's (1/6 s) and faster than the output (10 ms): the setting's 5%/s each time."""
+    rows = []
+    for step_s in (0.5, 1 / 6, 0.01):
+        settings = DreamSettings(size=(320, 180), steps=1, min_steps=1, max_steps=1, fps=25.0, blur_per_s=0.0,
+                                 start_blur=4.0)
+        pipeline = Pipeline(None, settings, 0, RequestQueue(QueuePolicy(), ["volcano"]), 25.0,
+                            make_dreamer=lambda: StandIn(settings, step_s))
+        pipeline.start()
+        shots, seq, end = [], 0, time.monotonic() + seconds + 1
+        try:
+            while time.monotonic() < end:
+                frame = pipeline.shown.wait(seq, 1.0)
+                if frame is not None:
+                    seq = frame.seq
+                    shots.append((frame.time, frame.rgb))
+        finally:
+            pipeline.stop()
+        shots = [s for s in shots if s[0] > shots[0][0] + 1.0]  # past the first frames
+        rates = []
+        for t, rgb in shots[::10]:  # each against the shown frame a second later
+            later = min(shots, key=lambda s: abs(s[0] - (t + 1.0)))
+            if abs(later[0] - t - 1.0) < 0.03:
+                rates.append(zoom_between(rgb, later[1]) ** (1.0 / (later[0] - t)) - 1.0)
+        rows.append({"step_s": round(step_s, 3), "dreamed_fps": round(pipeline.engine.frames / (seconds + 1), 2),
+                     "zoom_per_s": round(statistics.median(rates), 4), "setting": settings.zoom_per_s,
+                     "pairs": len(rates)})
+    return rows
 
 
 # -- viewers: a real server, real clients --------------------------------------------------
@@ -219,6 +281,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=12.0, help="per measurement")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-viewers", action="store_true")
+    ap.add_argument("--no-serve", action="store_true", help="skip the serve / serve --rtmp rows")
+    ap.add_argument("--serve-seconds", type=float, help="per serve row (default 60; 10 with --quick)")
     ap.add_argument("--naive-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -252,8 +316,12 @@ def main() -> None:
     out["presenter_ms"] = {f"{w}x{h}": round(presenter_ms(stream_size, (w, h)), 2)
                            for w, h in (stream_size, (1280, 720), (1920, 1080))}
     out["jpeg_ms_1280x720"] = round(jpeg_ms((1280, 720)), 2)
+    out["motion"] = bench_motion(seconds)
     if not args.no_viewers:
         out["viewers"] = bench_viewers(seconds * 1.5, f"{stream_size[0]}x{stream_size[1]}")
+    if not args.no_serve:
+        out["live"] = bench_serve(args.serve_seconds or (10.0 if args.quick else 60.0),
+                                  rounds=1 if args.quick else 2)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if device.type == "cuda":
         out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)

@@ -145,7 +145,8 @@ def judge_views(judge, images: list[torch.Tensor], indices: list[int], views: di
 
 
 # -- dreaming ----------------------------------------------------------------------------------
-def dream_stills(model, settings, targets, seeds, frames) -> list[tuple[int, torch.Tensor]]:
+def dream_stills(model, settings, targets, seeds, frames, dt) -> list[tuple[int, torch.Tensor]]:
+    """Each class from noise, `frames` frames of `dt` seconds of motion each."""
     out = []
     with tqdm(total=len(seeds) * len(targets), desc="stills", unit="dream") as bar:
         for seed in seeds:
@@ -153,22 +154,24 @@ def dream_stills(model, settings, targets, seeds, frames) -> list[tuple[int, tor
                 d = Dreamer(model, settings, seed=seed)
                 d.set_target(t)
                 for _ in range(frames):
-                    d.frame()
+                    d.frame(dt)
                 out.append((seed, d.image.detach().clone()))
                 d.close()
                 bar.update()
     return out
 
 
-def dream_live(model, settings, targets, seed, frames_per_hold) -> list[torch.Tensor]:
-    """One stream: each class follows the last one's final frame, as on air."""
+def dream_live(model, settings, targets, seed, frames_per_hold, dt, steps) -> list[torch.Tensor]:
+    """One stream: each class follows the last one's final frame, as on air: frames of `dt`
+    seconds of motion and `steps` steps, as the frame budget gives them on a machine that
+    dreams 1 / dt frames a second."""
     d = Dreamer(model, settings, seed=seed)
     last = []
     with tqdm(total=len(targets) * frames_per_hold, desc=f"live seed {seed}", unit="frame") as bar:
         for t in targets:
             d.set_target(t)
             for _ in range(frames_per_hold):
-                d.frame()
+                d.frame(dt, steps)
                 bar.update()
             last.append(d.image.detach().clone())
     d.close()
@@ -283,7 +286,10 @@ def main() -> None:
     ap.add_argument("--no-stills", action="store_true")
     ap.add_argument("--live", action="store_true", help="also run the live loop at the config's stream size")
     ap.add_argument("--dream-fps", type=float, default=4.0,
-                    help="the served dream rate (make bench) that sets frames per hold in the live run")
+                    help="the served dream rate (make bench): each frame stands for 1/FPS s of motion, and the "
+                         "live run dreams FPS x hold_s frames a class (4.0: the rate the defaults were chosen at)")
+    ap.add_argument("--steps", type=int, help="steps a live frame takes, as the frame budget gives them on the "
+                                              "machine emulated (default: dream.steps)")
     ap.add_argument("--live-seed", type=int, default=0)
     ap.add_argument("--judge", default="efficientnet_lite1")
     ap.add_argument("--sweep", type=magnification, nargs="+", metavar="X",
@@ -301,13 +307,13 @@ def main() -> None:
     textiles = textile_indices()
     views = {v: (lambda im, v=v: still_view(im, v)) for v in STILL_VIEWS}
     result = {"model": cfg.model, "judge": args.judge, "classes": len(targets),
-              "steps_per_frame": cfg.dream.steps}
+              "steps_per_frame": cfg.dream.steps, "dream_fps": args.dream_fps}
 
     if not args.no_stills:
         settings = cfg.dream
         settings.size = (args.size, args.size)
         t0 = time.perf_counter()
-        stills = dream_stills(model, settings, targets, args.seeds, args.frames)
+        stills = dream_stills(model, settings, targets, args.seeds, args.frames, 1.0 / args.dream_fps)
         images = [im for _, im in stills]
         all_indices = indices * len(args.seeds)
         result["stills"] = {"size": args.size, "frames": args.frames, "seeds": args.seeds,
@@ -331,12 +337,13 @@ def main() -> None:
         frames = max(1, round(args.dream_fps * cfg.queue.hold_s))
         w, h = cfg.dream.size
         t0 = time.perf_counter()
-        last = dream_live(model, cfg.dream, targets, args.live_seed, frames)
+        steps = args.steps or cfg.dream.steps
+        last = dream_live(model, cfg.dream, targets, args.live_seed, frames, 1.0 / args.dream_fps, steps)
         seconds = round(time.perf_counter() - t0, 1)
         views = live_views(h)
         judged = judge_views(judge, last, indices, views, textiles)
         in_range = [judged["views"][v] for v in LIVE_RANGE]
-        result["live"] = {"size": [w, h], "frames_per_hold": frames, "hold_s": cfg.queue.hold_s,
+        result["live"] = {"size": [w, h], "frames_per_hold": frames, "steps_per_frame": steps, "hold_s": cfg.queue.hold_s,
                           "dream_fps": args.dream_fps, "seed": args.live_seed, "player_px": PLAYER_PX,
                           "views": judged["views"],
                           "worst_in_range": {k: min(v[k] for v in in_range) for k in ("top1", "top5", "prob")},

@@ -54,7 +54,8 @@ async def frame_jpg(request: web.Request) -> web.Response:
     frame = shown.latest()
     if frame is None:
         return web.json_response(error("not_ready", "no frame yet; the dream is starting"), status=503)
-    return web.Response(body=shown.jpeg(frame), content_type="image/jpeg", headers={"Cache-Control": "no-store"})
+    jpeg = shown.jpeg(frame) if frame.encoded else await asyncio.to_thread(shown.jpeg, frame)  # off the loop
+    return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 async def preview_jpg(request: web.Request) -> web.Response:

@@ -146,7 +146,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from dreamer.runtime import load_for_dreaming, tune_for_cpu_dreaming
+    from dreamer.runtime import load_for_dreaming, set_dream_threads, tune_for_cpu_dreaming
 
     from .app import make_app
     from .chat import ChatActions, ChatReader
@@ -160,6 +160,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     http_socket, ws_socket = listen(s.host, s.port, "--port"), listen(s.host, s.ws_port, "--ws-port")
     model, device = load_for_dreaming(cfg.model, cfg.device)
     tune_for_cpu_dreaming(device)
+    threads = set_dream_threads(cfg.threads, reserve=1 if cfg.rtmp.url else 0)
     queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class)
     shown_size = output_size(cfg)
     pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, cfg.serve.output_fps, cfg.serve.jpeg_quality, shown_size)
@@ -168,6 +169,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         r = cfg.rtmp
         nvenc = r.encoder == "nvenc" or (r.encoder == "auto" and device.type == "cuda")
         service.encoder = RtmpEncoder(r.url, r, pipeline.shown, service.overlay, nvenc)
+        service.encoder.nice = s.output_nice
+    pipeline.presenter.nice = s.output_nice
+
     if cfg.chat.url:  # requests from chat share the queue, rate-limited per chat account
         actions = ChatActions(lambda text, user: service.request(text, user, f"chat:{user.lower()}"),
                               service.queue_summary, service.skip, service.clear)
@@ -177,7 +181,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     live = "".join([f", rtmp {mask_url(cfg.rtmp.url)}" if cfg.rtmp.url else "",
                     f", chat {cfg.chat.url} #{cfg.chat.channel}" if cfg.chat.url else ""])
     shown = f", shown at {shown_size[0]}x{shown_size[1]}" if shown_size != (w, h) else ""
-    print(f"dreamstream serving {url}  (websocket :{s.ws_port}, model {cfg.model}, device {device}, "
+    cpu = f" ({threads} thread{'s' * (threads > 1)})" if device.type == "cpu" else ""
+    print(f"dreamstream serving {url}  (websocket :{s.ws_port}, model {cfg.model}, device {device}{cpu}, "
           f"size {w}x{h}{shown}{live})", flush=True)
     # keepalive_timeout also closes a connection whose request never completes (aiohttp arms
     # it when the connection opens; only a whole request disarms it); lingering_time: after

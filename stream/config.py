@@ -54,7 +54,8 @@ class ServeSettings:
     # connections (slowloris) cannot pile up until the process runs out of sockets.
     client_timeout_s: float = 15.0
     web_nice: int = 10  # niceness of the thread serving viewers: fan-out yields to the dream (0 = equal)
-    output_fps: float = 25.0  # shown frames per second (zooming between dreamed frames)
+    output_nice: int = 0  # niceness of the presenter and RTMP encoder threads (0: as the dream)
+    output_fps: float = 25.0  # shown frames per second (moving on between dreamed frames); the dream never exceeds it
     # what is shown and sent (MJPEG, RTMP, screensaver), [width, height]; empty: the dream's
     # own size, or 1280x720 when streaming to an RTMP ingest (the dream keeps dream.size)
     output_size: tuple[int, ...] = ()
@@ -67,6 +68,10 @@ class RtmpSettings:
     bitrate_k: int = 0  # constant bitrate, kb/s; 0: by output size (3000 at 720p, 4500 at 1080p)
     keyframe_s: float = 2.0
     encoder: str = "auto"  # auto (NVENC with CUDA, else libx264) | libx264 | nvenc
+    # libx264's speed preset; a faster one leaves the dream more CPU at some cost in picture
+    # quality at the same bitrate (docs/performance.md has what each costs at 720p30)
+    x264_preset: str = "veryfast"
+    threads: int = 0  # libx264's threads; 0: 1 up to 720p, 2 above (off the dream's cores; stream/rtmp.py)
     audio_file: str = ""  # looped under the stream; empty = silence
     overlay: bool = True  # draw what plays, who asked, the countdown and how to ask into the stream
     overlay_position: str = "bottom"  # or "top"
@@ -91,6 +96,9 @@ class ChatSettings:
 class Config:
     model: str = "efficientnet_lite0"
     device: str = "auto"  # auto | cpu | cuda | mps
+    # torch threads the dream uses on a CPU; 0: every core, but one fewer while streaming to
+    # an RTMP ingest (the presenter and the encoder need it; see dreamer/runtime.py)
+    threads: int = 0
     seed: int | None = None  # None: a different dream every run
     start_class: str = "volcano"  # dreamed first, before anyone asks; then the playlist
     playlist: list[str] = field(default_factory=lambda: [
@@ -137,41 +145,60 @@ def did_you_mean(word: str, choices) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+# Settings that were per dreamed frame, which made the look depend on the machine's speed:
+# refused with the name and unit of the one that replaced each (no alias: a frame's worth
+# cannot be turned into seconds without knowing the machine's rate).
+RENAMED = {
+    "dream.zoom": "dream.zoom_per_s (a fraction a second: 0.05 is 5% closer each second; 0.0125 a frame "
+                  "at 4 frames/s was 0.05)",
+    "dream.spin_deg": "dream.spin_deg_per_s (degrees a second)",
+    "dream.drift": "dream.drift_per_s (fractions of the size a second)",
+    "dream.blur_sigma": "dream.blur_per_s (the sigma a second of blurring adds up to: 0.4 a frame at "
+                        "4 frames/s was 0.8)",
+    "dream.blend_frames": "dream.blend_s (seconds: 12 frames at 4 frames/s was 3.0)",
+}
+
+
 def _build(cls, data: dict, where: str):
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     for key in sorted(set(data) - known):
         name = f"{where}.{key}" if where else key
+        if name in RENAMED:
+            raise ConfigError(f"{name} was per dreamed frame, so the stream's look depended on the machine's "
+                              f"speed; it is now {RENAMED[name]}")
         raise ConfigError(f"unknown setting {name}{did_you_mean(key, known)} (known: {', '.join(sorted(known))})")
     return cls(**{k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()})
 
 
 # Ranges (inclusive) and choices of every setting that has them; lists are checked item by item.
 RANGES: dict[str, tuple[float, float]] = {
-    "seed": (0, 2**63 - 1),
+    "seed": (0, 2**63 - 1), "threads": (0, 1024),
     "dream.size": (32, 4096), "dream.steps": (1, 64), "dream.step_size": (1e-4, 1.0),
     "dream.octaves": (0.1, 4.0), "dream.view_pixels": (0, 16_777_216),
     "dream.pyramid_levels": (1, 12), "dream.band_tilt": (0.25, 4.0),
     "dream.colour_steps": (0.0, 10.0), "dream.prior_weight": (0.0, 1000.0), "dream.gradient_blur": (0.0, 10.0),
     "dream.start_blur": (0.0, 20.0), "dream.sharpness": (0.0, 10.0), "dream.jitter_px": (0, 256),
-    "dream.scale_range": (0.1, 4.0), "dream.rotate_deg": (0.0, 180.0), "dream.zoom": (-0.5, 0.5),
-    "dream.spin_deg": (-45.0, 45.0), "dream.drift": (-0.5, 0.5), "dream.blur_sigma": (0.0, 10.0),
-    "dream.blend_frames": (0, 10_000),
+    "dream.scale_range": (0.1, 4.0), "dream.rotate_deg": (0.0, 180.0), "dream.zoom_per_s": (-0.5, 2.0),
+    "dream.spin_deg_per_s": (-180.0, 180.0), "dream.drift_per_s": (-1.0, 1.0), "dream.blur_per_s": (0.0, 20.0),
+    "dream.blend_s": (0.0, 600.0), "dream.fps": (0.0, 240.0), "dream.min_steps": (1, 64),
+    "dream.max_steps": (1, 256),
     "serve.port": (1, 65535), "serve.ws_port": (1, 65535), "serve.jpeg_quality": (1, 100),
-    "serve.max_ws_per_ip": (1, 10_000), "serve.max_viewers": (1, 100_000), "serve.web_nice": (0, 19),
+    "serve.max_ws_per_ip": (1, 10_000), "serve.max_viewers": (1, 100_000), "serve.web_nice": (0, 19), "serve.output_nice": (0, 19),
     "serve.mjpeg_max_fps": (0.5, 120.0), "serve.mjpeg_budget_fps": (1.0, 1_000_000.0),
     "serve.client_timeout_s": (0.5, 3600.0), "serve.output_fps": (1.0, 120.0),
     "queue.hold_s": (1.0, 86_400.0), "queue.cooldown_s": (0.0, 3600.0), "queue.burst": (1, 10_000),
     "queue.window_s": (1.0, 86_400.0), "queue.max_queue": (1, 10_000), "queue.max_user_len": (1, 200),
     "queue.attempts_per_s": (0.01, 1000.0), "queue.attempt_burst": (1, 10_000),
     "rtmp.fps": (1.0, 120.0), "rtmp.bitrate_k": (0, 100_000), "rtmp.keyframe_s": (0.5, 10.0),
-    "rtmp.overlay_scale": (0.2, 5.0), "serve.output_size": (32, 4096),
+    "rtmp.overlay_scale": (0.2, 5.0), "rtmp.threads": (0, 64), "serve.output_size": (32, 4096),
     "chat.reply_every_s": (0.0, 3600.0),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda", "mps"), "dream.mode": ("class", "layer"),
     "queue.mode": ("queue", "democracy"), "rtmp.encoder": ("auto", "libx264", "nvenc"),
     "rtmp.overlay_position": ("bottom", "top"),
+    "rtmp.x264_preset": ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"),
 }
 
 
@@ -196,6 +223,8 @@ def validate(cfg: "Config") -> "Config":
     d = cfg.dream
     if not d.octaves:
         raise ConfigError("dream.octaves: give at least one view scale, e.g. [1.0, 0.7, 0.5]")
+    if d.min_steps > d.max_steps:
+        raise ConfigError(f"dream.min_steps = {d.min_steps} is more than dream.max_steps = {d.max_steps}")
     if d.scale_range[0] > d.scale_range[1]:
         raise ConfigError(f"dream.scale_range = {list(d.scale_range)}: the first must not exceed the second")
     if d.colour_steps and (len(d.colour_steps) != 3 or d.colour_steps[0] <= 0):

@@ -5,12 +5,23 @@ blends), dream one frame, publish it on the dreamed bus. It never waits for view
 network. A frame that fails is logged and the loop goes on after a pause, keeping the
 picture; anything worse ends the job and its `Worker` restarts it. Stopping interrupts a
 frame between two gradient steps, so shutdown never waits for a whole large frame.
+
+Time and budget. Every dreamed frame carries the moment its picture stands for. Before a
+frame the engine asks the `FrameBudget` how many steps fit into one frame's time (1 / fps)
+and when the frame will be done, and has the dreamer move the picture on by the time from
+the last frame's moment to that one: the motion follows the clock, whatever the rate, so the
+stream looks the same on any machine and under any load. A frame done early waits for its
+moment (the dream never runs ahead of the clock, so never publishes faster than the output
+shows); one done late is shown moved on to the present by the presenter, which works from
+the same moments, so the picture's geometry never jumps.
 """
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
-from dreamer.loop import Dreamer, DreamSettings
+from dreamer.loop import MAX_DT_S, Dreamer, DreamSettings
 
 from .framebus import FrameBus
 from .requests import RequestQueue
@@ -19,38 +30,93 @@ from .worker import RateMeter, Worker
 log = logging.getLogger(__name__)
 
 
+class FrameBudget:
+    """How many gradient steps the next frame takes: as many as fit into `1 / fps` seconds at
+    the measured cost of a step (the frame's fixed costs spread over its steps), never fewer
+    than `min_steps` nor more than `max_steps`. Arithmetic only: the caller times the frames."""
+
+    def __init__(self, fps: float, min_steps: int, max_steps: int, first_steps: int):
+        self.frame_s = 1.0 / fps
+        self.min_steps, self.max_steps = min_steps, max(min_steps, max_steps)
+        self.first = self.clamp(first_steps)
+        self.step_s: float | None = None  # moving average of seconds per step
+
+    def clamp(self, steps: int) -> int:
+        return max(self.min_steps, min(self.max_steps, steps))
+
+    def steps(self) -> int:
+        if self.step_s is None:  # nothing measured yet: the configured steps
+            return self.first
+        return self.clamp(round(self.frame_s / self.step_s))
+
+    def estimate(self, steps: int) -> float:
+        """Seconds a frame of `steps` steps should take (unknown yet: one frame's time)."""
+        return self.frame_s if self.step_s is None else steps * self.step_s
+
+    def record(self, steps: int, seconds: float) -> None:
+        per_step = seconds / max(1, steps)
+        # a moving average: a busy spell (an encoder burst, a viewer crowd) shows within a frame or two
+        self.step_s = per_step if self.step_s is None else 0.7 * self.step_s + 0.3 * per_step
+
+
 class DreamEngine(Worker):
     name = "dream-loop"
 
-    def __init__(self, model, settings: DreamSettings, seed: int | None, queue: RequestQueue, out: FrameBus):
+    def __init__(self, model, settings: DreamSettings, seed: int | None, queue: RequestQueue, out: FrameBus,
+                 output_fps: float, make_dreamer: Callable[[], Dreamer] | None = None):
+        """`output_fps`: the presenter's rate, which the dream never exceeds. `make_dreamer`: a
+        stand-in for the real dreamer (the bench's network-free one); default the model's."""
         super().__init__()
         self.model, self.settings, self.seed, self.queue, self.out = model, settings, seed, queue, out
+        self.fps = min(settings.fps, output_fps) if settings.fps else output_fps  # the frame budget's rate
+        self.make_dreamer = make_dreamer or (lambda: Dreamer(self.model, self.settings, seed=self.seed))
         self.meter = RateMeter()
         self.frames = 0  # dreamed frames published
+        self.steps = 0  # gradient steps in them
+        self.last_steps = 0  # steps the newest frame took
+        self.frame_ms = 0.0  # moving average of the time a frame's dreaming takes
         self.frame_errors = 0
 
     @property
-    def fps(self) -> float:
+    def rate(self) -> float:
+        """Measured dreamed frames per second."""
         return self.meter.rate
 
     def job(self) -> None:
-        dreamer = Dreamer(self.model, self.settings, seed=self.seed)
+        s = self.settings
+        dreamer = self.make_dreamer()
+        budget = FrameBudget(self.fps, s.min_steps, s.max_steps, s.steps)
+        moment: float | None = None  # the moment the picture so far stands for
         try:
             while not self.stopping:
                 target = self.queue.current()
                 if target != dreamer.target:
                     log.info("dreaming %s", target.label)
                     dreamer.set_target(target)
+                steps = budget.steps()
+                start = time.monotonic()
+                due = start + budget.estimate(steps)  # when this frame should be done...
+                if moment is not None:  # ...but never sooner after the last than one frame's time
+                    due = max(due, moment + budget.frame_s)
+                dt = 0.0 if moment is None else min(MAX_DT_S, max(0.0, due - moment))
                 try:
-                    rgb = dreamer.frame(interrupt=self._stop.is_set)
+                    rgb = dreamer.frame(dt, steps, interrupt=self._stop.is_set)
                 except Exception:  # a bad frame must not end the stream: log it, pause, go on
                     log.exception("dream frame failed; retrying in 1 s")
                     self.frame_errors += 1
                     self._stop.wait(1.0)
                     continue
-                if rgb is not None:
-                    self.out.publish(rgb)
-                    self.frames += 1
-                    self.meter.tick()
+                if rgb is None:  # interrupted: stopping
+                    continue
+                took = time.monotonic() - start
+                budget.record(steps, took)
+                self.frame_ms = took * 1000 if not self.frames else 0.8 * self.frame_ms + 0.2 * took * 1000
+                moment = due
+                self._stop.wait(max(0.0, due - time.monotonic()))  # early: wait for its moment
+                self.out.publish(rgb, moment=due)
+                self.frames += 1
+                self.steps += steps
+                self.last_steps = steps
+                self.meter.tick()
         finally:
             dreamer.close()

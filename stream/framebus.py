@@ -30,11 +30,20 @@ class Frame:
     seq: int
     rgb: np.ndarray  # (H, W, 3) uint8
     time: float  # time.monotonic() at publish
+    # the moment (time.monotonic()) the picture stands for: a dreamed frame's place in the
+    # stream's motion, which the presenter moves on from; the publish time unless given
+    moment: float = 0.0
     _jpeg: bytes | None = field(default=None, repr=False)
+
+    @property
+    def encoded(self) -> bool:
+        """Whether its JPEG exists (else `FrameBus.jpeg` encodes it: do that off the event loop)."""
+        return self._jpeg is not None
 
 
 class FrameBus:
     def __init__(self, jpeg_quality: int = 85, encode: bool = True):
+        """`encode`: JPEG-encode every frame at publish (may be switched while running)."""
         self.jpeg_quality, self.encode = jpeg_quality, encode
         self._cond = threading.Condition()
         self._frame: Frame | None = None
@@ -42,8 +51,9 @@ class FrameBus:
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = set()
         self.jpeg_encodes = 0  # for tests and metrics: one per frame, however many viewers
 
-    def publish(self, rgb: np.ndarray) -> int:
-        frame = Frame(0, rgb, time.monotonic())
+    def publish(self, rgb: np.ndarray, moment: float | None = None) -> int:
+        now = time.monotonic()
+        frame = Frame(0, rgb, now, now if moment is None else moment)
         if self.encode:
             self.jpeg(frame)  # encode here, in the producer's thread
         with self._cond:

@@ -27,6 +27,10 @@ class Reading:
     restarts: dict[str, int] = field(default_factory=dict)  # worker name -> restarts
     encoder_restarts: int = 0
     encoder_bitrate_kbps: float = 0.0
+    encoder_frames: int = 0  # video frames sent to the ingest
+    encoder_pictures: int = 0  # ... that showed a new picture
+    steps_per_frame: int = 0  # what the frame budget gave the newest dreamed frame
+    frame_ms: dict[str, float] = field(default_factory=dict)  # part -> ms per frame (moving average)
     chat_connected: bool = False
 
 
@@ -56,6 +60,17 @@ class _Live:
         yield CounterMetricFamily("dreamstream_encoder_restarts", "RTMP encoder restarts", value=r.encoder_restarts)
         yield GaugeMetricFamily("dreamstream_encoder_bitrate_kbps", "RTMP bitrate sent, kb/s",
                                 value=r.encoder_bitrate_kbps)
+        yield CounterMetricFamily("dreamstream_encoder_frames", "Video frames sent to the RTMP ingest",
+                                  value=r.encoder_frames)
+        yield CounterMetricFamily("dreamstream_encoder_pictures", "Frames sent to the ingest that showed a new picture",
+                                  value=r.encoder_pictures)
+        yield GaugeMetricFamily("dreamstream_steps_per_frame", "Gradient steps the frame budget gave the newest frame",
+                                value=r.steps_per_frame)
+        frame_ms = GaugeMetricFamily("dreamstream_frame_ms", "Milliseconds one frame takes in each part",
+                                     labels=["part"])
+        for part, value in r.frame_ms.items():
+            frame_ms.add_metric([part], value)
+        yield frame_ms
         yield GaugeMetricFamily("dreamstream_chat_connected", "1 while the chat reader is in its channel",
                                 value=float(r.chat_connected))
 

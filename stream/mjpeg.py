@@ -59,6 +59,8 @@ async def stream(request: web.Request, service, s: ServeSettings) -> web.StreamR
         while True:
             frame = await shown.next(after=seq)
             seq = frame.seq
+            if not frame.encoded:  # the first viewer's first frame: encoded off the event loop
+                await asyncio.to_thread(shown.jpeg, frame)
             await asyncio.wait_for(resp.write(PARTS.of(shown, frame)), STALL_S)
             await asyncio.sleep(max(1.0 / s.mjpeg_max_fps, service.viewers["mjpeg"] / s.mjpeg_budget_fps))
     except (ConnectionError, BusClosed, asyncio.TimeoutError):

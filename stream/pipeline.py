@@ -44,15 +44,17 @@ def _age(bus: FrameBus, now: float) -> float | None:
 
 class Pipeline:
     def __init__(self, model, dream: DreamSettings, seed: int | None, queue: RequestQueue,
-                 output_fps: float, jpeg_quality: int | None = None, output_size: tuple[int, int] | None = None):
+                 output_fps: float, jpeg_quality: int | None = None, output_size: tuple[int, int] | None = None,
+                 make_dreamer=None):
         """`jpeg_quality`: encode each shown frame once, for web viewers; None: no JPEG.
-        `output_size`: the shown frames' (width, height); None: the dream's own."""
+        `output_size`: the shown frames' (width, height); None: the dream's own.
+        `make_dreamer`: a stand-in for the model's dreamer (the bench's network-free one)."""
         self.queue = queue
         self.dreamed = FrameBus(encode=False)
         self.shown = FrameBus(jpeg_quality or 85, encode=jpeg_quality is not None)
-        self.engine = DreamEngine(model, dream, seed, queue, self.dreamed)
-        self.presenter = Presenter(self.dreamed, self.shown, output_fps, dream.zoom, dream.spin_deg, dream.drift,
-                                   size=None if output_size == tuple(dream.size) else output_size)
+        self.engine = DreamEngine(model, dream, seed, queue, self.dreamed, output_fps, make_dreamer)
+        self.presenter = Presenter(self.dreamed, self.shown, output_fps, dream,
+                                   size=None if output_size in (None, tuple(dream.size)) else output_size)
 
     @property
     def workers(self) -> list:

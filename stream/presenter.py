@@ -1,45 +1,57 @@
 """Presenter: a constant output frame rate, whatever the dream rate.
 
-The dream thread publishes optimized frames ("keyframes"); each is the previous one zoomed
-by `zoom` plus new detail. Between keyframes the presenter keeps zooming the last one
-smoothly at the output rate (the 2015 stream did this at 25 fps), and when the next
-keyframe lands it cross-fades to it: the geometry already matches, so the picture never
-stalls and never jumps. Runs in its own thread, paced on `start + n / fps` so it never
+The dream thread publishes optimized frames ("keyframes"), each carrying the moment its
+picture stands for. The presenter shows the newest one moved on by the stream's motion
+(`dreamer.loop.motion_pose`) from that moment to now, at the output rate (the 2015 stream
+did this at 25 fps), and when the next keyframe lands it cross-fades to it. Both threads
+work from the same moments and the same motion per second, so the geometry already
+matches: the picture never stalls, never jumps, and zooms at the configured speed however
+fast or slow the dream is. Runs in its own thread, paced on `start + n / fps` so it never
 drifts; JPEG encoding happens here (in `FrameBus.publish`), not on the event loop. `Motion`
 holds the arithmetic, with the time passed in.
 
 With an output size larger than the dream (720p for Twitch from a 480x270 dream), each
-dreamed frame is sharpened once at its own size (cheap: 4 a second), and each shown frame
-is zoomed and upscaled in one bicubic warp straight to the output size: one pass over the
-output pixels per shown frame, not a resize, a sharpen and a warp.
+dreamed frame is sharpened once at its own size (cheap: a few a second); each shown frame is
+warped and faded at the dream's size, then upscaled in one bicubic resize. That costs 1.8 ms
+a 720p frame where one bicubic warp straight to 720p cost 9 ms (measured on the 2-core CPU,
+docs/performance.md); the sharpening is set so that the two come out equally sharp.
 """
 from __future__ import annotations
 
 import logging
-import math
 import time
 
 import cv2
 import numpy as np
+
+from dreamer.loop import MAX_DT_S, DreamSettings, motion_pose
 
 from .framebus import Frame, FrameBus
 from .worker import RateMeter, Worker
 
 log = logging.getLogger(__name__)
 
+# Unsharp amount before an upscale: with the warp at the dream's size and a bicubic resize
+# after it, 0.9 gives the Laplacian variance that 0.6 gave one bicubic warp to the output size.
+UPSCALE_SHARPEN = 0.9
+
 
 def zoom_rgb(rgb: np.ndarray, scale: float, angle_deg: float = 0.0, shift=(0.0, 0.0),
-             size: tuple[int, int] | None = None) -> np.ndarray:
-    """Zoom/rotate/shift about the centre, reflected edges (matches dreamer.regularize.affine),
-    and, with `size` (w, h), scaled to that size in the same warp (bicubic)."""
+             interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """Zoom/rotate/shift about the centre, reflected edges (matches dreamer.regularize.affine)."""
     h, w = rgb.shape[:2]
+    if scale == 1.0 and not angle_deg and not any(shift):
+        return rgb
     m = cv2.getRotationMatrix2D((w / 2 - 0.5, h / 2 - 0.5), angle_deg, scale)
     m[:, 2] += (-shift[0] * w * scale, -shift[1] * h * scale)
-    if size is None or size == (w, h):
-        return cv2.warpAffine(rgb, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    sx, sy = size[0] / w, size[1] / h  # pixel centres: x_out + 0.5 = sx * (x + 0.5)
-    m = np.array([[sx, 0, 0.5 * sx - 0.5], [0, sy, 0.5 * sy - 0.5]]) @ np.vstack([m, [0, 0, 1]])
-    return cv2.warpAffine(rgb, m, size, flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    return cv2.warpAffine(rgb, m, (w, h), flags=interpolation, borderMode=cv2.BORDER_REFLECT)
+
+
+def upscale(rgb: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """To `size` (w, h) with bicubic interpolation; as it is when None or already that size."""
+    if size is None or size == (rgb.shape[1], rgb.shape[0]):
+        return rgb
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC)
 
 
 def sharpen(rgb: np.ndarray, amount: float = 0.6, sigma: float = 1.0) -> np.ndarray:
@@ -48,53 +60,68 @@ def sharpen(rgb: np.ndarray, amount: float = 0.6, sigma: float = 1.0) -> np.ndar
 
 
 class Motion:
-    """What the presenter shows at a moment, given the newest dreamed frame: the arithmetic of
-    zooming on between dreamed frames and cross-fading to a new one, with the time passed in
-    (so it is tested exactly, without a clock)."""
+    """What the presenter shows at a moment, given the newest dreamed frame: the keyframe
+    moved on from its moment to now, and a cross-fade from what was shown to a new
+    keyframe, with the time passed in (so it is tested exactly, without a clock)."""
 
-    def __init__(self, zoom: float, spin_deg: float = 0.0, drift=(0.0, 0.0), fade_s: float = 0.25,
-                 size: tuple[int, int] | None = None):
-        """`size`: the output's (width, height); None: the dream's own."""
-        self.zoom, self.spin_deg, self.drift, self.fade_s, self.size = zoom, spin_deg, drift, fade_s, size
+    def __init__(self, motion: DreamSettings, fade_s: float = 0.25, size: tuple[int, int] | None = None):
+        """`motion`: the stream's motion per second (zoom_per_s, spin_deg_per_s, drift_per_s);
+        `size`: the output's (width, height); None: the dream's own."""
+        self.motion, self.fade_s, self.size = motion, fade_s, size
         self.key: Frame | None = None
         self.key_rgb: np.ndarray | None = None  # the dreamed frame, sharpened when it is upscaled
-        self.interval = 1.0  # expected seconds between dreamed frames (moving average)
-        self.shown: np.ndarray | None = None
+        self.interval = fade_s  # seconds between dreamed frames' moments (moving average)
+        self.small: np.ndarray | None = None  # what was shown last, at the dream's size
         self.faded_from: np.ndarray | None = None
         self.fade_start = 0.0
+        self.last_now: float | None = None  # when the last frame was shown
+
+    def ahead(self, key: Frame, now: float) -> float:
+        """How far on from the keyframe's moment the picture is shown: never back, and a
+        frame that is late is moved on at most as far as the dream thread would move it."""
+        return min(MAX_DT_S, max(0.0, now - key.moment))
+
+    def pose(self, key: Frame, now: float):
+        """(scale, degrees, shift) of the warp applied to `key` at `now`."""
+        return motion_pose(self.motion, self.ahead(key, now))
+
+    def fade_time(self) -> float:
+        """The cross-fade never outlasts the gap between dreamed frames: when every shown frame
+        is a new dreamed one (a GPU), fading would only smear."""
+        return min(self.fade_s, self.interval)
 
     def frame(self, latest: Frame, now: float) -> np.ndarray:
         if self.key is None or latest.seq != self.key.seq:
             if self.key is not None:
-                self.interval = 0.8 * self.interval + 0.2 * max(1e-3, latest.time - self.key.time)
-                self.faded_from, self.fade_start = self.shown, now
+                self.interval = 0.8 * self.interval + 0.2 * max(1e-3, latest.moment - self.key.moment)
+                # the fade began with the previous shown frame: the first showing of a new
+                # keyframe already has one output frame's share of it (all of it on a GPU)
+                self.faded_from, self.fade_start = self.small, self.last_now
             self.key = latest
             h, w = latest.rgb.shape[:2]
-            self.key_rgb = sharpen(latest.rgb) if self.size and self.size[0] > w else latest.rgb
-        key = self.key
-        # progress through the zoom to the next dreamed frame; a late one keeps it moving
-        p = min(2.0, (now - key.time) / self.interval)
-        if p > 0 or self.size:
-            frame = zoom_rgb(self.key_rgb, math.pow(1 + self.zoom, p), self.spin_deg * p,
-                             (self.drift[0] * p, self.drift[1] * p), self.size)
-        else:
-            frame = self.key_rgb
-        a = (now - self.fade_start) / self.fade_s
-        if self.faded_from is not None and a < 1 and self.faded_from.shape == frame.shape:
-            frame = cv2.addWeighted(self.faded_from, 1 - a, frame, a, 0)
-        self.shown = frame
-        return frame
+            upscaled = self.size is not None and self.size[0] > w
+            self.key_rgb = sharpen(latest.rgb, UPSCALE_SHARPEN) if upscaled else latest.rgb
+        scale, angle, shift = self.pose(self.key, now)
+        how = cv2.INTER_CUBIC if self.size is not None else cv2.INTER_LINEAR  # the upscale follows: keep detail
+        small = zoom_rgb(self.key_rgb, scale, angle, shift, how)
+        fade = self.fade_time()
+        a = (now - self.fade_start) / fade if fade > 0 else 1.0
+        if self.faded_from is not None and a < 1 and self.faded_from.shape == small.shape:
+            small = cv2.addWeighted(self.faded_from, 1 - a, small, a, 0)
+        self.small, self.last_now = small, now
+        return upscale(small, self.size)
 
 
 class Presenter(Worker):
     name = "presenter"
 
-    def __init__(self, keyframes: FrameBus, out: FrameBus, fps: float, zoom: float, spin_deg: float = 0.0,
-                 drift=(0.0, 0.0), fade_s: float = 0.25, size: tuple[int, int] | None = None):
+    def __init__(self, keyframes: FrameBus, out: FrameBus, fps: float, motion: DreamSettings,
+                 fade_s: float = 0.25, size: tuple[int, int] | None = None):
         super().__init__()
         self.keyframes, self.out, self.fps = keyframes, out, fps
-        self.motion = (zoom, spin_deg, drift, fade_s, size)
+        self.motion = (motion, fade_s, size)
         self.meter = RateMeter(window=20)
+        self.frame_ms = 0.0  # moving average of the time one shown frame takes (warp, fade, upscale, JPEG)
 
     @property
     def rate(self) -> float:
@@ -108,7 +135,9 @@ class Presenter(Worker):
         motion = Motion(*self.motion)
         start, n = time.monotonic(), 0
         while not self.stopping:
-            self.out.publish(motion.frame(self.keyframes.latest(), time.monotonic()))
+            t0 = time.monotonic()
+            self.out.publish(motion.frame(self.keyframes.latest(), t0))
+            self.frame_ms = 0.9 * self.frame_ms + 0.1 * (time.monotonic() - t0) * 1000
             self.meter.tick()
             n += 1
             late = time.monotonic() - (start + n / self.fps)

@@ -39,6 +39,14 @@ def test_defaults_match_the_contract():
     ("[dream]\nsize = [320]", "expected 2 values"),
     ("[serve]\nport = 80.5", "serve.port: expected int"),
     ("model = ", "not valid TOML"),
+    # per-frame settings made the look depend on the machine: each names its per-second successor
+    ("[dream]\nzoom = 0.0125", "dream.zoom was per dreamed frame.*now dream.zoom_per_s"),
+    ("[dream]\nblur_sigma = 0.4", "now dream.blur_per_s"),
+    ("[dream]\nblend_frames = 12", "now dream.blend_s"),
+    ("[dream]\nspin_deg = 1", "now dream.spin_deg_per_s"),
+    ("[dream]\ndrift = [0.0, 0.1]", "now dream.drift_per_s"),
+    ("[dream]\nmin_steps = 8\nmax_steps = 4", "min_steps = 8 is more than dream.max_steps = 4"),
+    ("[rtmp]\nx264_preset = 'veryfst'", "did you mean 'veryfast'"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path, text, message):
     path = tmp_path / "bad.toml"

@@ -59,7 +59,7 @@ def test_textile_share_counts_textile_answers():
 def test_live_run_dreams_one_hold_per_class_in_one_stream(lite0, tmp_path):
     targets = [parse("volcano"), parse("daisy")]
     settings = DreamSettings(size=(48, 32), steps=1)
-    last = ev.dream_live(lite0, settings, targets, seed=0, frames_per_hold=2)
+    last = ev.dream_live(lite0, settings, targets, seed=0, frames_per_hold=2, dt=0.25, steps=1)
     assert len(last) == 2 and last[0].shape == (1, 3, 32, 48) and not torch.equal(last[0], last[1])
     views = ev.live_views(32)
     assert views["3x"](last[0]).shape[-2:] == (96, 96)

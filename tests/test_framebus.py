@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from stream.framebus import BusClosed, Frame, FrameBus
-from stream.presenter import Motion, Presenter, zoom_rgb
+from dreamer.loop import MAX_DT_S, DreamSettings
+from stream.presenter import Motion, Presenter, upscale, zoom_rgb
 
 
 def rgb(value: int, h=24, w=32) -> np.ndarray:
@@ -77,30 +78,62 @@ def test_zoom_rgb_is_the_dreams_own_affine():
         assert np.abs(ours[inner] - dream[inner]).max() <= 2, (scale, angle, shift)
 
 
-def key(seq: int, value, t: float) -> Frame:
-    return Frame(seq, value if isinstance(value, np.ndarray) else rgb(value, 48, 64), t)
+def key(seq: int, value, t: float, moment: float | None = None) -> Frame:
+    return Frame(seq, value if isinstance(value, np.ndarray) else rgb(value, 48, 64), t, t if moment is None else moment)
 
 
-def test_motion_keeps_zooming_between_dreamed_frames_and_fades_to_new_ones():
-    ramp = np.tile(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], (48, 1, 3))
-    m = Motion(zoom=0.05, fade_s=0.25)
-    first = key(1, ramp, 10.0)
-    assert np.array_equal(m.frame(first, 10.0), ramp)  # at the moment it was dreamed: as dreamed
-    later = m.frame(first, 10.5)  # half the expected interval (1 s) on: zoomed by 1.05 ** 0.5
-    assert np.array_equal(later, zoom_rgb(ramp, 1.05 ** 0.5))
-    assert np.array_equal(m.frame(first, 30.0), zoom_rgb(ramp, 1.05 ** 2))  # a late frame: at most 2 steps on
+ZOOM = DreamSettings(zoom_per_s=0.05)
+RAMP = np.tile(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], (48, 1, 3))
+
+
+def test_motion_moves_a_keyframe_on_from_its_moment_and_fades_to_new_ones():
+    m = Motion(ZOOM, fade_s=0.25)
+    first = key(1, RAMP, 10.0)
+    assert np.array_equal(m.frame(first, 10.0), RAMP)  # at the moment it stands for: as dreamed
+    assert np.array_equal(m.frame(first, 10.5), zoom_rgb(RAMP, 1.05 ** 0.5))  # half a second on: 1.05 ** 0.5
+    assert np.array_equal(m.frame(first, 30.0), zoom_rgb(RAMP, 1.05 ** MAX_DT_S))  # a late frame: at most MAX_DT_S on
+    shown = m.frame(first, 31.0)
     grey = key(2, 200, 31.0)
-    start = m.frame(grey, 31.0)
-    assert np.array_equal(start, m.faded_from)  # the fade starts from what was shown
-    mid = m.frame(grey, 31.125)
-    assert abs(float(mid.mean()) - (0.5 * float(start.mean()) + 0.5 * 200)) < 2
-    assert np.array_equal(m.frame(grey, 31.25), zoom_rgb(grey.rgb, 1.05 ** (0.25 / m.interval)))  # faded
-    assert m.interval == 0.8 * 1.0 + 0.2 * 21.0  # the expected interval follows the dream's pace
+    m.frame(grey, 31.04)
+    assert np.array_equal(shown, m.faded_from)  # the fade starts from what was shown, with the last shown frame
+    mid = m.frame(grey, 31.125)  # halfway through the 0.25 s fade
+    assert abs(float(mid.mean()) - (0.5 * float(shown.mean()) + 0.5 * 200)) < 2
+    assert np.array_equal(m.frame(grey, 31.25), zoom_rgb(grey.rgb, 1.05 ** 0.25))  # faded in
+    assert m.interval == 0.8 * 0.25 + 0.2 * 21.0  # the gap between dreamed frames' moments
+
+
+def test_the_fade_never_outlasts_the_gap_between_dreamed_frames():
+    m = Motion(ZOOM, fade_s=0.25)
+    for i in range(40):  # a dreamed frame for every shown one (a GPU): 30 a second
+        m.frame(key(i + 1, 100 + i, i / 30), i / 30)
+    assert abs(m.fade_time() - 1 / 30) < 1e-3
+    shown = m.frame(key(41, 255, 40 / 30), 40 / 30 + 1 / 30)
+    assert shown.min() == 255  # one shown frame later the new one is all there: no smear
+
+
+@pytest.mark.parametrize("dream_fps", [0.7, 2.0, 5.0, 25.0])
+def test_zoom_per_second_is_the_setting_whatever_the_dream_rate(dream_fps):
+    """A stand-in dream at any rate, its frames early or late: the shown picture's zoom since
+    the start is (1 + zoom_per_s) ** seconds, exactly, at every shown frame (25 a second)."""
+    m = Motion(ZOOM)
+    rng = np.random.default_rng(int(dream_fps * 10))
+    world = 1.0  # the zoom the newest dreamed frame carries since the start (the dream thread's doing)
+    latest, seq, moment = None, 0, 0.0
+    for n in range(250):  # 10 s shown
+        now = n / 25
+        if moment <= now:  # the dream publishes a frame that stands for `moment`, a bit late or not
+            seq += 1
+            world = 1.05 ** moment
+            latest = key(seq, RAMP, now, moment)
+            moment += (1 / dream_fps) * rng.uniform(0.7, 1.3)
+        m.frame(latest, now)
+        scale, _, _ = m.pose(latest, now)
+        assert abs(world * scale - 1.05 ** now) < 1e-9, (dream_fps, now)
 
 
 def test_presenter_publishes_shown_frames_from_dreamed_ones_and_stops():
     keys, out = FrameBus(encode=False), FrameBus(encode=False)
-    p = Presenter(keys, out, fps=25, zoom=0.05)
+    p = Presenter(keys, out, fps=25, motion=ZOOM)
     p.start()
     try:
         assert out.wait(0, timeout=0.2) is None  # nothing to show before the first dreamed frame
@@ -113,15 +146,15 @@ def test_presenter_publishes_shown_frames_from_dreamed_ones_and_stops():
     assert p.state == "stopped"
 
 
-def test_motion_upscales_to_the_output_size_in_the_same_warp():
-    ramp = np.tile(np.linspace(0, 255, 64, dtype=np.uint8)[None, :, None], (48, 1, 3))
-    out = zoom_rgb(ramp, 1.0, size=(128, 96))
+def test_motion_upscales_to_the_output_size():
+    out = upscale(RAMP, (128, 96))
     assert out.shape == (96, 128, 3)
-    want = cv2.resize(ramp, (128, 96), interpolation=cv2.INTER_CUBIC).astype(int)
-    assert np.abs(out.astype(int)[4:-4, 4:-4] - want[4:-4, 4:-4]).max() <= 2  # a plain upscale at zoom 1
-    m = Motion(zoom=0.05, size=(128, 96))
-    assert m.frame(key(1, ramp, 0.0), 0.0).shape == (96, 128, 3)
+    want = cv2.resize(RAMP, (128, 96), interpolation=cv2.INTER_CUBIC)
+    assert np.array_equal(out, want)
+    m = Motion(ZOOM, size=(128, 96))
+    assert m.frame(key(1, RAMP, 0.0), 0.0).shape == (96, 128, 3)
     assert m.frame(key(2, 200, 0.5), 0.6).shape == (96, 128, 3)  # fades at the output size too
+    assert m.small.shape == (48, 64, 3)  # ... having warped and faded at the dream's
 
 
 def test_mjpeg_part_is_built_once_per_frame_and_never_mixes_buses():
