@@ -140,6 +140,11 @@ class Dreamer:
         layers = self._objective.layers | (self._previous.layers if self._previous else frozenset())
         self._taps = obj.LayerTaps(self.model, layers) if layers else None
 
+    def restart_from(self, rgb: np.ndarray) -> None:
+        """Go on from this picture ((H, W, 3) uint8 at the dream's size): a live source's frame."""
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
+        self.image = x.to(self.device).contiguous(memory_format=torch.channels_last)
+
     # -- one frame --------------------------------------------------------------------------
     def advance(self, dt: float) -> None:
         """`dt` seconds of the between-frames motion: zoom/spin/drift about the centre, then

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -63,17 +64,20 @@ class Gif:
 
 
 class Video:
-    """H.264 via PyAV (FFmpeg inside the wheel). yuv420p needs even sides: odd ones lose a row/column."""
+    """H.264 via PyAV (FFmpeg inside the wheel). yuv420p needs even sides: odd ones lose a row/column.
+    `fps` may be a Fraction (a clip's 2997/125). `audio_from`: a file whose sound goes along
+    (AAC), cut where the video ends."""
 
-    def __init__(self, path: Path, fps: int):
+    def __init__(self, path: Path, fps, audio_from: str | None = None):
         import av
 
+        self.av, self.fps = av, Fraction(fps).limit_denominator(100_000)
         self.container = av.open(str(path), "w")
-        self.stream = self.container.add_stream("libx264", rate=fps)
+        self.stream = self.container.add_stream("libx264", rate=self.fps)
         self.stream.pix_fmt = "yuv420p"
         self.stream.options = {"crf": "20", "preset": "veryfast"}
-        self.av = av
-        self.opened = False
+        self.audio = Soundtrack(audio_from, self.container) if audio_from else None
+        self.opened, self.frames = False, 0
 
     def write(self, rgb: np.ndarray) -> None:
         h, w = rgb.shape[0] // 2 * 2, rgb.shape[1] // 2 * 2
@@ -81,11 +85,70 @@ class Video:
             self.stream.width, self.stream.height, self.opened = w, h, True
         frame = self.av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[:h, :w]), format="rgb24")
         self.container.mux(self.stream.encode(frame))
+        self.frames += 1
+        if self.audio is not None:  # sound up to the picture, so the two are interleaved
+            self.audio.until(float(self.frames / self.fps))
 
     def close(self) -> None:
         if self.opened:
             self.container.mux(self.stream.encode(None))
+        if self.audio is not None:
+            self.audio.finish(float(self.frames / self.fps))
         self.container.close()
+
+
+class Soundtrack:
+    """A file's first audio track, decoded and encoded to AAC into `container` bit by bit.
+    Packets that do not decode (a clip's damaged frame) are skipped, not fatal."""
+
+    def __init__(self, path: str, container):
+        import av
+
+        self.av = av
+        self.source = av.open(path)
+        if not self.source.streams.audio:
+            self.source.close()
+            self.source, self.stream = None, None
+            return
+        track = self.source.streams.audio[0]
+        self.rate = track.rate or 48000
+        self.stream = container.add_stream("aac", rate=self.rate, layout="stereo")
+        self.container = container
+        self.resampler = av.AudioResampler(format="fltp", layout="stereo", rate=self.rate, frame_size=1024)
+        self.frames = self._resampled(track)
+        self.samples = 0
+
+    def _resampled(self, track):
+        for packet in self.source.demux(track):
+            try:
+                decoded = packet.decode()
+            except self.av.error.InvalidDataError:
+                log.debug("skipped an audio packet that does not decode")
+                continue
+            for frame in decoded:
+                yield from self.resampler.resample(frame)
+        yield from self.resampler.resample(None)
+
+    def until(self, seconds: float) -> None:
+        """Encode sound up to `seconds` into the output."""
+        if self.stream is None:
+            return
+        while self.samples < seconds * self.rate:
+            frame = next(self.frames, None)
+            if frame is None:  # the sound is shorter than the picture: it ends here
+                self.container.mux(self.stream.encode(None))
+                self.stream = None
+                return
+            frame.pts, frame.time_base = self.samples, Fraction(1, self.rate)
+            self.samples += frame.samples
+            self.container.mux(self.stream.encode(frame))
+
+    def finish(self, seconds: float) -> None:
+        if self.stream is not None:
+            self.until(seconds)
+            self.container.mux(self.stream.encode(None))
+        if self.source is not None:
+            self.source.close()
 
 
 def check_output(output: Path, force: bool = False) -> None:
@@ -102,12 +165,13 @@ def check_output(output: Path, force: bool = False) -> None:
         raise OutputError(f"{output} exists; use --force to replace it")
 
 
-def open_writer(output: Path, fps: int):
-    """Pick the writer from the path: a known suffix, else a folder of PNGs."""
+def open_writer(output: Path, fps, audio_from: str | None = None):
+    """Pick the writer from the path: a known suffix, else a folder of PNGs. `audio_from`: a
+    file whose sound a video output keeps."""
     check_output(output, force=True)  # replacing or not was the caller's decision
     suffix = output.suffix.lower()
     if suffix in VIDEO_SUFFIXES:
-        return Video(output, fps)
+        return Video(output, fps, audio_from)
     return {".gif": Gif, ".png": LastPng}.get(suffix, PngFolder)(output, fps)
 
 

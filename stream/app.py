@@ -160,15 +160,16 @@ async def _lifecycle(app: web.Application):
     # a port in use must fail cleanly with no thread left running.
     async with ws.serve(s.host, s.ws_port, app.get(WS_SOCKET)) as server:
         service.start()
-        # The dream and presenter threads started at normal priority; this thread, which
-        # serves every viewer, steps back so an audience can never take the dream's CPU.
-        lower_this_thread(s.web_nice)
-        service.refresh_state()
-        tasks = [asyncio.create_task(service.watch_state(), name="state-watcher")]
-        if service.chat is not None:
-            tasks.append(asyncio.create_task(supervise("chat", service.chat.session, service.chat.backoff,
-                                                       service.chat.failures), name="chat-reader"))
-        try:
+        tasks = []
+        try:  # from here on the threads run: whatever fails, they are stopped
+            # The dream and presenter threads started at normal priority; this thread, which
+            # serves every viewer, steps back so an audience can never take the dream's CPU.
+            lower_this_thread(s.web_nice)
+            service.refresh_state()
+            tasks.append(asyncio.create_task(service.watch_state(), name="state-watcher"))
+            if service.chat is not None:
+                tasks.append(asyncio.create_task(supervise("chat", service.chat.session, service.chat.backoff,
+                                                           service.chat.failures), name="chat-reader"))
             yield
         finally:
             server.close(close_connections=True)  # "going away" to every client

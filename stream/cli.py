@@ -20,6 +20,7 @@ from dreamer.render import OutputError
 from .config import (Config, ConfigError, load_config, output_size, parse_size, twitch_oauth_token,
                      twitch_stream_key, validate)
 from .rtmp import mask_url
+from .source import SourceError
 
 log = logging.getLogger("dreamstream")
 
@@ -37,6 +38,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to run (default auto)")
     p.add_argument("--size", help="frame size WxH, e.g. 320x180")
     p.add_argument("--seed", type=int, help="make the dream repeatable")
+    p.add_argument("--source", metavar="INPUT",
+                   help="dream on live input: a video file, camera[:N], screen[:DISPLAY] or a URL (rtmp, rtsp, srt, hls)")
 
 
 def _talk(p: argparse.ArgumentParser, default) -> None:
@@ -63,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.add_argument("--class", dest="classes", action="append", metavar="TEXT",
                    help='what to dream: "volcano", "pizza + volcano" (repeatable: parts are mixed)')
-    p.add_argument("--frames", type=int, default=100, help="exactly this many frames are written (default 100)")
+    p.add_argument("--frames", type=int,
+                   help="exactly this many frames are written (default 100; with --source, every frame of the clip)")
     p.add_argument("--output", type=Path, default=Path("dream.mp4"), help="output path (default dream.mp4)")
     p.add_argument("--start", type=Path, metavar="IMAGE", help="dream on this photo instead of noise")
     p.add_argument("--fps", type=int, default=25, help="frame rate of .mp4/.gif output (default 25)")
@@ -120,6 +124,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if flag("layer"):
         cfg.dream.mode, cfg.dream.layer = "layer", flag("layer")
     cfg.dream.split = cfg.dream.split or bool(flag("split"))
+    if flag("source"):
+        cfg.source.input = flag("source")
     if flag("rtmp"):
         cfg.rtmp.url = flag("rtmp")
     if flag("chat"):
@@ -158,12 +164,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     s = cfg.serve
     http_socket, ws_socket = listen(s.host, s.port, "--port"), listen(s.host, s.ws_port, "--ws-port")
+    shown_size = output_size(cfg)
+    reader = open_source(cfg, shown_size)  # a source that cannot be read: one line, before the model loads
     model, device = load_for_dreaming(cfg.model, cfg.device)
     tune_for_cpu_dreaming(device)
     threads = set_dream_threads(cfg.threads, reserve=1 if cfg.rtmp.url else 0)
     queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class)
-    shown_size = output_size(cfg)
-    pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, cfg.serve.output_fps, cfg.serve.jpeg_quality, shown_size)
+    pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, output_rate(cfg, reader), cfg.serve.jpeg_quality,
+                        shown_size, source=reader, live=cfg.source)
     service = Service(pipeline, About(cfg.model, str(device), cfg.dream.size, cfg.chat.prefix))
     if cfg.rtmp.url:
         r = cfg.rtmp
@@ -178,7 +186,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         service.chat = ChatReader(cfg.chat, actions, twitch_oauth_token())
     w, h = cfg.dream.size
     url = f"http://{'127.0.0.1' if s.host in ('0.0.0.0', '::') else s.host}:{s.port}/"
-    live = "".join([f", rtmp {mask_url(cfg.rtmp.url)}" if cfg.rtmp.url else "",
+    live = "".join([source_line(reader), f", rtmp {mask_url(cfg.rtmp.url)}" if cfg.rtmp.url else "",
                     f", chat {cfg.chat.url} #{cfg.chat.channel}" if cfg.chat.url else ""])
     shown = f", shown at {shown_size[0]}x{shown_size[1]}" if shown_size != (w, h) else ""
     cpu = f" ({threads} thread{'s' * (threads > 1)})" if device.type == "cpu" else ""
@@ -191,6 +199,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 keepalive_timeout=s.client_timeout_s, lingering_time=1.0, handle_signals=True,
                 access_log=logging.getLogger("aiohttp.access") if s.access_log else None)
     return 0
+
+
+def open_source(cfg: Config, size: tuple[int, int], loop: bool | None = None):
+    """The live source's reader, its input opened and its first frame read (or None without
+    one); a source that cannot be read is a SourceError, before anything else starts."""
+    from .framebus import FrameBus
+    from .source import SourceReader, open_input, parse_source
+
+    if not cfg.source.input:
+        return None
+    spec = parse_source(cfg.source.input)
+    first = open_input(spec)
+    return SourceReader(spec, FrameBus(encode=False), size, first, cfg.source.loop if loop is None else loop)
+
+
+def output_rate(cfg: Config, reader) -> float:
+    """Shown frames a second: the configured rate, or a live source's own when it is faster
+    (a 30 fps camera comes out at 30 fps), up to 60."""
+    return cfg.serve.output_fps if reader is None else max(cfg.serve.output_fps, min(60.0, float(reader.fps)))
+
+
+def source_line(reader) -> str:
+    if reader is None:
+        return ""
+    w, h = reader.input_size
+    return f", source {reader.spec.said} ({w}x{h} at {float(reader.fps):.4g} fps)"
 
 
 def listen(host: str, port: int, flag: str) -> socket.socket:
@@ -249,6 +283,7 @@ def cmd_screensaver(args: argparse.Namespace) -> int:
         w = cfg.dream.size[0]
         cfg.dream.size = (w, max(32, round(w * screen[1] / screen[0] / 2) * 2))
     size = window_size(cfg.dream.size) if args.window else screen
+    reader = open_source(cfg, size)
     torch.set_num_threads(1)  # a saver uses one core for dreaming, not all of them
     model, device = load_for_dreaming(cfg.model, cfg.device)
     tune_for_cpu_dreaming(device)
@@ -260,7 +295,8 @@ def cmd_screensaver(args: argparse.Namespace) -> int:
         random.Random(cfg.seed).shuffle(playlist)
     queue = RequestQueue(cfg.queue, playlist)
     opts = ScreensaverOptions(window=args.window, duration=args.duration, save_dir=pictures_dir())
-    pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, opts.display_fps, output_size=size)
+    pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, opts.display_fps, output_size=size, source=reader,
+                        live=cfg.source)
     return Screensaver(pipeline, opts, size).run()
 
 
@@ -295,11 +331,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     from dreamer.runtime import load_for_dreaming, tune_for_cpu_dreaming
 
     cfg = config_from_args(args)
-    if args.frames < 1:
+    if args.frames is not None and args.frames < 1:
         raise UsageError("--frames must be at least 1")
     target = parse(" + ".join(args.classes or [cfg.start_class]))
     start = load_start(args.start) if args.start else None
     check_output(args.output, args.force)
+    if cfg.source.input:
+        return render_source(args, cfg, target)
+    frames = 100 if args.frames is None else args.frames
     model, device = load_for_dreaming(cfg.model, cfg.device)
     tune_for_cpu_dreaming(device)
     if args.layer:
@@ -308,11 +347,39 @@ def cmd_render(args: argparse.Namespace) -> int:
     if not args.quiet:
         what = f"layer {args.layer}" if args.layer else repr(target.label)
         print(f"dreamstream render: {what} model={cfg.model} device={device} size={w}x{h} "
-              f"frames={args.frames} -> {args.output}", file=sys.stderr)
+              f"frames={frames} -> {args.output}", file=sys.stderr)
     dreamer = Dreamer(model, cfg.dream, seed=cfg.seed, start=start)
     dreamer.set_target(target)
-    render(dreamer, args.frames, args.output, args.fps, progress=not args.quiet)
+    render(dreamer, frames, args.output, args.fps, progress=not args.quiet)
     dreamer.close()
+    print(args.output)
+    return 0
+
+
+def render_source(args: argparse.Namespace, cfg: Config, target) -> int:
+    """render --source: every frame of the clip dreamed (or --frames of them), at its rate, with its sound."""
+    from dreamer.runtime import load_for_dreaming, tune_for_cpu_dreaming
+
+    from .clip import clip_size, render_clip
+    from .source import open_input, parse_source
+
+    spec = parse_source(cfg.source.input)
+    if args.start:
+        raise UsageError("--start and --source both say what to dream on: give one")
+    first = open_input(spec)
+    if spec.kind != "file" and args.frames is None:
+        raise UsageError(f"--source {spec.said} never ends: say how many frames with --frames N")
+    model, device = load_for_dreaming(cfg.model, cfg.device)
+    tune_for_cpu_dreaming(device)
+    if args.layer:
+        model.layer(args.layer)  # unknown layer: clear error now
+    if not args.quiet:
+        w, h = clip_size(tuple(cfg.dream.size), first.size)
+        count = args.frames or first.frame_count or "all"
+        print(f"dreamstream render: {target.label!r} on {spec.said} ({first.size[0]}x{first.size[1]} at "
+              f"{float(first.fps):.4g} fps) model={cfg.model} device={device} dream={cfg.dream.size[0]}x"
+              f"{cfg.dream.size[1]} frames={count} -> {args.output} ({w}x{h})", file=sys.stderr)
+    render_clip(model, cfg, spec, target, args.output, args.frames, progress=not args.quiet, first=first)
     print(args.output)
     return 0
 
@@ -334,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     except RequestError as e:
         hint = f"; did you mean: {', '.join(e.suggestions)}" if e.suggestions else ""
         print(f"dreamstream: error: {e.message}{hint}", file=sys.stderr)
-    except (UsageError, ConfigError, ModelUnavailable, OutputError) as e:
+    except (UsageError, ConfigError, ModelUnavailable, OutputError, SourceError) as e:
         print(f"dreamstream: error: {e}", file=sys.stderr)
     except OSError as e:  # a port in use, a file we may not write
         print(f"dreamstream: error: {e.strerror or e}", file=sys.stderr)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dreamer.classes import RequestError, parse
+from dreamer.live import LiveSettings
 from dreamer.loop import DreamSettings
 
 from .requests import QueuePolicy
@@ -93,6 +94,14 @@ class ChatSettings:
 
 
 @dataclass
+class SourceSettings(LiveSettings):
+    """A live input to dream on, and how the dream sits on it (the LiveSettings fields)."""
+
+    input: str = ""  # a file, camera[:N], screen[:DISPLAY] or a URL (--source); empty: the dream's own frames
+    loop: bool = True  # a file starts over when it ends (serve, screensaver; a render ends with it)
+
+
+@dataclass
 class Config:
     model: str = "efficientnet_lite0"
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -109,6 +118,7 @@ class Config:
     queue: QueuePolicy = field(default_factory=QueuePolicy)
     rtmp: RtmpSettings = field(default_factory=RtmpSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
+    source: SourceSettings = field(default_factory=SourceSettings)
 
 
 def _coerce(value, hint, where: str):
@@ -193,6 +203,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "rtmp.fps": (1.0, 120.0), "rtmp.bitrate_k": (0, 100_000), "rtmp.keyframe_s": (0.5, 10.0),
     "rtmp.overlay_scale": (0.2, 5.0), "rtmp.threads": (0, 64), "serve.output_size": (32, 4096),
     "chat.reply_every_s": (0.0, 3600.0),
+    "source.mix": (0.0, 1.0), "source.half_life_s": (0.05, 3600.0), "source.flow_scale": (0.1, 1.0),
+    "source.max_disagreement_px": (0.1, 100.0),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda", "mps"), "dream.mode": ("class", "layer"),

@@ -14,6 +14,10 @@ stream looks the same on any machine and under any load. A frame done early wait
 moment (the dream never runs ahead of the clock, so never publishes faster than the output
 shows); one done late is shown moved on to the present by the presenter, which works from
 the same moments, so the picture's geometry never jumps.
+
+With a live source, each frame dreams on the newest source frame (`dreamer.live`: the last
+residual carried onto it along the flow) and is published with the source frame it grew on,
+which the presenter carries on to every newer source frame.
 """
 from __future__ import annotations
 
@@ -21,10 +25,12 @@ import logging
 import time
 from collections.abc import Callable
 
+from dreamer.live import LiveDream, LiveSettings, motionless
 from dreamer.loop import MAX_DT_S, Dreamer, DreamSettings
 
 from .framebus import FrameBus
 from .requests import RequestQueue
+from .source import cover
 from .worker import RateMeter, Worker
 
 log = logging.getLogger(__name__)
@@ -63,12 +69,18 @@ class DreamEngine(Worker):
     name = "dream-loop"
 
     def __init__(self, model, settings: DreamSettings, seed: int | None, queue: RequestQueue, out: FrameBus,
-                 output_fps: float, make_dreamer: Callable[[], Dreamer] | None = None):
+                 output_fps: float, make_dreamer: Callable[[], Dreamer] | None = None,
+                 source: FrameBus | None = None, live: LiveSettings | None = None):
         """`output_fps`: the presenter's rate, which the dream never exceeds. `make_dreamer`: a
-        stand-in for the real dreamer (the bench's network-free one); default the model's."""
+        stand-in for the real dreamer (the bench's network-free one); default the model's.
+        `source`: the live source's bus, dreamed on with `live`; None: the dream's own last frame."""
         super().__init__()
         self.model, self.settings, self.seed, self.queue, self.out = model, settings, seed, queue, out
+        self.source = source
         self.fps = min(settings.fps, output_fps) if settings.fps else output_fps  # the frame budget's rate
+        if make_dreamer is None and source is not None:
+            make_dreamer = lambda: LiveDream(Dreamer(self.model, motionless(settings), seed=seed),  # noqa: E731
+                                             live or LiveSettings())
         self.make_dreamer = make_dreamer or (lambda: Dreamer(self.model, self.settings, seed=self.seed))
         self.meter = RateMeter()
         self.frames = 0  # dreamed frames published
@@ -93,6 +105,12 @@ class DreamEngine(Worker):
                 if target != dreamer.target:
                     log.info("dreaming %s", target.label)
                     dreamer.set_target(target)
+                src = None
+                if self.source is not None:  # dream on the newest source frame (wait for the first)
+                    src = self.source.latest() or self.source.wait(0, timeout=0.5)
+                    if src is None:
+                        continue
+                    source = cover(src.rgb, tuple(s.size))
                 steps = budget.steps()
                 start = time.monotonic()
                 due = start + budget.estimate(steps)  # when this frame should be done...
@@ -100,7 +118,10 @@ class DreamEngine(Worker):
                     due = max(due, moment + budget.frame_s)
                 dt = 0.0 if moment is None else min(MAX_DT_S, max(0.0, due - moment))
                 try:
-                    rgb = dreamer.frame(dt, steps, interrupt=self._stop.is_set)
+                    if src is None:
+                        rgb = dreamer.frame(dt, steps, interrupt=self._stop.is_set)
+                    else:
+                        rgb = dreamer.frame(source, dt, steps, interrupt=self._stop.is_set)
                 except Exception:  # a bad frame must not end the stream: log it, pause, go on
                     log.exception("dream frame failed; retrying in 1 s")
                     self.frame_errors += 1
@@ -113,7 +134,10 @@ class DreamEngine(Worker):
                 self.frame_ms = took * 1000 if not self.frames else 0.8 * self.frame_ms + 0.2 * took * 1000
                 moment = due
                 self._stop.wait(max(0.0, due - time.monotonic()))  # early: wait for its moment
-                self.out.publish(rgb, moment=due)
+                if src is None:
+                    self.out.publish(rgb, moment=due)
+                else:
+                    self.out.publish(rgb, moment=due, source=source, source_time=src.time)
                 self.frames += 1
                 self.steps += steps
                 self.last_steps = steps

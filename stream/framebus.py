@@ -33,6 +33,10 @@ class Frame:
     # the moment (time.monotonic()) the picture stands for: a dreamed frame's place in the
     # stream's motion, which the presenter moves on from; the publish time unless given
     moment: float = 0.0
+    # with a live source: the source frame (at the dream's size) this dreamed frame grew on,
+    # and when that source frame was read
+    source: np.ndarray | None = field(default=None, repr=False)
+    source_time: float = 0.0
     _jpeg: bytes | None = field(default=None, repr=False)
 
     @property
@@ -51,9 +55,10 @@ class FrameBus:
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = set()
         self.jpeg_encodes = 0  # for tests and metrics: one per frame, however many viewers
 
-    def publish(self, rgb: np.ndarray, moment: float | None = None) -> int:
+    def publish(self, rgb: np.ndarray, moment: float | None = None, source: np.ndarray | None = None,
+                source_time: float = 0.0) -> int:
         now = time.monotonic()
-        frame = Frame(0, rgb, now, now if moment is None else moment)
+        frame = Frame(0, rgb, now, now if moment is None else moment, source, source_time)
         if self.encode:
             self.jpeg(frame)  # encode here, in the producer's thread
         with self._cond:

@@ -1,40 +1,51 @@
 """The frame pipeline, built once and used by the service, the screensaver and the bench:
 
-    request queue -> dream engine -> `dreamed` bus -> presenter -> `shown` bus
+    [source reader -> `source` bus ->] request queue -> dream engine -> `dreamed` bus -> presenter -> `shown` bus
 
 The engine (one thread, owns the model) publishes each optimized frame on `dreamed`; the
 presenter (its own thread) turns them into a steady `output_fps`, zooming between dreamed
 frames and cross-fading, and publishes on `shown`, where every sink reads: MJPEG, /frame.jpg,
 the RTMP encoder, the screensaver window. Both threads run supervised (`stream.worker`):
 one that fails is restarted, and `health()` says so meanwhile, from the age of the newest
-frame on each bus.
+frame on each bus. With a live source (`stream.source`), its reader is one more supervised
+worker in front: the engine dreams on its newest frame, the presenter shows every one of them
+with the dream carried on; a source that stops leaves the stream running on its last frame
+while health reports it.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
 
+from dreamer.live import LiveSettings
 from dreamer.loop import DreamSettings
 
 from .engine import DreamEngine
 from .framebus import FrameBus
 from .presenter import Presenter
 from .requests import RequestQueue
+from .source import SourceReader
 
 DREAM_STALL_S = 30.0  # no dreamed frame for this long: the dream is stuck (a frame takes < 2 s)
 SHOWN_STALL_S = 5.0  # no shown frame for this long: the presenter is stuck (it shows 25 a second)
+SOURCE_STALL_S = 10.0  # no source frame for this long: the source is gone (reconnecting, or dead)
 
 
 @dataclass
 class Health:
-    ok: bool
+    ok: bool  # everything flows, the source included
     dreamed_age_s: float | None  # None: no frame yet
     shown_age_s: float | None
     workers: dict[str, str]  # name -> running | restarting | ...
+    flowing: bool = True  # dreamed and shown frames flow (a dead source leaves them flowing)
+    source: dict | None = None  # the live source's health, when there is one
 
     def to_json(self) -> dict:
-        return {"ok": self.ok, "frame_age_s": self.dreamed_age_s, "shown_age_s": self.shown_age_s,
-                "workers": self.workers}
+        out = {"ok": self.ok, "frame_age_s": self.dreamed_age_s, "shown_age_s": self.shown_age_s,
+               "workers": self.workers}
+        if self.source is not None:
+            out["source"] = self.source
+        return out
 
 
 def _age(bus: FrameBus, now: float) -> float | None:
@@ -45,20 +56,23 @@ def _age(bus: FrameBus, now: float) -> float | None:
 class Pipeline:
     def __init__(self, model, dream: DreamSettings, seed: int | None, queue: RequestQueue,
                  output_fps: float, jpeg_quality: int | None = None, output_size: tuple[int, int] | None = None,
-                 make_dreamer=None):
+                 make_dreamer=None, source: SourceReader | None = None, live: LiveSettings | None = None):
         """`jpeg_quality`: encode each shown frame once, for web viewers; None: no JPEG.
         `output_size`: the shown frames' (width, height); None: the dream's own.
-        `make_dreamer`: a stand-in for the model's dreamer (the bench's network-free one)."""
-        self.queue = queue
+        `make_dreamer`: a stand-in for the model's dreamer (the bench's network-free one).
+        `source`: a live source's reader (publishing at the output size), dreamed on with `live`."""
+        self.queue, self.source = queue, source
         self.dreamed = FrameBus(encode=False)
         self.shown = FrameBus(jpeg_quality or 85, encode=jpeg_quality is not None)
-        self.engine = DreamEngine(model, dream, seed, queue, self.dreamed, output_fps, make_dreamer)
+        source_bus = source.out if source is not None else None
+        self.engine = DreamEngine(model, dream, seed, queue, self.dreamed, output_fps, make_dreamer, source_bus, live)
         self.presenter = Presenter(self.dreamed, self.shown, output_fps, dream,
-                                   size=None if output_size in (None, tuple(dream.size)) else output_size)
+                                   size=None if output_size in (None, tuple(dream.size)) else output_size,
+                                   source=source_bus, live=live)
 
     @property
     def workers(self) -> list:
-        return [self.engine, self.presenter]
+        return ([self.source] if self.source is not None else []) + [self.engine, self.presenter]
 
     def start(self) -> None:
         for w in self.workers:
@@ -66,13 +80,23 @@ class Pipeline:
 
     def stop(self) -> None:
         """Blocking (joins threads): run it off the event loop. Ends every reader of the buses."""
-        self.dreamed.close()
-        self.shown.close()
+        for bus in self.buses:
+            bus.close()
         for w in self.workers:
             w.stop()
+
+    @property
+    def buses(self) -> list[FrameBus]:
+        return ([self.source.out] if self.source is not None else []) + [self.dreamed, self.shown]
 
     def health(self, now: float | None = None) -> Health:
         now = time.monotonic() if now is None else now
         dreamed, shown = _age(self.dreamed, now), _age(self.shown, now)
-        ok = (dreamed is not None and dreamed < DREAM_STALL_S and shown is not None and shown < SHOWN_STALL_S)
-        return Health(ok, dreamed, shown, {w.name: w.state for w in self.workers})
+        flowing = (dreamed is not None and dreamed < DREAM_STALL_S and shown is not None and shown < SHOWN_STALL_S)
+        source = None
+        if self.source is not None:
+            source = self.source.health(now)
+            age = source["frame_age_s"]
+            source["ok"] = source["state"] == "ended" or (age is not None and age < SOURCE_STALL_S)
+        ok = flowing and (source is None or source["ok"])
+        return Health(ok, dreamed, shown, {w.name: w.state for w in self.workers}, flowing, source)

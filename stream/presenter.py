@@ -10,6 +10,11 @@ fast or slow the dream is. Runs in its own thread, paced on `start + n / fps` so
 drifts; JPEG encoding happens here (in `FrameBus.publish`), not on the event loop. `Motion`
 holds the arithmetic, with the time passed in.
 
+With a live source the presenter shows the source's frame rate instead: for every new source
+frame, the newest dreamed frame's residual carried onto it along the flow (`LiveMotion`; no
+network work), so a 30 fps camera comes out at 30 fps however slowly the dream goes, and the
+live picture is shown at the output's size, only the residual upscaled.
+
 With an output size larger than the dream (720p for Twitch from a 480x270 dream), each
 dreamed frame is sharpened once at its own size (cheap: a few a second); each shown frame is
 warped and faded at the dream's size, then upscaled in one bicubic resize. That costs 1.8 ms
@@ -24,9 +29,12 @@ import time
 import cv2
 import numpy as np
 
+from dreamer.flow import residual_of
+from dreamer.live import LiveSettings, Residual
 from dreamer.loop import MAX_DT_S, DreamSettings, motion_pose
 
 from .framebus import Frame, FrameBus
+from .source import cover
 from .worker import RateMeter, Worker
 
 log = logging.getLogger(__name__)
@@ -112,13 +120,40 @@ class Motion:
         return upscale(small, self.size)
 
 
+class LiveMotion:
+    """What the presenter shows with a live source: a source frame with the newest dreamed
+    frame's residual carried onto it (along the flow from the source frame the dream grew on)
+    and laid over it, at the output's size."""
+
+    def __init__(self, live: LiveSettings, dream_size: tuple[int, int], size: tuple[int, int] | None = None):
+        self.live, self.dream_size, self.size = live, tuple(dream_size), size
+        self.life = Residual(live)
+        self.key: Frame | None = None
+        self.residual: np.ndarray | None = None
+
+    def frame(self, key: Frame, src: Frame) -> np.ndarray:
+        if self.key is None or key.seq != self.key.seq:
+            self.key, self.residual = key, residual_of(key.rgb, key.source)
+        small = cover(src.rgb, self.dream_size)
+        carried = self.life.carry(self.residual, key.source, small, src.time - key.source_time)
+        shown = small if self.size is None else src.rgb
+        if carried.shape[:2] != shown.shape[:2]:
+            carried = cv2.resize(carried, (shown.shape[1], shown.shape[0]), interpolation=cv2.INTER_LINEAR)
+        return cv2.addWeighted(shown.astype(np.float32), 1.0, carried, self.live.mix, 0.0, dtype=cv2.CV_8U)
+
+
 class Presenter(Worker):
     name = "presenter"
 
     def __init__(self, keyframes: FrameBus, out: FrameBus, fps: float, motion: DreamSettings,
-                 fade_s: float = 0.25, size: tuple[int, int] | None = None):
+                 fade_s: float = 0.25, size: tuple[int, int] | None = None,
+                 source: FrameBus | None = None, live: LiveSettings | None = None):
+        """`source`: a live source's bus: one shown frame per source frame (at most `fps` a
+        second), the residual carried onto it with `live`."""
         super().__init__()
         self.keyframes, self.out, self.fps = keyframes, out, fps
+        self.source, self.live = source, live or LiveSettings()
+        self.dream_size = tuple(motion.size)
         self.motion = (motion, fade_s, size)
         self.meter = RateMeter(window=20)
         self.frame_ms = 0.0  # moving average of the time one shown frame takes (warp, fade, upscale, JPEG)
@@ -128,19 +163,41 @@ class Presenter(Worker):
         """Measured output frames per second."""
         return self.meter.rate
 
+    def _timed_publish(self, make) -> None:
+        t0 = time.monotonic()
+        self.out.publish(make(t0))
+        self.frame_ms = 0.9 * self.frame_ms + 0.1 * (time.monotonic() - t0) * 1000
+        self.meter.tick()
+
     def job(self) -> None:
         while self.keyframes.wait(0, timeout=0.5) is None:
             if self.stopping:
                 return
+        if self.source is not None:
+            return self._show_source()
         motion = Motion(*self.motion)
         start, n = time.monotonic(), 0
         while not self.stopping:
-            t0 = time.monotonic()
-            self.out.publish(motion.frame(self.keyframes.latest(), t0))
-            self.frame_ms = 0.9 * self.frame_ms + 0.1 * (time.monotonic() - t0) * 1000
-            self.meter.tick()
+            self._timed_publish(lambda now: motion.frame(self.keyframes.latest(), now))
             n += 1
             late = time.monotonic() - (start + n / self.fps)
             if late > 2 / self.fps:  # fell behind (machine busy): skip the missed frames, never burst them
                 start, n = time.monotonic(), 0
             self._stop.wait(max(0.0, start + n / self.fps - time.monotonic()))
+
+    def _show_source(self) -> None:
+        """One shown frame per new source frame, at most `fps` a second. A source that stalls
+        (a stream reconnecting) leaves the last shown frame repeated twice a second, so every
+        sink keeps its pace and health sees the presenter alive; /api/state says the source is not."""
+        motion = LiveMotion(self.live, self.dream_size, self.motion[2])
+        seq = 0
+        while not self.stopping:
+            src = self.source.wait(seq, timeout=0.5)
+            if src is None:
+                shown = self.out.latest()
+                if shown is not None:
+                    self.out.publish(shown.rgb)
+                continue
+            seq, began = src.seq, time.monotonic()
+            self._timed_publish(lambda now: motion.frame(self.keyframes.latest(), src))
+            self._stop.wait(max(0.0, began + 1.0 / self.fps - time.monotonic()))  # never above the output rate

@@ -127,7 +127,8 @@ class Service:
                                "bitrate_kbps": round(encoder.bitrate_kbps), "reconnects": encoder.restarts},
                            "chat": None if chat is None else {"connected": chat.connected.is_set()},
                            "listeners": self.viewers["websocket"]},
-                "recent": [r.to_json() for r in self.recent]}
+                "recent": [r.to_json() for r in self.recent],
+                **({"source": self.pipeline.source.health()} if self.pipeline.source is not None else {})}
 
     def refresh_state(self) -> None:
         """Rebuild the state JSON once and wake every websocket sender."""
@@ -192,8 +193,8 @@ class Service:
         """Tell every thread to stop and end every reader of the buses; returns at once."""
         for worker in self.workers:
             worker.stop_soon()
-        self.pipeline.dreamed.close()
-        self.pipeline.shown.close()
+        for bus in self.pipeline.buses:
+            bus.close()
 
     def stop(self) -> None:
         """Blocking (joins threads): run it off the event loop."""
