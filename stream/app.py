@@ -1,12 +1,14 @@
 """The aiohttp app factory: routes, and the long-lived work started and stopped with the app.
 
     app = make_app(service, cfg.serve)   # tests build the same app on free ports
-    web.run_app(app, host=..., port=...)
+    serving.run(app, http_socket)          # the command: until SIGTERM or SIGINT
 
 Long-lived pieces live in `cleanup_ctx`: the dream and presenter threads (and the RTMP
-encoder), the websocket server, the state watcher and the chat reader start before the first
-request and stop (threads joined off the event loop) on shutdown, so Ctrl-C and SIGTERM end
-everything within a few seconds. The chat reader runs supervised like every thread.
+encoder), the websocket server, the state watcher, the chat reader and the systemd
+notifications start before the first request. On shutdown every part is told at once, the
+moment the signal arrives, and each close has its own bound (stream/serving.py), so Ctrl-C
+and SIGTERM end everything within SHUTDOWN_S however many viewers are attached. The chat reader runs
+supervised like every thread.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import asyncio
 import json
 import logging
 import socket
+import time
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -25,10 +28,12 @@ from . import mjpeg
 from .config import ServeSettings
 from .framebus import encode_jpeg
 from .metrics import CONTENT_TYPE
+from .notify import Notifier, tell_systemd
 from .origins import client_address, origin_allowed
 from .resources import folder
 from .sanitize import clean
 from .service import Service, error, error_json
+from .serving import CLOSING, SHUTDOWN_S, Closing
 from .worker import supervise
 from .ws import WebsocketServer
 
@@ -38,6 +43,7 @@ WEB_DIR = folder("web")
 SERVICE = web.AppKey("service", Service)
 SERVE = web.AppKey("serve", ServeSettings)
 WS_SOCKET = web.AppKey("ws_socket", socket.socket)  # the websocket port, bound before the model loads
+NOTIFIER = web.AppKey("notifier", Notifier)
 MAX_BODY = 4096
 
 
@@ -153,35 +159,67 @@ async def config_json(request: web.Request) -> web.Response:
 
 
 async def _lifecycle(app: web.Application):
-    service, s = app[SERVICE], app[SERVE]
-    ws = WebsocketServer(service, s)
+    service, s, closing, notifier = app[SERVICE], app[SERVE], app[CLOSING], app[NOTIFIER]
     # Bind the websocket port (if the command has not yet) before starting the dream thread:
-    # a port in use must fail cleanly with no thread left running.
-    async with ws.serve(s.host, s.ws_port, app.get(WS_SOCKET)) as server:
+    # a port in use must fail cleanly with no thread left running. Not `async with`: its exit
+    # waits for every client without a bound.
+    server = await WebsocketServer(service, s).serve(s.host, s.ws_port, app.get(WS_SOCKET))
+    closing.ws_server = server
+    try:
         service.start()
         # The dream and presenter threads started at normal priority; this thread, which
         # serves every viewer, steps back so an audience can never take the dream's CPU.
         lower_this_thread(s.web_nice)
         service.refresh_state()
-        tasks = [asyncio.create_task(service.watch_state(), name="state-watcher")]
+        tasks = [asyncio.create_task(service.watch_state(), name="state-watcher"),
+                 asyncio.create_task(tell_systemd(notifier, service.pipeline.shown, lambda: service.health().ok,
+                                                  f"dreaming on port {s.port}"), name="systemd-notify")]
         if service.chat is not None:
             tasks.append(asyncio.create_task(supervise("chat", service.chat.session, service.chat.backoff,
                                                        service.chat.failures), name="chat-reader"))
+        closing.tasks = tasks
+        yield
+    finally:
+        if closing.started is None:  # stopped without a signal (a failed start)
+            await _closing(app)
+        closing.done("viewers")  # aiohttp has ended (or cancelled) every HTTP handler by now
+        if closing.tasks:
+            await asyncio.wait(closing.tasks, timeout=closing.left())
         try:
-            yield
-        finally:
-            server.close(close_connections=True)  # "going away" to every client
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.to_thread(service.stop)
+            await asyncio.wait_for(server.wait_closed(), max(closing.left(), 0.01))
+        except asyncio.TimeoutError:
+            log.warning("websocket clients still closing after %.1f s; dropped", SHUTDOWN_S)
+        closing.done("websockets")
+        running = await asyncio.to_thread(service.stop, closing.left())
+        closing.done("threads")
+        notifier.close()
+        log.info("stopped in %.2f s (%s)%s", time.monotonic() - closing.started,
+                 ", ".join(f"{part} {t:.2f} s" for part, t in closing.took.items()),
+                 f"; {', '.join(running)} still busy, left to the exit" if running else "")
+
+
+def _tell_threads(app: web.Application) -> None:
+    """The thread-safe half of stopping, from any thread (the signal handler's): the dream
+    gives its cores back at once, every bus closes (so every MJPEG loop ends), systemd hears
+    STOPPING. Waits for nothing."""
+    closing = app[CLOSING]
+    if closing.started is None:
+        closing.started = time.monotonic()
+        app[NOTIFIER].stopping()
+        app[SERVICE].stop_soon()
 
 
 async def _closing(app: web.Application) -> None:
-    """First step of shutdown: the threads are told to stop (joined later, off the loop), so the
-    dream gives its cores back at once, and every MJPEG loop ends so no handler holds the
-    server open."""
-    app[SERVICE].stop_soon()
+    """aiohttp's on_shutdown, the event loop's half: "going away" to every websocket client
+    (their handshakes run in parallel with aiohttp's wait for its handlers), the tasks
+    cancelled, the MJPEG viewers dropped."""
+    _tell_threads(app)
+    closing = app[CLOSING]
+    if closing.ws_server is not None:
+        closing.ws_server.close(close_connections=True)
+    for task in closing.tasks:
+        task.cancel()
+    mjpeg.drop_all(app[SERVICE].mjpeg_transports)
 
 
 class ClientNoise(logging.Filter):
@@ -196,10 +234,13 @@ class ClientNoise(logging.Filter):
 CLIENT_NOISE = ClientNoise()  # one instance: addFilter keeps it once however many apps are made
 
 
-def make_app(service: Service, serve: ServeSettings, ws_socket: socket.socket | None = None) -> web.Application:
+def make_app(service: Service, serve: ServeSettings, ws_socket: socket.socket | None = None,
+             notifier: Notifier | None = None) -> web.Application:
+    """`notifier`: tells systemd when the stream is ready, healthy and stopping (none: silent)."""
     logging.getLogger("aiohttp.server").addFilter(CLIENT_NOISE)
     app = web.Application(client_max_size=MAX_BODY)
-    app[SERVICE], app[SERVE] = service, serve
+    app[SERVICE], app[SERVE], app[NOTIFIER] = service, serve, notifier or Notifier()
+    app[CLOSING] = Closing(lambda: _tell_threads(app))
     if ws_socket is not None:
         app[WS_SOCKET] = ws_socket
     app.router.add_get("/", index)

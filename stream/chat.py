@@ -45,6 +45,7 @@ TAG_ESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 
 
 RFC_NICKLEN = 9
+CLOSE_TIMEOUT_S = 0.5  # a chat server that does not answer our close is cut off (websockets' default: 10 s)
 
 
 class Reconnect(Exception):
@@ -118,7 +119,7 @@ class Transport:
         u = urlsplit(url)
         t = cls()
         if u.scheme in ("ws", "wss"):
-            t.ws = await ws_connect(url, open_timeout=15, max_size=2**20)
+            t.ws = await ws_connect(url, open_timeout=15, close_timeout=CLOSE_TIMEOUT_S, max_size=2**20)
             t.reader = t.writer = None
         else:
             tls = ssl.create_default_context() if u.scheme == "ircs" else None

@@ -289,3 +289,15 @@ def bitrate_k(rtmp: RtmpSettings, size: tuple[int, int]) -> int:
         return rtmp.bitrate_k
     pixels = size[0] * size[1]
     return 1000 if pixels <= 640 * 360 else 1500 if pixels <= 854 * 480 else 3000 if pixels <= 1280 * 720 else 4500
+
+
+def systemd_notify() -> tuple[str | None, int | None]:
+    """Where systemd listens for READY/WATCHDOG/STOPPING (NOTIFY_SOCKET), and the watchdog
+    interval in microseconds (WATCHDOG_USEC, when WATCHDOG_PID, if set, is this process).
+    (None, None) when not run by systemd as Type=notify."""
+    address = os.environ.get("NOTIFY_SOCKET") or None
+    usec, pid = os.environ.get("WATCHDOG_USEC", ""), os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+        return address, None
+    return address, int(usec)
+

@@ -71,6 +71,7 @@ class Service:
         self.chat = None  # a ChatReader, when reading chat
         self.started = time.monotonic()
         self.viewers = {"mjpeg": 0, "websocket": 0}
+        self.mjpeg_transports: set = set()  # each MJPEG viewer's connection, dropped at shutdown
         self.recent: deque[Recent] = deque(maxlen=RECENT)
         self.state_json = ""
         self._state: tuple[dict, float] = ({}, 0.0)  # the last state and when it was taken
@@ -192,11 +193,15 @@ class Service:
         self.pipeline.dreamed.close()
         self.pipeline.shown.close()
 
-    def stop(self) -> None:
-        """Blocking (joins threads): run it off the event loop."""
-        if self.encoder is not None:
-            self.encoder.stop()
-        self.pipeline.stop()
+    def stop(self, timeout: float = 5.0) -> list[str]:
+        """Blocking (joins threads, all within `timeout`): run it off the event loop. Returns
+        the names of the threads still running then (a frame or an ingest write that did not
+        end in time; they are daemons, so the process still exits)."""
+        self.stop_soon()
+        deadline = time.monotonic() + timeout
+        for worker in self.workers:
+            worker.stop(max(0.0, deadline - time.monotonic()))
+        return [w.name for w in self.workers if w.alive]
 
     def health(self) -> Health:
         health = self.pipeline.health()
