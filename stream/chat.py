@@ -35,7 +35,7 @@ from dreamer.classes import RequestError
 from .config import ChatSettings
 from .requests import Ack
 from .sanitize import clean_name
-from .worker import Backoff
+from .worker import Backoff, again
 
 log = logging.getLogger(__name__)
 
@@ -242,9 +242,8 @@ class ChatReader:
         elif msg.command == "001":  # welcome: registered, now we may join
             await t.send(f"JOIN {self.channel}")
         elif msg.command == "JOIN" and msg.nick.lower() == self.nick.lower():
-            log.info("chat: reading %s on %s as %s", self.channel, self.s.url, self.nick)
+            log.info("chat: reading %s on %s as %s%s", self.channel, self.s.url, self.nick, again(backoff.reset()))
             self.connected.set()
-            backoff.reset()
         elif msg.command in ("432", "433"):  # erroneous / in-use nick: try one that fits
             if self.can_reply:
                 raise ChatRefused(f"the server refused the nick {self.nick!r}: {reason}")

@@ -17,8 +17,9 @@ from dreamer.classes import RequestError, catalogue, parse
 from dreamer.models import DEFAULT_MODEL, REGISTRY, ModelUnavailable
 from dreamer.render import OutputError
 
-from .config import (Config, ConfigError, load_config, output_size, parse_size, systemd_notify,
-                     twitch_oauth_token, twitch_stream_key, validate)
+from .config import (Config, ConfigError, journald_stderr, load_config, output_size, parse_size,
+                     systemd_notify, twitch_oauth_token, twitch_stream_key, validate)
+from .logs import LogFileError, configure
 from .rtmp import mask_url
 
 log = logging.getLogger("dreamstream")
@@ -44,6 +45,11 @@ def _talk(p: argparse.ArgumentParser, default) -> None:
     main one read, hence SUPPRESS as its default."""
     p.add_argument("-v", "--verbose", action="store_true", default=default, help="debug logging")
     p.add_argument("-q", "--quiet", action="store_true", default=default, help="warnings and errors only")
+
+
+def _log_file(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-file", metavar="PATH",
+                   help="log to this file, rotated at [log] max_mb (default: stderr, or the journal under systemd)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--access-log", action="store_true", help="log every HTTP request (off by default)")
     p.add_argument("--output-size", metavar="WxH",
                    help="size of what is shown and sent (default: the dream's; 1280x720 with --rtmp/--twitch)")
+    _log_file(p)
 
     p = sub.add_parser("screensaver", help="a fullscreen local window that dreams through a playlist")
     _common(p)
@@ -93,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-order", action="store_true", help="play the playlist in order (default: shuffled)")
     p.add_argument("--hold", type=float, help="seconds per class (default from the config: 30)")
     p.add_argument("--duration", type=float, default=0.0, help="exit after this many seconds")
+    _log_file(p)
 
     p = sub.add_parser("classes", help="list the 1000 classes, or show how a request is understood")
     _talk(p, argparse.SUPPRESS)
@@ -120,6 +128,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if flag("layer"):
         cfg.dream.mode, cfg.dream.layer = "layer", flag("layer")
     cfg.dream.split = cfg.dream.split or bool(flag("split"))
+    if flag("log_file"):
+        cfg.log.file = flag("log_file")
     if flag("rtmp"):
         cfg.rtmp.url = flag("rtmp")
     if flag("chat"):
@@ -156,6 +166,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .serving import run
 
     cfg = config_from_args(args)
+    configure(log_level(args), cfg.log, journald_stderr())
     s = cfg.serve
     http_socket, ws_socket = listen(s.host, s.port, "--port"), listen(s.host, s.ws_port, "--ws-port")
     model, device = load_for_dreaming(cfg.model, cfg.device)
@@ -247,6 +258,7 @@ def cmd_screensaver(args: argparse.Namespace) -> int:
     if args.config is None:  # the screensaver's own preset, not the stream's
         args.config = folder("configs") / "screensaver.toml"
     cfg = config_from_args(args)
+    configure(log_level(args), cfg.log, journald_stderr())
     playlist = read_playlist(args.playlist) if args.playlist else None
     if display() is None:
         raise UsageError("no display: run it on a desktop, or under Xvfb with DISPLAY set")
@@ -327,13 +339,16 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def log_level(args: argparse.Namespace) -> int:
+    return logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+
+
 COMMANDS = {"serve": cmd_serve, "render": cmd_render, "screensaver": cmd_screensaver, "classes": cmd_classes}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure(log_level(args), journal=journald_stderr())  # a command with --log-file moves it there
     if not args.verbose and not getattr(args, "access_log", False):  # a line per connection is an access log
         logging.getLogger("websockets.server").setLevel(logging.WARNING)
     try:
@@ -344,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     except RequestError as e:
         hint = f"; did you mean: {', '.join(e.suggestions)}" if e.suggestions else ""
         print(f"dreamstream: error: {e.message}{hint}", file=sys.stderr)
-    except (UsageError, ConfigError, ModelUnavailable, OutputError) as e:
+    except (UsageError, ConfigError, ModelUnavailable, OutputError, LogFileError) as e:
         print(f"dreamstream: error: {e}", file=sys.stderr)
     except OSError as e:  # a port in use, a file we may not write
         print(f"dreamstream: error: {e.strerror or e}", file=sys.stderr)

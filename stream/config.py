@@ -88,6 +88,15 @@ class ChatSettings:
 
 
 @dataclass
+class LogSettings:
+    # Empty: stderr (under systemd that is the journal, which gets each line's priority and
+    # keeps its own timestamps). A path: that file, rotated at max_mb, `keep` old ones kept.
+    file: str = ""
+    max_mb: float = 10.0
+    keep: int = 5
+
+
+@dataclass
 class Config:
     model: str = "efficientnet_lite0"
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -101,6 +110,7 @@ class Config:
     queue: QueuePolicy = field(default_factory=QueuePolicy)
     rtmp: RtmpSettings = field(default_factory=RtmpSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
 
 def _coerce(value, hint, where: str):
@@ -166,7 +176,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "queue.attempts_per_s": (0.01, 1000.0), "queue.attempt_burst": (1, 10_000),
     "rtmp.fps": (1.0, 120.0), "rtmp.bitrate_k": (0, 100_000), "rtmp.keyframe_s": (0.5, 10.0),
     "rtmp.overlay_scale": (0.2, 5.0), "serve.output_size": (32, 4096),
-    "chat.reply_every_s": (0.0, 3600.0),
+    "chat.reply_every_s": (0.0, 3600.0), "log.max_mb": (0.01, 100_000.0), "log.keep": (0, 1000),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda", "mps"), "dream.mode": ("class", "layer"),
@@ -301,3 +311,12 @@ def systemd_notify() -> tuple[str | None, int | None]:
         return address, None
     return address, int(usec)
 
+
+def journald_stderr() -> bool:
+    """Is stderr the systemd journal? (JOURNAL_STREAM names its device:inode, sd_journal_stream_fd(3).)"""
+    try:
+        device, inode = (int(v) for v in os.environ.get("JOURNAL_STREAM", "").split(":"))
+        st = os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError, AttributeError):
+        return False
+    return (st.st_dev, st.st_ino) == (device, inode)

@@ -14,7 +14,7 @@ from dreamer.loop import Dreamer, DreamSettings
 
 from .framebus import FrameBus
 from .requests import RequestQueue
-from .worker import RateMeter, Worker
+from .worker import RateMeter, Repeats, Worker, again
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ class DreamEngine(Worker):
         self.meter = RateMeter()
         self.frames = 0  # dreamed frames published
         self.frame_errors = 0
+        self.failing = Repeats()  # frames failing in a row: one log line per event, not per frame
 
     @property
     def fps(self) -> float:
@@ -43,11 +44,14 @@ class DreamEngine(Worker):
                     dreamer.set_target(target)
                 try:
                     rgb = dreamer.frame(interrupt=self._stop.is_set)
-                except Exception:  # a bad frame must not end the stream: log it, pause, go on
-                    log.exception("dream frame failed; retrying in 1 s")
+                except Exception as e:  # a bad frame must not end the stream: log it, pause, go on
+                    self.failing.say(log, logging.ERROR, f"dream frame failed ({type(e).__name__}: {e}); "
+                                                         "retrying every second", exc_info=e)
                     self.frame_errors += 1
                     self._stop.wait(1.0)
                     continue
+                if self.failing.count:
+                    log.info("dreaming again%s", again(self.failing.reset()))
                 if rgb is not None:
                     self.out.publish(rgb)
                     self.frames += 1
