@@ -51,6 +51,11 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "index.html")
 
 
+async def view(request: web.Request) -> web.FileResponse:
+    """The picture alone, filling any window (an OBS Browser Source); ?overlay=1, ?fit=cover."""
+    return web.FileResponse(WEB_DIR / "view.html")
+
+
 async def stream_mjpg(request: web.Request) -> web.StreamResponse:
     return await mjpeg.stream(request, request.app[SERVICE], request.app[SERVE])
 
@@ -153,9 +158,11 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def config_json(request: web.Request) -> web.Response:
     about, s = request.app[SERVICE].about, request.app[SERVE]
+    chat = request.app[SERVICE].chat is not None
     return web.json_response({"ws_port": s.ws_port, "ws_path": "/",
                               "ws_url": f"ws://{request.url.host}:{s.ws_port}/",
-                              "size": list(about.size), "model": about.model})
+                              "size": list(about.size), "model": about.model,
+                              "chat_prefix": about.prefix if chat else None})  # how /view?overlay=1 says to ask
 
 
 async def _lifecycle(app: web.Application):
@@ -244,6 +251,7 @@ def make_app(service: Service, serve: ServeSettings, ws_socket: socket.socket | 
     if ws_socket is not None:
         app[WS_SOCKET] = ws_socket
     app.router.add_get("/", index)
+    app.router.add_get("/view", view)
     app.router.add_get("/stream.mjpg", stream_mjpg)
     app.router.add_get("/frame.jpg", frame_jpg)
     app.router.add_get("/preview.jpg", preview_jpg)
