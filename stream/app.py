@@ -89,6 +89,14 @@ async def recent_jpg(request: web.Request) -> web.Response:
     raise web.HTTPNotFound(text="no such recent dream\n")
 
 
+async def clip_mp4(request: web.Request) -> web.StreamResponse:
+    clips = request.app[SERVICE].clips
+    path = clips.folder.path(request.match_info["name"]) if clips is not None else None
+    if path is None or not path.is_file():
+        raise web.HTTPNotFound(text="no such clip\n")
+    return web.FileResponse(path, headers={"Cache-Control": "max-age=86400"})  # ranges too: players seek
+
+
 async def api_state(request: web.Request) -> web.Response:
     return web.json_response(request.app[SERVICE].state())
 
@@ -256,6 +264,7 @@ def make_app(service: Service, serve: ServeSettings, ws_socket: socket.socket | 
     app.router.add_get("/frame.jpg", frame_jpg)
     app.router.add_get("/preview.jpg", preview_jpg)
     app.router.add_get("/recent/{id}.jpg", recent_jpg)
+    app.router.add_get("/clips/{name}", clip_mp4)
     app.router.add_get("/api/state", api_state)
     app.router.add_get("/api/classes", api_classes)
     app.router.add_post("/api/request", api_request)

@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--access-log", action="store_true", help="log every HTTP request (off by default)")
     p.add_argument("--output-size", metavar="WxH",
                    help="size of what is shown and sent (default: the dream's; 1280x720 with --rtmp/--twitch)")
+    p.add_argument("--clips", metavar="DIR", help="keep each finished dream's last seconds as an mp4 here")
     _log_file(p)
 
     p = sub.add_parser("screensaver", help="a fullscreen local window that dreams through a playlist")
@@ -130,6 +131,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     cfg.dream.split = cfg.dream.split or bool(flag("split"))
     if flag("log_file"):
         cfg.log.file = flag("log_file")
+    if flag("clips"):
+        cfg.clips.folder = flag("clips")
     if flag("rtmp"):
         cfg.rtmp.url = flag("rtmp")
     if flag("chat"):
@@ -158,6 +161,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .app import make_app
     from .chat import ChatActions, ChatReader
+    from .clips import Clips
     from .notify import Notifier
     from .pipeline import Pipeline
     from .requests import RequestQueue
@@ -179,6 +183,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         r = cfg.rtmp
         nvenc = r.encoder == "nvenc" or (r.encoder == "auto" and device.type == "cuda")
         service.encoder = RtmpEncoder(r.url, r, pipeline.shown, service.overlay, nvenc)
+    if cfg.clips.folder:  # from the encoder's packets when streaming (no second encode), else the JPEGs
+        clips = Clips(cfg.clips, cfg.rtmp.fps if cfg.rtmp.url else s.output_fps, s.web_nice, bool(cfg.rtmp.url))
+        if clips.open():  # a folder that cannot be written: one line, and the stream without clips
+            clips.on_written = service.clip_written
+            if service.encoder is not None:
+                service.encoder.on_packet = clips.packet
+            else:
+                clips.bus = pipeline.shown
+            service.clips = clips
     if cfg.chat.url:  # requests from chat share the queue, rate-limited per chat account
         actions = ChatActions(lambda text, user: service.request(text, user, f"chat:{user.lower()}"),
                               service.queue_summary, service.skip, service.clear)

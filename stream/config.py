@@ -88,6 +88,16 @@ class ChatSettings:
 
 
 @dataclass
+class ClipSettings:
+    # Each finished dream's last `seconds` as an mp4 at the output size (the page links it
+    # from its recent strip); past max_mb the oldest go first. Off while folder is empty:
+    # a clip costs disk, and without RTMP an encode (stream/clips.py gives the figures).
+    folder: str = ""
+    max_mb: float = 500.0
+    seconds: float = 8.0
+
+
+@dataclass
 class LogSettings:
     # Empty: stderr (under systemd that is the journal, which gets each line's priority and
     # keeps its own timestamps). A path: that file, rotated at max_mb, `keep` old ones kept.
@@ -111,6 +121,7 @@ class Config:
     rtmp: RtmpSettings = field(default_factory=RtmpSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    clips: ClipSettings = field(default_factory=ClipSettings)
 
 
 def _coerce(value, hint, where: str):
@@ -177,6 +188,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "rtmp.fps": (1.0, 120.0), "rtmp.bitrate_k": (0, 100_000), "rtmp.keyframe_s": (0.5, 10.0),
     "rtmp.overlay_scale": (0.2, 5.0), "serve.output_size": (32, 4096),
     "chat.reply_every_s": (0.0, 3600.0), "log.max_mb": (0.01, 100_000.0), "log.keep": (0, 1000),
+    "clips.max_mb": (0.01, 10_000_000.0), "clips.seconds": (1.0, 120.0),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda", "mps"), "dream.mode": ("class", "layer"),

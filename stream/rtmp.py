@@ -79,6 +79,7 @@ class RtmpEncoder(Worker):
         self.audio = AudioSource(settings.audio_file)
         self.connected = False
         self.bitrate_kbps = 0.0  # what actually went out over the last seconds
+        self.on_packet: Callable | None = None  # (video stream, packet) for each encoded video packet: clips
 
     def scrub(self, text: str) -> str:
         secret = urlsplit(self.url).path
@@ -139,6 +140,9 @@ class RtmpEncoder(Worker):
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
                 frame.pts = n
                 packets = video.encode(frame)
+                if self.on_packet is not None:  # before muxing, which takes the packets over
+                    for p in packets:
+                        self.on_packet(video, p)
                 sent += sum(p.size for p in packets)
                 container.mux(packets)
                 n += 1

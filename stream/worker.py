@@ -112,7 +112,7 @@ class Worker:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Blocking: call from a worker thread (asyncio.to_thread), never on the event loop."""
-        self._stop.set()
+        self.stop_soon()
         self._thread.join(timeout)
 
     @property

@@ -100,7 +100,8 @@ def stop_server(server: Server) -> tuple[int, float]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    s = start_server(tmp_path_factory.mktemp("serve"))
+    tmp = tmp_path_factory.mktemp("serve")
+    s = start_server(tmp, extra=["--clips", str(tmp / "clips")])
     yield s
     rc, took = stop_server(s)
     assert rc == 0 and took < 5, f"SIGTERM: rc={rc} after {took:.1f}s\n{s.log.read_text()[-3000:]}"

@@ -40,7 +40,7 @@ def picture_changes(page, timeout_s: float = 30) -> bool:
 def test_page_shows_the_dream_and_takes_a_request(tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    server = start_server(tmp_path, CONFIG)
+    server = start_server(tmp_path, CONFIG, ["--clips", str(tmp_path / "clips")])
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
@@ -66,6 +66,9 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             yours = re.compile(r"yours \(goldfish\) plays in ~\d+ s|now playing yours")
             expect(page.locator("#yours")).to_contain_text(yours, timeout=10_000)
             expect(page.locator("#recent figure").first).to_be_visible(timeout=30_000)  # a dream ended: in the strip
+            clip = page.locator("#recent figure a[href^='/clips/']").first  # ...and its clip, once written
+            expect(clip).to_be_attached(timeout=30_000)
+            assert server.get(clip.get_attribute("href"))[1]["Content-Type"] == "video/mp4"
             page.locator("#catalogue summary").click()
             page.fill("#filter", "jelly")
             expect(page.locator("#classlist li").first).to_have_text("jellyfish", timeout=10_000)
