@@ -7,8 +7,8 @@ Long-lived pieces live in `cleanup_ctx`: the dream and presenter threads (and th
 encoder), the websocket server, the state watcher, the chat reader and the systemd
 notifications start before the first request. On shutdown every part is told at once, the
 moment the signal arrives, and each close has its own bound (stream/serving.py), so Ctrl-C
-and SIGTERM end everything within SHUTDOWN_S however many viewers are attached. The chat reader runs
-supervised like every thread.
+and SIGTERM end everything within SHUTDOWN_S however many viewers are attached. The chat
+reader runs supervised like every thread.
 """
 from __future__ import annotations
 
