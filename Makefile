@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # mate-backgrounds: nature photos the natural-image prior is fitted on (scripts/fit_prior.py).
 TEST_DEBS := chromium xvfb xdotool imagemagick ngircd nginx libnginx-mod-rtmp mate-backgrounds
 
-.PHONY: serve test install install-test render bench eval loadtest clean
+.PHONY: serve test install install-test render bench eval loadtest soak clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -40,6 +40,9 @@ eval: install-test
 
 loadtest: install
 	$(BIN)/python scripts/loadtest.py
+
+soak: install-test
+	$(BIN)/python scripts/soak.py --minutes 60 --out out/soak
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -105,11 +105,22 @@ async def _viewer(session, base: str, stop: float, out: dict, n: int) -> None:
         out["failed"] += 1
 
 
+async def _frozen(host: str, port: int):
+    """A connection with a small receive window (a phone on a bad network): once it stops
+    reading, the server's writes to it block within a frame or two, as they would over the
+    internet, not after the megabytes that loopback buffers hold."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    return await asyncio.open_connection(sock=sock)
+
+
 async def _stalled(base: str, stop: float, out: dict) -> None:
     """Connects, asks for the stream, reads nothing more: a viewer whose network froze."""
     host, port = base.split("//")[1].split(":")
     try:
-        reader, writer = await asyncio.open_connection(host, int(port))
+        reader, writer = await _frozen(host, int(port))
         writer.write(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
         await writer.drain()
         await asyncio.sleep(max(0.0, stop - time.monotonic()))
@@ -139,13 +150,45 @@ async def _flooder(ws_url: str, stop: float, out: dict, n: int) -> None:
         out["flooders_closed"] += 1
 
 
+async def _listener(ws_url: str, stop: float, out: dict, n: int) -> None:
+    """A page left open: a websocket that takes the state pushes and says nothing."""
+    from websockets.asyncio.client import connect
+
+    try:
+        async with connect(ws_url, additional_headers={"X-Forwarded-For": address(n)}) as ws:
+            while time.monotonic() < stop:
+                try:
+                    await asyncio.wait_for(ws.recv(), max(0.01, stop - time.monotonic()))
+                except asyncio.TimeoutError:
+                    pass
+    except Exception:  # noqa: BLE001 - the server going away is how a listener ends
+        out["listeners_closed"] += 1
+
+
+async def _stalled_ws(ws_url: str, stop: float, out: dict, n: int) -> None:
+    """Completes the websocket handshake, then never reads again: a tab whose network froze
+    (it will not answer the server's close either)."""
+    host, port = ws_url.split("//")[1].strip("/").split(":")
+    try:
+        reader, writer = await _frozen(host, int(port))
+        writer.write(f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     f"Sec-WebSocket-Key: ZHJlYW1zdHJlYW0tc3RhbA==\r\nSec-WebSocket-Version: 13\r\n"
+                     f"X-Forwarded-For: {address(n)}\r\n\r\n".encode())
+        await writer.drain()
+        await reader.readuntil(b"\r\n\r\n")  # 101 Switching Protocols; nothing is read after it
+        await asyncio.sleep(max(0.0, stop - time.monotonic()))
+        writer.close()
+    except (OSError, asyncio.IncompleteReadError):
+        out["failed"] += 1
+
+
 def client_process(base: str, ws_url: str, viewers: int, stalled: int, flooders: int, seconds: float,
-                   offset: int, queue) -> None:
+                   offset: int, queue, listeners: int = 0, stalled_ws: int = 0) -> None:
     """One client process: `offset` keeps its clients' addresses apart from the others'."""
     os.nice(10)
     import aiohttp
 
-    out = {"failed": 0, "bytes": 0, "first_frame_s": [], "sent": 0, "flooders_closed": 0}
+    out = {"failed": 0, "bytes": 0, "first_frame_s": [], "sent": 0, "flooders_closed": 0, "listeners_closed": 0}
 
     async def main():
         stop = time.monotonic() + seconds
@@ -154,10 +197,23 @@ def client_process(base: str, ws_url: str, viewers: int, stalled: int, flooders:
             tasks = [_viewer(session, base, stop, out, offset + i) for i in range(viewers)]
             tasks += [_stalled(base, stop, out) for _ in range(stalled)]
             tasks += [_flooder(ws_url, stop, out, offset + 500 + i) for i in range(flooders)]
+            tasks += [_listener(ws_url, stop, out, offset + 750 + i) for i in range(listeners)]
+            tasks += [_stalled_ws(ws_url, stop, out, offset + 900 + i) for i in range(stalled_ws)]
             await asyncio.gather(*tasks)
 
     asyncio.run(main())
     queue.put(out)
+
+
+def audience_config(base: Path, audience: int) -> Path:
+    """`base` with the viewer cap raised to the audience and loopback trusted as the proxy
+    that names each client (see `address`): a temporary TOML file."""
+    config = Path(tempfile.mkdtemp()) / "load.toml"
+    text = base.read_text()
+    text = text.replace("[serve]", f"[serve]\nmax_viewers = {max(200, audience)}\n"
+                                   'trusted_proxies = ["127.0.0.1"]', 1)
+    config.write_text(text)
+    return config
 
 
 def split(n: int, parts: int) -> list[int]:
@@ -174,13 +230,7 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=4, help="client processes")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "default.toml")
     args = ap.parse_args()
-    # The default config, with the viewer cap raised to the audience and loopback trusted as
-    # the proxy that names each client (see `address`).
-    config = Path(tempfile.mkdtemp()) / "load.toml"
-    text = args.config.read_text()
-    text = text.replace("[serve]", f"[serve]\nmax_viewers = {max(200, args.viewers + args.stalled)}\n"
-                                   'trusted_proxies = ["127.0.0.1"]', 1)
-    config.write_text(text)
+    config = audience_config(args.config, args.viewers + args.stalled)
 
     port, ws_port = free_port(), free_port()
     base, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{ws_port}/"

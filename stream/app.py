@@ -1,12 +1,14 @@
 """The aiohttp app factory: routes, and the long-lived work started and stopped with the app.
 
     app = make_app(service, cfg.serve)   # tests build the same app on free ports
-    web.run_app(app, host=..., port=...)
+    serving.run(app, http_socket)          # the command: until SIGTERM or SIGINT
 
 Long-lived pieces live in `cleanup_ctx`: the dream and presenter threads (and the RTMP
-encoder), the websocket server, the state watcher and the chat reader start before the first
-request and stop (threads joined off the event loop) on shutdown, so Ctrl-C and SIGTERM end
-everything within a few seconds. The chat reader runs supervised like every thread.
+encoder), the websocket server, the state watcher, the chat reader and the systemd
+notifications start before the first request. On shutdown every part is told at once, the
+moment the signal arrives, and each close has its own bound (stream/serving.py), so Ctrl-C
+and SIGTERM end everything within SHUTDOWN_S however many viewers are attached. The chat
+reader runs supervised like every thread.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import asyncio
 import json
 import logging
 import socket
+import time
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -25,10 +28,12 @@ from . import mjpeg
 from .config import ServeSettings
 from .framebus import encode_jpeg
 from .metrics import CONTENT_TYPE
+from .notify import Notifier, tell_systemd
 from .origins import client_address, origin_allowed
 from .resources import folder
 from .sanitize import clean
 from .service import Service, error, error_json
+from .serving import CLOSING, SHUTDOWN_S, Closing
 from .worker import supervise
 from .ws import WebsocketServer
 
@@ -38,11 +43,17 @@ WEB_DIR = folder("web")
 SERVICE = web.AppKey("service", Service)
 SERVE = web.AppKey("serve", ServeSettings)
 WS_SOCKET = web.AppKey("ws_socket", socket.socket)  # the websocket port, bound before the model loads
+NOTIFIER = web.AppKey("notifier", Notifier)
 MAX_BODY = 4096
 
 
 async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(WEB_DIR / "index.html")
+
+
+async def view(request: web.Request) -> web.FileResponse:
+    """The picture alone, filling any window (an OBS Browser Source); ?overlay=1, ?fit=cover."""
+    return web.FileResponse(WEB_DIR / "view.html")
 
 
 async def stream_mjpg(request: web.Request) -> web.StreamResponse:
@@ -77,6 +88,14 @@ async def recent_jpg(request: web.Request) -> web.Response:
         if r.id == wanted:
             return web.Response(body=r.jpeg, content_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
     raise web.HTTPNotFound(text="no such recent dream\n")
+
+
+async def clip_mp4(request: web.Request) -> web.StreamResponse:
+    clips = request.app[SERVICE].clips
+    path = clips.folder.path(request.match_info["name"]) if clips is not None else None
+    if path is None or not path.is_file():
+        raise web.HTTPNotFound(text="no such clip\n")
+    return web.FileResponse(path, headers={"Cache-Control": "max-age=86400"})  # ranges too: players seek
 
 
 async def api_state(request: web.Request) -> web.Response:
@@ -148,42 +167,78 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def config_json(request: web.Request) -> web.Response:
     about, s = request.app[SERVICE].about, request.app[SERVE]
+    chat = request.app[SERVICE].chat is not None
     return web.json_response({"ws_port": s.ws_port, "ws_path": "/",
                               "ws_url": f"ws://{request.url.host}:{s.ws_port}/",
-                              "size": list(about.size), "model": about.model})
+                              "size": list(about.size), "model": about.model,
+                              "chat_prefix": about.prefix if chat else None})  # how /view?overlay=1 says to ask
 
 
 async def _lifecycle(app: web.Application):
-    service, s = app[SERVICE], app[SERVE]
-    ws = WebsocketServer(service, s)
+    service, s, closing, notifier = app[SERVICE], app[SERVE], app[CLOSING], app[NOTIFIER]
     # Bind the websocket port (if the command has not yet) before starting the dream thread:
-    # a port in use must fail cleanly with no thread left running.
-    async with ws.serve(s.host, s.ws_port, app.get(WS_SOCKET)) as server:
+    # a port in use must fail cleanly with no thread left running. Not `async with`: its exit
+    # waits for every client without a bound.
+    server = await WebsocketServer(service, s).serve(s.host, s.ws_port, app.get(WS_SOCKET))
+    closing.ws_server = server
+    try:
         service.start()
-        tasks = []
-        try:  # from here on the threads run: whatever fails, they are stopped
-            # The dream and presenter threads started at normal priority; this thread, which
-            # serves every viewer, steps back so an audience can never take the dream's CPU.
-            lower_this_thread(s.web_nice)
-            service.refresh_state()
-            tasks.append(asyncio.create_task(service.watch_state(), name="state-watcher"))
-            if service.chat is not None:
-                tasks.append(asyncio.create_task(supervise("chat", service.chat.session, service.chat.backoff,
-                                                           service.chat.failures), name="chat-reader"))
-            yield
-        finally:
-            server.close(close_connections=True)  # "going away" to every client
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.to_thread(service.stop)
+        # The dream and presenter threads started at normal priority; this thread, which
+        # serves every viewer, steps back so an audience can never take the dream's CPU.
+        lower_this_thread(s.web_nice)
+        service.refresh_state()
+        tasks = [asyncio.create_task(service.watch_state(), name="state-watcher"),
+                 # the watchdog pings while frames flow: a live source that is down is not the
+                 # process's fault, and a restart would not bring it back
+                 asyncio.create_task(tell_systemd(notifier, service.pipeline.shown,
+                                                  lambda: service.health().flowing, f"dreaming on port {s.port}"),
+                                     name="systemd-notify")]
+        if service.chat is not None:
+            tasks.append(asyncio.create_task(supervise("chat", service.chat.session, service.chat.backoff,
+                                                       service.chat.failures), name="chat-reader"))
+        closing.tasks = tasks
+        yield
+    finally:
+        if closing.started is None:  # stopped without a signal (a failed start)
+            await _closing(app)
+        closing.done("viewers")  # aiohttp has ended (or cancelled) every HTTP handler by now
+        if closing.tasks:
+            await asyncio.wait(closing.tasks, timeout=closing.left())
+        try:
+            await asyncio.wait_for(server.wait_closed(), max(closing.left(), 0.01))
+        except asyncio.TimeoutError:
+            log.warning("websocket clients still closing after %.1f s; dropped", SHUTDOWN_S)
+        closing.done("websockets")
+        running = await asyncio.to_thread(service.stop, closing.left())
+        closing.done("threads")
+        notifier.close()
+        log.info("stopped in %.2f s (%s)%s", time.monotonic() - closing.started,
+                 ", ".join(f"{part} {t:.2f} s" for part, t in closing.took.items()),
+                 f"; {', '.join(running)} still busy, left to the exit" if running else "")
+
+
+def _tell_threads(app: web.Application) -> None:
+    """The thread-safe half of stopping, from any thread (the signal handler's): the dream
+    gives its cores back at once, every bus closes (so every MJPEG loop ends), systemd hears
+    STOPPING. Waits for nothing."""
+    closing = app[CLOSING]
+    if closing.started is None:
+        closing.started = time.monotonic()
+        app[NOTIFIER].stopping()
+        app[SERVICE].stop_soon()
 
 
 async def _closing(app: web.Application) -> None:
-    """First step of shutdown: the threads are told to stop (joined later, off the loop), so the
-    dream gives its cores back at once, and every MJPEG loop ends so no handler holds the
-    server open."""
-    app[SERVICE].stop_soon()
+    """aiohttp's on_shutdown, the event loop's half: "going away" to every websocket client
+    (their handshakes run in parallel with aiohttp's wait for its handlers), the tasks
+    cancelled, the MJPEG viewers dropped."""
+    _tell_threads(app)
+    closing = app[CLOSING]
+    if closing.ws_server is not None:
+        closing.ws_server.close(close_connections=True)
+    for task in closing.tasks:
+        task.cancel()
+    mjpeg.drop_all(app[SERVICE].mjpeg_transports)
 
 
 class ClientNoise(logging.Filter):
@@ -198,17 +253,22 @@ class ClientNoise(logging.Filter):
 CLIENT_NOISE = ClientNoise()  # one instance: addFilter keeps it once however many apps are made
 
 
-def make_app(service: Service, serve: ServeSettings, ws_socket: socket.socket | None = None) -> web.Application:
+def make_app(service: Service, serve: ServeSettings, ws_socket: socket.socket | None = None,
+             notifier: Notifier | None = None) -> web.Application:
+    """`notifier`: tells systemd when the stream is ready, healthy and stopping (none: silent)."""
     logging.getLogger("aiohttp.server").addFilter(CLIENT_NOISE)
     app = web.Application(client_max_size=MAX_BODY)
-    app[SERVICE], app[SERVE] = service, serve
+    app[SERVICE], app[SERVE], app[NOTIFIER] = service, serve, notifier or Notifier()
+    app[CLOSING] = Closing(lambda: _tell_threads(app))
     if ws_socket is not None:
         app[WS_SOCKET] = ws_socket
     app.router.add_get("/", index)
+    app.router.add_get("/view", view)
     app.router.add_get("/stream.mjpg", stream_mjpg)
     app.router.add_get("/frame.jpg", frame_jpg)
     app.router.add_get("/preview.jpg", preview_jpg)
     app.router.add_get("/recent/{id}.jpg", recent_jpg)
+    app.router.add_get("/clips/{name}", clip_mp4)
     app.router.add_get("/api/state", api_state)
     app.router.add_get("/api/classes", api_classes)
     app.router.add_post("/api/request", api_request)

@@ -35,7 +35,7 @@ from dreamer.classes import RequestError
 from .config import ChatSettings
 from .requests import Ack
 from .sanitize import clean_name
-from .worker import Backoff
+from .worker import Backoff, again
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ TAG_ESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 
 
 RFC_NICKLEN = 9
+CLOSE_TIMEOUT_S = 0.5  # a chat server that does not answer our close is cut off (websockets' default: 10 s)
 
 
 class Reconnect(Exception):
@@ -118,7 +119,7 @@ class Transport:
         u = urlsplit(url)
         t = cls()
         if u.scheme in ("ws", "wss"):
-            t.ws = await ws_connect(url, open_timeout=15, max_size=2**20)
+            t.ws = await ws_connect(url, open_timeout=15, close_timeout=CLOSE_TIMEOUT_S, max_size=2**20)
             t.reader = t.writer = None
         else:
             tls = ssl.create_default_context() if u.scheme == "ircs" else None
@@ -241,9 +242,8 @@ class ChatReader:
         elif msg.command == "001":  # welcome: registered, now we may join
             await t.send(f"JOIN {self.channel}")
         elif msg.command == "JOIN" and msg.nick.lower() == self.nick.lower():
-            log.info("chat: reading %s on %s as %s", self.channel, self.s.url, self.nick)
+            log.info("chat: reading %s on %s as %s%s", self.channel, self.s.url, self.nick, again(backoff.reset()))
             self.connected.set()
-            backoff.reset()
         elif msg.command in ("432", "433"):  # erroneous / in-use nick: try one that fits
             if self.can_reply:
                 raise ChatRefused(f"the server refused the nick {self.nick!r}: {reason}")

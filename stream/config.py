@@ -102,6 +102,25 @@ class SourceSettings(LiveSettings):
 
 
 @dataclass
+class ClipSettings:
+    # Each finished dream's last `seconds` as an mp4 at the output size (the page links it
+    # from its recent strip); past max_mb the oldest go first. Off while folder is empty:
+    # a clip costs disk, and without RTMP an encode (stream/clips.py gives the figures).
+    folder: str = ""
+    max_mb: float = 500.0
+    seconds: float = 8.0
+
+
+@dataclass
+class LogSettings:
+    # Empty: stderr (under systemd that is the journal, which gets each line's priority and
+    # keeps its own timestamps). A path: that file, rotated at max_mb, `keep` old ones kept.
+    file: str = ""
+    max_mb: float = 10.0
+    keep: int = 5
+
+
+@dataclass
 class Config:
     model: str = "efficientnet_lite0"
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -119,6 +138,8 @@ class Config:
     rtmp: RtmpSettings = field(default_factory=RtmpSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     source: SourceSettings = field(default_factory=SourceSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    clips: ClipSettings = field(default_factory=ClipSettings)
 
 
 def _coerce(value, hint, where: str):
@@ -202,7 +223,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "queue.attempts_per_s": (0.01, 1000.0), "queue.attempt_burst": (1, 10_000),
     "rtmp.fps": (1.0, 120.0), "rtmp.bitrate_k": (0, 100_000), "rtmp.keyframe_s": (0.5, 10.0),
     "rtmp.overlay_scale": (0.2, 5.0), "rtmp.threads": (0, 64), "serve.output_size": (32, 4096),
-    "chat.reply_every_s": (0.0, 3600.0),
+    "chat.reply_every_s": (0.0, 3600.0), "log.max_mb": (0.01, 100_000.0), "log.keep": (0, 1000),
+    "clips.max_mb": (0.01, 10_000_000.0), "clips.seconds": (1.0, 120.0),
     "source.mix": (0.0, 1.0), "source.half_life_s": (0.05, 3600.0), "source.flow_scale": (0.1, 1.0),
     "source.max_disagreement_px": (0.1, 100.0),
 }
@@ -330,3 +352,24 @@ def bitrate_k(rtmp: RtmpSettings, size: tuple[int, int]) -> int:
         return rtmp.bitrate_k
     pixels = size[0] * size[1]
     return 1000 if pixels <= 640 * 360 else 1500 if pixels <= 854 * 480 else 3000 if pixels <= 1280 * 720 else 4500
+
+
+def systemd_notify() -> tuple[str | None, int | None]:
+    """Where systemd listens for READY/WATCHDOG/STOPPING (NOTIFY_SOCKET), and the watchdog
+    interval in microseconds (WATCHDOG_USEC, when WATCHDOG_PID, if set, is this process).
+    (None, None) when not run by systemd as Type=notify."""
+    address = os.environ.get("NOTIFY_SOCKET") or None
+    usec, pid = os.environ.get("WATCHDOG_USEC", ""), os.environ.get("WATCHDOG_PID", "")
+    if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+        return address, None
+    return address, int(usec)
+
+
+def journald_stderr() -> bool:
+    """Is stderr the systemd journal? (JOURNAL_STREAM names its device:inode, sd_journal_stream_fd(3).)"""
+    try:
+        device, inode = (int(v) for v in os.environ.get("JOURNAL_STREAM", "").split(":"))
+        st = os.fstat(sys.stderr.fileno())
+    except (ValueError, OSError, AttributeError):
+        return False
+    return (st.st_dev, st.st_ino) == (device, inode)

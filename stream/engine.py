@@ -31,7 +31,7 @@ from dreamer.loop import MAX_DT_S, Dreamer, DreamSettings
 from .framebus import FrameBus
 from .requests import RequestQueue
 from .source import cover
-from .worker import RateMeter, Worker
+from .worker import RateMeter, Repeats, Worker, again
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class DreamEngine(Worker):
         self.last_steps = 0  # steps the newest frame took
         self.frame_ms = 0.0  # moving average of the time a frame's dreaming takes
         self.frame_errors = 0
+        self.failing = Repeats()  # frames failing in a row: one log line per event, not per frame
 
     @property
     def rate(self) -> float:
@@ -122,11 +123,14 @@ class DreamEngine(Worker):
                         rgb = dreamer.frame(dt, steps, interrupt=self._stop.is_set)
                     else:
                         rgb = dreamer.frame(source, dt, steps, interrupt=self._stop.is_set)
-                except Exception:  # a bad frame must not end the stream: log it, pause, go on
-                    log.exception("dream frame failed; retrying in 1 s")
+                except Exception as e:  # a bad frame must not end the stream: log it, pause, go on
+                    self.failing.say(log, logging.ERROR, f"dream frame failed ({type(e).__name__}: {e}); "
+                                                         "retrying every second", exc_info=e)
                     self.frame_errors += 1
                     self._stop.wait(1.0)
                     continue
+                if self.failing.count:
+                    log.info("dreaming again%s", again(self.failing.reset()))
                 if rgb is None:  # interrupted: stopping
                     continue
                 took = time.monotonic() - start

@@ -3,7 +3,8 @@
 Each viewer loops: await a frame newer than the last it sent, write it. The write awaits
 the socket draining, so a slow viewer simply gets the newest frame when it is ready again
 (skipping the ones in between); nothing queues up. A viewer that goes away ends its loop
-quietly; one that stalls for STALL_S is let go. The chunk sent is built once per frame.
+quietly; one that stalls for STALL_S is let go, and at shutdown all are let go at once
+(`drop_all`). The chunk sent is built once per frame.
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ async def stream(request: web.Request, service, s: ServeSettings) -> web.StreamR
     })
     await resp.prepare(request)
     service.add_viewer("mjpeg", +1)
+    transport = request.transport  # kept: the request forgets it once the connection is lost
+    service.mjpeg_transports.add(transport)
     shown = service.pipeline.shown
     seq = 0
     try:
@@ -67,4 +70,14 @@ async def stream(request: web.Request, service, s: ServeSettings) -> web.StreamR
         pass  # the viewer left or stalled, or the server is shutting down
     finally:
         service.add_viewer("mjpeg", -1)
+        service.mjpeg_transports.discard(transport)
     return resp
+
+
+def drop_all(transports) -> None:
+    """At shutdown: every viewer's connection closed at once, its unsent bytes dropped. A
+    multipart stream has no last frame to finish, and a viewer that stopped reading would
+    otherwise hold its handler (and the exit) until aiohttp's shutdown timeout."""
+    for transport in list(transports):
+        if transport is not None:
+            transport.abort()

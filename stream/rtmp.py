@@ -27,7 +27,7 @@ import numpy as np
 from .config import RtmpSettings, bitrate_k
 from .framebus import FrameBus
 from .overlay import draw_overlay
-from .worker import Worker
+from .worker import Worker, again
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ class RtmpEncoder(Worker):
         self.frames_sent = 0  # video frames handed to the ingest
         self.pictures_sent = 0  # ... of which showed a new picture (not a repeat of the last)
         self.frame_ms = {"overlay": 0.0, "convert": 0.0, "encode": 0.0}  # moving averages per sent frame
+        self.on_packet: Callable | None = None  # (video stream, packet) for each encoded video packet: clips
 
     def scrub(self, text: str) -> str:
         secret = urlsplit(self.url).path
@@ -104,7 +105,8 @@ class RtmpEncoder(Worker):
         try:
             self._stream()
         except (av.error.FFmpegError, OSError, ValueError) as e:
-            log.warning("rtmp: %s: %s", self.masked, self.scrub(f"{type(e).__name__}: {e}"))
+            why = self.scrub(f"{type(e).__name__}: {e}")
+            self.backoff.repeats.say(log, logging.WARNING, f"rtmp: {self.masked}: {why}")
         finally:
             self.connected, self.bitrate_kbps = False, 0.0
 
@@ -163,6 +165,9 @@ class RtmpEncoder(Worker):
                 t2 = time.monotonic()
                 packets = video.encode(frame)
                 self._timed(t0, t1, t2, time.monotonic())
+                if self.on_packet is not None:  # before muxing, which takes the packets over
+                    for p in packets:
+                        self.on_packet(video, p)
                 sent += sum(p.size for p in packets)
                 container.mux(packets)
                 n += 1
@@ -174,9 +179,8 @@ class RtmpEncoder(Worker):
                     self.bitrate_kbps, sent, window_start = sent * 8 / 1000 / (now - window_start), 0, now
                     if not self.connected:  # a second of video got through: the ingest took us
                         self.connected = True
-                        self.backoff.reset()
-                        log.info("rtmp: streaming %dx%d at %g fps, %d kb/s to %s", w, h, self.s.fps,
-                                 self.target_kbps, self.masked)
+                        log.info("rtmp: streaming %dx%d at %g fps, %d kb/s to %s%s", w, h, self.s.fps,
+                                 self.target_kbps, self.masked, again(self.backoff.reset()))
                 while samples < n / self.s.fps * AUDIO_RATE:  # keep audio level with video
                     af = av.AudioFrame.from_ndarray(self.audio.next(), format="fltp", layout="stereo")
                     af.sample_rate, af.pts = AUDIO_RATE, samples

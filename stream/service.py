@@ -34,17 +34,20 @@ RECENT = 8  # dreams kept in the strip of recent ones
 THUMB_W = 192
 
 
-@dataclass(frozen=True)
+@dataclass
 class Recent:
-    """A dream that has ended: what, who asked, and its last picture (a small JPEG)."""
+    """A dream that has ended: what, who asked, its last picture (a small JPEG), and its clip
+    once written (with [clips] on)."""
 
     id: str
     label: str
     user: str | None
     jpeg: bytes
+    clip: str | None = None  # the clip's URL
 
     def to_json(self) -> dict:
-        return {"id": self.id, "label": self.label, "user": self.user, "thumb": f"/recent/{self.id}.jpg"}
+        return {"id": self.id, "label": self.label, "user": self.user, "thumb": f"/recent/{self.id}.jpg",
+                "clip": self.clip}
 
 
 def thumbnail(rgb: np.ndarray) -> bytes:
@@ -69,11 +72,14 @@ class Service:
         self.metrics = Metrics(self.reading)
         self.encoder = None  # an RtmpEncoder, when streaming out
         self.chat = None  # a ChatReader, when reading chat
+        self.clips = None  # a Clips, when [clips] folder is set
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.started = time.monotonic()
         self.viewers = {"mjpeg": 0, "websocket": 0}
         # Shown frames are JPEG-encoded only while someone watches MJPEG: a 720p stream to an
         # RTMP ingest with nobody on the page saves 25 encodes a second (1.6 ms each at 720p).
         self.jpeg_wanted, pipeline.shown.encode = pipeline.shown.encode, False
+        self.mjpeg_transports: set = set()  # each MJPEG viewer's connection, dropped at shutdown
         self.recent: deque[Recent] = deque(maxlen=RECENT)
         self.state_json = ""
         self._state: tuple[dict, float] = ({}, 0.0)  # the last state and when it was taken
@@ -128,7 +134,8 @@ class Service:
                            "chat": None if chat is None else {"connected": chat.connected.is_set()},
                            "listeners": self.viewers["websocket"]},
                 "recent": [r.to_json() for r in self.recent],
-                **({"source": self.pipeline.source.health()} if self.pipeline.source is not None else {})}
+                **({"source": self.pipeline.source.health()} if self.pipeline.source is not None else {}),
+                "clips": self.clips.listing() if self.clips is not None else []}
 
     def refresh_state(self) -> None:
         """Rebuild the state JSON once and wake every websocket sender."""
@@ -154,6 +161,7 @@ class Service:
         """Push state on every change of target or queue, and at least every STATE_EVERY_S;
         when a dream ends, keep it in the strip of recent ones."""
         seen, last = -1, 0.0
+        self._loop = asyncio.get_running_loop()
         playing = self.queue.snapshot()["target"]
         while True:
             self.queue.current()  # let the hold run out even while the dream thread is busy
@@ -173,6 +181,18 @@ class Service:
             return
         thumb = await asyncio.to_thread(thumbnail, frame.rgb)  # encoding stays off the event loop
         self.recent.appendleft(Recent(ended["id"], ended["label"], ended.get("user"), thumb))
+        if self.clips is not None:
+            self.clips.cut(ended["label"], ended.get("user"), ended["id"])
+
+    def clip_written(self, clip, ended_id: str) -> None:
+        """From the clip writer's thread: link the clip from its dream in the recent strip."""
+        def link() -> None:
+            for r in self.recent:
+                if r.id == ended_id:
+                    r.clip = clip.to_json()["url"]
+            self.refresh_state()
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(link)
 
     def overlay(self) -> list[str]:
         """The overlay's lines for the frame being sent now (any thread: reads one tuple)."""
@@ -182,12 +202,13 @@ class Service:
     # -- parts ----------------------------------------------------------------------------
     @property
     def workers(self) -> list:
-        return self.pipeline.workers + ([self.encoder] if self.encoder is not None else [])
+        return self.pipeline.workers + [w for w in (self.encoder, self.clips) if w is not None]
 
     def start(self) -> None:
         self.pipeline.start()
-        if self.encoder is not None:
-            self.encoder.start()
+        for worker in (self.encoder, self.clips):
+            if worker is not None:
+                worker.start()
 
     def stop_soon(self) -> None:
         """Tell every thread to stop and end every reader of the buses; returns at once."""
@@ -196,11 +217,15 @@ class Service:
         for bus in self.pipeline.buses:
             bus.close()
 
-    def stop(self) -> None:
-        """Blocking (joins threads): run it off the event loop."""
-        if self.encoder is not None:
-            self.encoder.stop()
-        self.pipeline.stop()
+    def stop(self, timeout: float = 5.0) -> list[str]:
+        """Blocking (joins threads, all within `timeout`): run it off the event loop. Returns
+        the names of the threads still running then (a frame or an ingest write that did not
+        end in time; they are daemons, so the process still exits)."""
+        self.stop_soon()
+        deadline = time.monotonic() + timeout
+        for worker in self.workers:
+            worker.stop(max(0.0, deadline - time.monotonic()))
+        return [w.name for w in self.workers if w.alive]
 
     def health(self) -> Health:
         health = self.pipeline.health()

@@ -29,6 +29,10 @@ from .service import STATE_EVERY_S, Service, error, error_json
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 4096
+# A client has this long to answer a close ("going away" at shutdown, 1008 for a flood) before
+# its connection is cut: an RTT or two over the internet; a frozen tab never answers (it
+# held shutdown for websockets' default 2 s before).
+CLOSE_TIMEOUT_S = 0.5
 FLOOD_RATE, FLOOD_BURST = 5.0, 20  # messages a second (and at once) before a connection is closed (1008)
 
 
@@ -107,4 +111,4 @@ class WebsocketServer:
         """An async context manager: the listening server (on `sock` when it is already bound)."""
         where = {"sock": sock} if sock is not None else {"host": host, "port": port}
         return serve(self.handle, **where, process_request=self._gate, max_size=MAX_MESSAGE, max_queue=4,
-                     ping_interval=20, ping_timeout=20, close_timeout=2)
+                     ping_interval=20, ping_timeout=20, close_timeout=CLOSE_TIMEOUT_S)

@@ -50,6 +50,7 @@ def test_user_errors_are_one_line_without_traceback(tmp_path):
         (["render", "--class", "volcano", "--layer", "nope", "--output", str(tmp_path / "x.png")], "no layer"),
         (["render", "--class", "volcano", "--frames", "0"], "at least 1"),
         (["classes", "qqxxzz"], "is not an ImageNet class"),
+        (["serve", "--log-file", str(tmp_path / "no" / "x.log")], "cannot write the log file"),
     ]
     for args, text in cases:
         r = run(*args)

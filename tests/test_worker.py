@@ -2,7 +2,9 @@
 import asyncio
 import threading
 
-from stream.worker import Backoff, RateMeter, Worker, supervise
+import logging
+
+from stream.worker import Backoff, RateMeter, Repeats, Worker, again, supervise
 
 
 def test_backoff_doubles_to_its_cap_and_resets():
@@ -10,6 +12,24 @@ def test_backoff_doubles_to_its_cap_and_resets():
     assert [b.next() for _ in range(5)] == [1.0, 2.0, 4.0, 5.0, 5.0]
     b.reset()
     assert b.next() == 1.0
+
+
+def test_a_repeated_failure_is_one_line_then_one_at_each_power_of_ten(caplog):
+    log = logging.getLogger("test.repeats")
+    r = Repeats()
+    with caplog.at_level(logging.INFO, logger="test.repeats"):
+        for _ in range(120):
+            r.say(log, logging.WARNING, "ingest: ConnectionRefusedError")
+        r.say(log, logging.WARNING, "ingest: TimeoutError")  # a different failure is a new event
+    assert [rec.getMessage() for rec in caplog.records] == [
+        "ingest: ConnectionRefusedError", "ingest: ConnectionRefusedError (10 times in a row)",
+        "ingest: ConnectionRefusedError (100 times in a row)", "ingest: TimeoutError"]
+    assert r.reset() == 121 and r.reset() == 0
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="test.repeats"):
+        r.say(log, logging.WARNING, "ingest: ConnectionRefusedError")  # after a recovery: said again
+    assert len(caplog.records) == 1
+    assert again(0) == "" and again(1) == " (back after 1 failed attempt)" and again(12).endswith("12 failed attempts)")
 
 
 def test_rate_meter_with_an_injected_clock():
@@ -47,7 +67,8 @@ def test_a_failing_job_is_logged_and_restarted(caplog):
     assert w.state == "running" and w.restarts == 3 and len(hook) == 3
     w.stop()
     assert w.state == "stopped" and w.calls == 4
-    assert caplog.text.count("flaky failed") == 3 and "RuntimeError: injected" in caplog.text
+    # one event: the first failure in full, its two repeats only at debug level
+    assert caplog.text.count("flaky failed: RuntimeError: injected") == 1 and "Traceback" in caplog.text
 
 
 def test_supervise_restarts_an_async_session_and_logs_expected_failures_in_one_line(caplog):

@@ -40,10 +40,14 @@ function showState(s) {
     `${s.viewers} watching`, `${s.model} on ${s.device}`,
     enc ? `stream ${enc.state}${enc.state === "live" ? " " + enc.bitrate_kbps + " kb/s" : ""}${enc.reconnects ? ", " + enc.reconnects + " reconnects" : ""}` : "",
     chat ? (chat.connected ? "chat connected" : "chat reconnecting") : ""].filter(Boolean).join(" · ");
-  const key = (s.recent || []).map((r) => r.id).join();
+  const key = (s.recent || []).map((r) => r.id + (r.clip ? "+" : "")).join();
   if (key !== recentKey) {
     recentKey = key;
-    $("recent").innerHTML = (s.recent || []).map((r) => `<figure><img src="${esc(r.thumb)}" alt="${esc(r.label)}" loading="lazy">` +
+    const thumb = (r) => {  // a link to the dream's clip once there is one
+      const img = `<img src="${esc(r.thumb)}" alt="${esc(r.label)}" loading="lazy">`;
+      return r.clip ? `<a href="${esc(r.clip)}" target="_blank" rel="noopener" title="play the clip">${img}</a>` : img;
+    };
+    $("recent").innerHTML = (s.recent || []).map((r) => `<figure>${thumb(r)}` +
       `<figcaption>${esc(r.label)}${r.user ? " · " + esc(r.user) : ""}</figcaption></figure>`).join("");
   }
 }

@@ -63,14 +63,15 @@ class Server:
 
 
 def start_server(tmp: Path, config: str = TEST_CONFIG, extra: list[str] = (),
-                 ports: tuple[int, int] | None = None) -> Server:
+                 ports: tuple[int, int] | None = None, env: dict[str, str] | None = None) -> Server:
     cfg = tmp / "test.toml"
     cfg.write_text(config)
     port, ws_port = ports or (free_port(), free_port())
     log = tmp / "server.log"
     proc = subprocess.Popen([sys.executable, "-m", "stream", "serve", "--config", str(cfg), "--port", str(port),
                              "--ws-port", str(ws_port), *extra],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     server = Server(proc, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{ws_port}/", log)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -99,7 +100,8 @@ def stop_server(server: Server) -> tuple[int, float]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    s = start_server(tmp_path_factory.mktemp("serve"))
+    tmp = tmp_path_factory.mktemp("serve")
+    s = start_server(tmp, extra=["--clips", str(tmp / "clips")])
     yield s
     rc, took = stop_server(s)
     assert rc == 0 and took < 5, f"SIGTERM: rc={rc} after {took:.1f}s\n{s.log.read_text()[-3000:]}"

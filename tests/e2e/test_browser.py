@@ -5,6 +5,8 @@ import shutil
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from .conftest import TEST_CONFIG, start_server, stop_server
@@ -38,7 +40,7 @@ def picture_changes(page, timeout_s: float = 30) -> bool:
 def test_page_shows_the_dream_and_takes_a_request(tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    server = start_server(tmp_path, CONFIG)
+    server = start_server(tmp_path, CONFIG, ["--clips", str(tmp_path / "clips")])
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
@@ -64,6 +66,9 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             yours = re.compile(r"yours \(goldfish\) plays in ~\d+ s|now playing yours")
             expect(page.locator("#yours")).to_contain_text(yours, timeout=10_000)
             expect(page.locator("#recent figure").first).to_be_visible(timeout=30_000)  # a dream ended: in the strip
+            clip = page.locator("#recent figure a[href^='/clips/']").first  # ...and its clip, once written
+            expect(clip).to_be_attached(timeout=30_000)
+            assert server.get(clip.get_attribute("href"))[1]["Content-Type"] == "video/mp4"
             page.locator("#catalogue summary").click()
             page.fill("#filter", "jelly")
             expect(page.locator("#classlist li").first).to_have_text("jellyfish", timeout=10_000)
@@ -150,5 +155,60 @@ def test_another_site_cannot_queue_dreams_through_a_visitors_browser(tmp_path):
         assert server.log.read_text().count("broccoli") == 0
     finally:
         evil.shutdown()
+        rc, _ = stop_server(server)
+        assert rc == 0
+
+
+LAYOUT = """() => {
+  const r = document.getElementById('picture').getBoundingClientRect(), d = document.scrollingElement;
+  return {box: [r.x, r.y, r.width, r.height], scroll: [d.scrollWidth, d.scrollHeight],
+          text: document.body.innerText.trim(), controls: document.querySelectorAll('input, button, form').length};
+}"""
+
+
+def screenshot(page, name: str) -> np.ndarray:
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    png = page.screenshot(path=str(SCREENSHOT_DIR / name))
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+
+
+def test_view_is_the_picture_alone_filling_the_window_with_an_optional_overlay(tmp_path):
+    """/view for an OBS Browser Source: at the stream's own aspect the picture covers the
+    window exactly (a letterbox bar would be pure black from end to end); at another it is
+    shown whole with black bars, or cropped with ?fit=cover."""
+    from playwright.sync_api import expect, sync_playwright
+
+    server = start_server(tmp_path, TEST_CONFIG, ["--output-size", "640x360"])
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            for w, h in ((1280, 720), (1920, 1080)):
+                page = browser.new_page(viewport={"width": w, "height": h})
+                page.goto(server.base + "/view")
+                page.wait_for_function("document.getElementById('picture').naturalWidth === 640", timeout=30_000)
+                assert page.evaluate(LAYOUT) == {"box": [0, 0, w, h], "scroll": [w, h], "text": "", "controls": 0}
+                shot = screenshot(page, f"view-{w}x{h}.png")
+                assert shot.shape == (h, w, 3)
+                for edge in (shot[0], shot[-1], shot[:, 0], shot[:, -1]):
+                    assert edge.max() > 8, "a black bar: the picture does not reach this edge"
+                page.close()
+            square = browser.new_page(viewport={"width": 720, "height": 720})
+            square.goto(server.base + "/view")
+            square.wait_for_function("document.getElementById('picture').naturalWidth === 640", timeout=30_000)
+            shot = screenshot(square, "view-720x720.png")
+            assert shot[0].max() < 5 and shot[-1].max() < 5 and shot[360].max() > 8  # whole, bars above and below
+            square.goto(server.base + "/view?fit=cover")
+            square.wait_for_function("document.getElementById('picture').naturalWidth === 640", timeout=30_000)
+            shot = screenshot(square, "view-720x720-cover.png")
+            assert shot[0].max() > 8 and shot[-1].max() > 8  # filled, cropped at the sides
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(server.base + "/view?overlay=1")
+            expect(page.locator("#playing")).to_contain_text(re.compile(r"\w+\s+· \d+ s"), timeout=15_000)
+            box = page.locator("#caption").bounding_box()
+            assert box["x"] > 0 and box["y"] + box["height"] < 720 and box["width"] < 1280 * 0.8 + 1
+            assert page.evaluate(LAYOUT)["scroll"] == [1280, 720]
+            screenshot(page, "view-overlay.png")
+            browser.close()
+    finally:
         rc, _ = stop_server(server)
         assert rc == 0

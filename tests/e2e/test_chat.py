@@ -1,45 +1,16 @@
-"""Chat end to end: a real IRC server (Debian's ngircd) on loopback, a real IRC client saying !dream."""
+"""Chat end to end: a real IRC server (Debian's ngircd on its own config, scripts/peers.py) on
+loopback, a real IRC client saying !dream."""
 import os
-import re
-import shutil
 import socket
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
+from peers import NGIRCD, start_ngircd
 
 from .conftest import TEST_CONFIG, free_port, start_server, stop_server
 
-NGIRCD = shutil.which("ngircd") or ("/usr/sbin/ngircd" if os.path.exists("/usr/sbin/ngircd") else None)
 if NGIRCD is None and not os.environ.get("CI"):
     pytest.skip("needs Debian ngircd (make test installs it as root)", allow_module_level=True)
-
-DEBIAN_CONF = Path("/etc/ngircd/ngircd.conf")
-
-
-def stock_conf(port: int, tmp_path: Path) -> str:
-    """Debian's own ngircd.conf as installed, with only what a second server on this machine
-    must change: the port, loopback only, and a PID file of its own. Its limits stay (a nick
-    of at most 9 characters, the RFC's), as every user of a stock server has them."""
-    text = DEBIAN_CONF.read_text() if DEBIAN_CONF.exists() else "[Global]\n\tName = irc.example.net\n"
-    text = re.sub(r"(?m)^\s*;?\s*(Ports|Listen|PidFile)\s*=.*$", "", text)
-    return text.replace("[Global]", f"[Global]\n\tPorts = {port}\n\tListen = 127.0.0.1\n"
-                                      f"\tPidFile = {tmp_path / 'ngircd.pid'}", 1)
-
-
-def start_ircd(tmp_path, port):
-    conf = tmp_path / "ngircd.conf"
-    conf.write_text(stock_conf(port, tmp_path))
-    proc = subprocess.Popen([NGIRCD, "-n", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("ngircd did not start")
 
 
 def say(port, nick, *lines: bytes):
@@ -79,7 +50,7 @@ def wait_until(cond, timeout=30):
 
 def test_dream_from_irc_chat_survives_garbage_and_a_dropped_connection(tmp_path):
     port = free_port()
-    ircd = start_ircd(tmp_path, port)
+    ircd = start_ngircd(tmp_path, port)
     server = start_server(tmp_path, extra=["--chat", f"irc://127.0.0.1:{port}", "--channel", "dream"])
     try:
         assert wait_until(lambda: "chat: reading #dream" in server.log.read_text())
@@ -100,7 +71,7 @@ def test_dream_from_irc_chat_survives_garbage_and_a_dropped_connection(tmp_path)
         ircd.wait(5)
         assert wait_until(lambda: "chat:" in server.log.read_text().split("viewer3 asked")[-1])
         assert server.get_json("/healthz")["ok"]
-        ircd = start_ircd(tmp_path, port)  # ...and comes back: the reader rejoins by itself
+        ircd = start_ngircd(tmp_path, port)  # ...and comes back: the reader rejoins by itself
         assert wait_until(lambda: server.log.read_text().count("chat: reading #dream") >= 2, 60)
         say(port, "viewer4", b"!dream daisy")
         assert wait_until(lambda: "daisy" in labels(server)), labels(server)
@@ -151,7 +122,7 @@ class Client:
 
 def test_chat_commands_on_a_stock_server(tmp_path):
     port = free_port()
-    ircd = start_ircd(tmp_path, port)
+    ircd = start_ngircd(tmp_path, port)
     mod = Client(port, "mod")  # first in the channel: its operator
     config = TEST_CONFIG.replace("hold_s = 4.0", "hold_s = 60.0") + '[chat]\nnick = "dreambot"\nreply_every_s = 0.0\n'
     server = start_server(tmp_path, config, ["--chat", f"irc://127.0.0.1:{port}", "--channel", "dream"])

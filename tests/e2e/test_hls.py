@@ -1,32 +1,18 @@
 """Fan-out through a real nginx with the RTMP module: the README's recipe (configs/nginx-hls.conf)
 as a user runs it, with only its ports and /tmp paths moved so that tests can run side by side."""
-import os
-import shutil
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import cv2
 import imageio_ffmpeg
 import pytest
+from peers import NGINX, RTMP_MODULE, start_nginx, stop
 
 from .conftest import TEST_CONFIG, free_port, start_server, stop_server
 
-RECIPE = Path(__file__).parents[2] / "configs" / "nginx-hls.conf"
-MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
-
-if not shutil.which("nginx", path="/usr/sbin:/usr/bin") or not MODULE.exists():
+if not NGINX or not RTMP_MODULE.exists():
     pytest.skip("needs Debian nginx and libnginx-mod-rtmp (make test installs them as root)", allow_module_level=True)
-
-
-def recipe_for(tmp: Path, rtmp_port: int, http_port: int) -> str:
-    text = RECIPE.read_text()
-    for old, new in (("listen 1935;", f"listen {rtmp_port};"), ("listen 8088;", f"listen {http_port};"),
-                     ("/tmp/dreamstream-", f"{tmp}/")):
-        assert old in text, f"the recipe no longer has {old!r}"
-        text = text.replace(old, new)
-    return text
 
 
 def wait_for_playlist(url: str, timeout: float = 90) -> bytes:
@@ -45,14 +31,7 @@ def wait_for_playlist(url: str, timeout: float = 90) -> bytes:
 
 def test_nginx_re_serves_the_push_as_hls_that_ffmpeg_plays(tmp_path):
     rtmp_port, http_port = free_port(), free_port()
-    (tmp_path / "nginx").mkdir()
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(recipe_for(tmp_path / "nginx", rtmp_port, http_port))
-    nginx = shutil.which("nginx", path="/usr/sbin:/usr/bin")
-    # As root nginx's workers drop to nobody, who cannot enter pytest's private tmp folders.
-    run_as = " user root;" if os.geteuid() == 0 else ""
-    proxy = subprocess.Popen([nginx, "-e", "stderr", "-c", str(conf), "-g", "daemon off;" + run_as],
-                             stdout=subprocess.DEVNULL, stderr=(tmp_path / "nginx.log").open("w"))
+    proxy = start_nginx(tmp_path, rtmp_port, http_port)  # the recipe, its ports and paths moved (scripts/peers.py)
     server = None
     try:
         server = start_server(tmp_path, TEST_CONFIG, ["--rtmp", f"rtmp://127.0.0.1:{rtmp_port}/live/dream",
@@ -71,6 +50,5 @@ def test_nginx_re_serves_the_push_as_hls_that_ffmpeg_plays(tmp_path):
         if server:
             rc, _ = stop_server(server)
             assert rc == 0
-        proxy.terminate()
-        proxy.wait(10)
+        stop(proxy)
     assert proxy.returncode == 0, (tmp_path / "nginx.log").read_text()

@@ -1,4 +1,5 @@
 """RTMP end to end: `serve --rtmp` pushes to a real local RTMP server (ffmpeg -listen 1)."""
+import io
 import json
 import re
 import signal
@@ -46,7 +47,7 @@ def test_rtmp_push_is_h264_aac_with_2s_keyframes_and_survives_an_ingest_restart(
     port = free_port()
     first, second = tmp_path / "first.flv", tmp_path / "second.flv"
     ingest = listen(port, first)
-    config = TEST_CONFIG + "[rtmp]\nfps = 30.0\nbitrate_k = 800\n"
+    config = TEST_CONFIG + f"[rtmp]\nfps = 30.0\nbitrate_k = 800\n[clips]\nfolder = '{tmp_path / 'clips'}'\nseconds = 2.0\n"
     server = start_server(tmp_path, config, ["--rtmp", f"rtmp://127.0.0.1:{port}/live/{KEY}"])
     try:
         wait_for_bytes(first, 400_000)  # ~4 s at 800 kb/s
@@ -72,6 +73,12 @@ def test_rtmp_push_is_h264_aac_with_2s_keyframes_and_survives_an_ingest_restart(
         metrics = server.get("/metrics")[2].decode()
         restarts = float(re.search(r"^dreamstream_encoder_restarts_total (\S+)", metrics, re.M).group(1))
         assert restarts >= 1
+        clips = server.get_json("/api/state")["clips"]  # dreams ended (4-s holds): their clips, remuxed
+        assert clips, "no clip from the encoder's packets"
+        with av.open(io.BytesIO(server.get(clips[0]["url"])[2])) as c:
+            v = c.streams.video[0]
+            assert v.codec_context.name == "h264" and (v.codec_context.width, v.codec_context.height) == (1280, 720)
+            assert abs(float(v.duration * v.time_base) - clips[0]["seconds"]) < 0.2
     finally:
         rc, _ = stop_server(server)
         if ingest.poll() is None:

@@ -1,6 +1,7 @@
 """The live service end to end: a real server process, real HTTP and websocket clients."""
 import asyncio
 import http.client
+import io
 import json
 import socket
 import time
@@ -8,6 +9,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlparse
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -281,3 +283,29 @@ def test_half_open_connections_are_dropped_after_the_client_timeout(server):
                 assert b" 408 " in answer.split(b"\r\n")[0], answer
     assert time.monotonic() - t0 < 10
     assert server.get_json("/healthz")["ok"]
+
+
+def test_finished_dreams_become_clips_listed_in_the_state_and_linked_from_the_strip(server):
+    """--clips: each dream that ends (4-s holds here) leaves its last seconds as an mp4 at the
+    output size, encoded from the shown JPEGs (no RTMP)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = server.get_json("/api/state")
+        linked = [r for r in state["recent"] if r["clip"]]
+        if state["clips"] and linked:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"no clip after a minute: {state['clips']} {state['recent']}")
+    clip = state["clips"][0]
+    assert clip["url"] == f"/clips/{clip['name']}" and clip["seconds"] > 1 and clip["bytes"] > 0
+    assert linked[0]["clip"] in [c["url"] for c in state["clips"]]
+    status, headers, body = server.get(clip["url"])
+    assert status == 200 and headers["Content-Type"] == "video/mp4" and len(body) == clip["bytes"]
+    with av.open(io.BytesIO(body)) as c:
+        frames = list(c.decode(video=0))
+    assert frames and (frames[0].width, frames[0].height) == (160, 96)
+    for bad in ("/clips/nope.mp4", "/clips/..%2Fserver.log", "/clips/%2e%2e%2ftest.toml"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            server.get(bad)
+        assert e.value.code == 404

@@ -14,8 +14,9 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
+from peers import NGINX, RTMP_MODULE, start_nginx, stop
+
 from .conftest import TEST_CONFIG, free_port, start_server, stop_server
-from .test_hls import MODULE, recipe_for
 
 DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 VTEST, MEGAMIND = DATA / "vtest.avi", DATA / "Megamind.avi"
@@ -102,17 +103,10 @@ def test_a_source_that_cannot_be_read_is_one_line_and_exit_2(tmp_path, source, s
 
 
 def nginx_rtmp(tmp: Path):
-    if not shutil.which("nginx", path="/usr/sbin:/usr/bin") or not MODULE.exists():
+    if not NGINX or not RTMP_MODULE.exists():
         pytest.skip("needs Debian nginx and libnginx-mod-rtmp (make test installs them as root)")
-    rtmp_port, http_port = free_port(), free_port()
-    (tmp / "nginx").mkdir()
-    conf = tmp / "nginx.conf"
-    conf.write_text(recipe_for(tmp / "nginx", rtmp_port, http_port))
-    run_as = " user root;" if os.geteuid() == 0 else ""
-    proc = subprocess.Popen([shutil.which("nginx", path="/usr/sbin:/usr/bin"), "-e", "stderr", "-c", str(conf),
-                             "-g", "daemon off;" + run_as], stdout=subprocess.DEVNULL,
-                            stderr=(tmp / "nginx.log").open("w"))
-    return proc, rtmp_port
+    rtmp_port = free_port()
+    return start_nginx(tmp, rtmp_port, free_port()), rtmp_port
 
 
 def push(clip_path: Path, url: str) -> subprocess.Popen:
@@ -180,8 +174,7 @@ def test_serve_dreams_a_stream_read_back_from_nginx_and_outlives_its_drop(tmp_pa
             rc, _ = stop_server(server)
             assert rc == 0, server.log.read_text()[-2000:]
         pusher.kill()
-        nginx.terminate()
-        nginx.wait(10)
+        stop(nginx)
 
 
 def test_a_screen_is_a_source(tmp_path):

@@ -1,0 +1,52 @@
+// /view: the picture alone; with ?overlay=1 what plays and how to ask, from the websocket's state.
+"use strict";
+const params = new URLSearchParams(location.search);
+const picture = document.getElementById("picture"), caption = document.getElementById("caption");
+const playing = document.getElementById("playing"), ask = document.getElementById("ask");
+if (params.get("fit") === "cover") document.body.classList.add("cover");
+
+// The MJPEG stream ends when the server restarts: ask for it again after a pause.
+picture.addEventListener("error", () => setTimeout(() => { picture.src = "/stream.mjpg?t=" + Date.now(); }, 1500));
+
+let state = null, stateAt = 0, howToAsk = "", retry = 500;
+
+function render() {
+  if (!state || !state.target) { caption.hidden = true; return; }
+  const t = state.target, left = Math.max(0, Math.round(t.remaining_s - (Date.now() - stateAt) / 1000));
+  playing.textContent = `${t.label}${t.user ? "  · asked by " + t.user : ""}  · ${left} s`;
+  const next = (state.queue || [])[0];
+  ask.textContent = [howToAsk, next ? "next: " + next.label : ""].filter(Boolean).join("  · ");
+  caption.hidden = false;
+}
+
+function connect(url) {
+  const ws = new WebSocket(url);
+  ws.onopen = () => { retry = 500; };
+  ws.onmessage = (e) => {
+    try {
+      const m = JSON.parse(e.data);
+      if (m.type === "state") { state = m; stateAt = Date.now(); render(); }
+    } catch (_) { /* not JSON: ignored */ }
+  };
+  ws.onclose = () => {
+    state = null; render();  // nothing stale on the stream while the server is away
+    setTimeout(() => connect(url), retry);
+    retry = Math.min(retry * 2, 8000);
+  };
+}
+
+async function start() {
+  try {
+    const cfg = await (await fetch("/config.json")).json();
+    const local = ["localhost", "127.0.0.1", "[::1]"].includes(location.hostname);
+    howToAsk = cfg.chat_prefix ? `type ${cfg.chat_prefix} <class> in chat` : local ? "" : `ask at ${location.host}`;
+    connect(`${location.protocol === "https:" ? "wss" : "ws"}://${location.hostname}:${cfg.ws_port}${cfg.ws_path || "/"}`);
+  } catch (_) {
+    setTimeout(start, 2000);  // the server is restarting
+  }
+}
+
+if (params.get("overlay") === "1") {
+  start();
+  setInterval(render, 250);  // the countdown runs between state pushes
+}
