@@ -16,6 +16,7 @@ between frames) do not apply: the live picture moves by itself.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,6 +61,7 @@ class LiveDream:
         self.residual_life = Residual(settings)
         self.source: np.ndarray | None = None  # the source frame the residual belongs to
         self.residual: np.ndarray | None = None  # (H, W, 3) float32
+        self.carry_ms = 0.0  # moving average of carrying the residual onto a new source frame
 
     @property
     def target(self):
@@ -77,8 +79,10 @@ class LiveDream:
         frame; None if interrupted (the residual is kept as it was)."""
         start = source
         if self.residual is not None:
+            t0 = time.perf_counter()
             carried = self.residual_life.carry(self.residual, self.source, source, dt)
             start = np.clip(source.astype(np.float32) + carried, 0, 255).astype(np.uint8)
+            self.carry_ms = 0.8 * self.carry_ms + 0.2 * (time.perf_counter() - t0) * 1000
         self.dreamer.restart_from(start)
         rgb = self.dreamer.frame(dt, steps, interrupt)
         if rgb is not None:

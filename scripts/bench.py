@@ -10,8 +10,9 @@
 - the dream rate of a real `dreamstream serve` at the default stream size with 0 viewers,
   then with 50 MJPEG viewers and 20 websocket clients attached, their ratio, and the
   output frame rate the presenter held;
-- what a user runs (scripts/bench_live.py): `serve` idle and `serve --rtmp` into a local
-  listener, interleaved rounds, with dreamed frames/s, steps/s, shown frames/s, what the
+- a live source's cost per frame: the residual carried along the flow at 480x270 and 720p;
+- what a user runs (scripts/bench_live.py): `serve` idle, `serve --rtmp` into a local
+  listener and `serve --source` on a 30 fps file, interleaved rounds, with dreamed frames/s, steps/s, shown frames/s, what the
   ingest received, each part's ms per frame, and the ratios between them;
 - peak resident memory.
 
@@ -44,6 +45,7 @@ from loadtest import free_port, wait_healthy
 from naive import naive_step
 
 from dreamer.classes import parse
+from dreamer.flow import Flow
 from dreamer.loop import Dreamer, DreamSettings
 from dreamer.models import load_model, resolve_device
 from dreamer.runtime import tune_for_cpu_dreaming
@@ -141,6 +143,22 @@ def presenter_ms(dream_size, output_size, frames: int = 150) -> float:
         k = i // 5
         motion.frame(Frame(k, rgbs[k % 2], k * 0.2, k * 0.2), i / 25)
     return (time.perf_counter() - t0) / frames * 1000
+
+
+def flow_ms(size, rounds: int = 30) -> float:
+    """Carrying a residual onto the next frame along the flow (two DIS flows at half size, the
+    forward-backward check, one remap), in ms: what a live source costs per frame."""
+    w, h = size
+    rng = np.random.default_rng(0)
+    a = cv2.resize((rng.random((h // 8, w // 8, 3)) * 255).astype(np.uint8), size, interpolation=cv2.INTER_CUBIC)
+    b = np.roll(a, (2, 3), axis=(0, 1))
+    residual = rng.standard_normal((h, w, 3)).astype(np.float32)
+    flow = Flow()
+    flow.carry(residual, a, b)
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        flow.carry(residual, a, b)
+    return (time.perf_counter() - t0) / rounds * 1000
 
 
 # -- motion in time: a stand-in dreamer at any rate ----------------------------------------
@@ -316,6 +334,7 @@ def main() -> None:
     out["presenter_ms"] = {f"{w}x{h}": round(presenter_ms(stream_size, (w, h)), 2)
                            for w, h in (stream_size, (1280, 720), (1920, 1080))}
     out["jpeg_ms_1280x720"] = round(jpeg_ms((1280, 720)), 2)
+    out["flow_ms"] = {f"{w}x{h}": round(flow_ms((w, h)), 2) for w, h in (stream_size, (1280, 720))}
     out["motion"] = bench_motion(seconds)
     if not args.no_viewers:
         out["viewers"] = bench_viewers(seconds * 1.5, f"{stream_size[0]}x{stream_size[1]}")

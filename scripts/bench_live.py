@@ -1,5 +1,6 @@
-"""The commands a user runs, measured: `dreamstream serve` idle and `serve --rtmp` into a
-local RTMP listener (ffmpeg), in one run, as rows of JSON for scripts/bench.py.
+"""The commands a user runs, measured: `dreamstream serve` idle, `serve --rtmp` into a local
+RTMP listener (ffmpeg) and `serve --source` on a 30 fps file, in one run, as rows of JSON
+for scripts/bench.py.
 
 Each row: dreamed frames/s and gradient steps/s (the dream's work), the steps the frame
 budget gave a frame, shown frames/s, each part's milliseconds per frame (from /metrics),
@@ -25,6 +26,7 @@ import urllib.request
 from pathlib import Path
 
 import av
+import cv2
 import imageio_ffmpeg
 import numpy as np
 
@@ -117,18 +119,45 @@ def serve_row(seconds: float, rtmp: bool, extra: list[str] = ()) -> dict:
     return row
 
 
+def moving_clip(path: Path, seconds: float = 12.0, fps: int = 30, size=(640, 360)) -> Path:
+    """A 30 fps clip of a textured scene panning and turning, written with PyAV: the file
+    source for the bench, on any machine."""
+    w, h = size
+    rng = np.random.default_rng(0)
+    big = cv2.resize((rng.random((h // 8, w // 8, 3)) * 255).astype(np.uint8), (2 * w, 2 * h),
+                     interpolation=cv2.INTER_CUBIC)
+    with av.open(str(path), "w") as c:
+        stream = c.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for i in range(round(seconds * fps)):
+            t = i / fps
+            m = cv2.getRotationMatrix2D((w, h), 5 * np.sin(t), 1.0)
+            m[:, 2] -= (w / 2 + 60 * np.sin(0.7 * t), h / 2 + 30 * np.cos(0.5 * t))
+            rgb = cv2.warpAffine(big, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+            c.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        c.mux(stream.encode(None))
+    return path
+
+
+def ratios(base: list[dict], other: list[dict]) -> dict:
+    """other / base for the dream's work, each from one round (a noisy machine slows both rows of
+    a round alike), the median of the rounds and each round's."""
+    each = {k: [round(b[k] / a[k], 3) for a, b in zip(base, other)] for k in ("dreamed_fps", "steps_per_s")}
+    return {**{k: statistics.median(v) for k, v in each.items()}, "rounds": each}
+
+
 def bench_serve(seconds: float, rounds: int = 2, extra: list[str] = ()) -> dict:
-    """`serve` idle and `serve --rtmp` in interleaved rounds, and the ratios of the dream's
-    work between them: each ratio from one round (a noisy machine slows both rows of a round
-    alike), the median of the rounds reported."""
-    idle, live = [], []
+    """`serve` idle, `serve --rtmp` and `serve --source` (a 30 fps file) in interleaved rounds,
+    and the ratios of the dream's work to the idle row's."""
+    clip = moving_clip(Path(tempfile.mkdtemp()) / "moving30.mp4")
+    idle, live, source = [], [], []
     for _ in range(rounds):
         idle.append(serve_row(seconds, rtmp=False, extra=extra))
         live.append(serve_row(seconds, rtmp=True, extra=extra))
-    ratios = {k: [round(b[k] / a[k], 3) for a, b in zip(idle, live)] for k in ("dreamed_fps", "steps_per_s")}
-    return {"seconds": seconds, "serve": idle, "serve_rtmp": live,
-            "rtmp_over_idle": {k: statistics.median(v) for k, v in ratios.items()},
-            "rtmp_over_idle_rounds": ratios}
+        source.append(serve_row(seconds, rtmp=False, extra=[*extra, "--source", str(clip)]))
+    return {"seconds": seconds, "serve": idle, "serve_rtmp": live, "serve_source_30fps": source,
+            "rtmp_over_idle": ratios(idle, live), "source_over_idle": ratios(idle, source)}
 
 
 def main() -> None:

@@ -294,7 +294,11 @@ def main() -> None:
     ap.add_argument("--judge", default="efficientnet_lite1")
     ap.add_argument("--sweep", type=magnification, nargs="+", metavar="X",
                     help="also judge the dreams and the photos at each of these magnifications")
-    ap.add_argument("--sheets", type=Path, help="folder for contact sheets (stills.jpg, live.jpg)")
+    ap.add_argument("--source", metavar="CLIP", help="also dream this clip flow / still / blend and judge flicker, "
+                                                     "the class and the scene (scripts/eval_source.py)")
+    ap.add_argument("--source-frames", type=int, default=60, help="frames of the clip (default 60)")
+    ap.add_argument("--source-class", default="jellyfish")
+    ap.add_argument("--sheets", type=Path, help="folder for contact sheets (stills.jpg, live.jpg, source.jpg)")
     ap.add_argument("--pictures", type=Path,
                     help="folder for uncaptioned pictures at viewing size (blind naming): the first seed's stills "
                          "at 2x, the live frames whole at a 960x540 player's size; names in key.json")
@@ -356,7 +360,35 @@ def main() -> None:
             shown = [views["player"](im) for im in last]
             contact_sheet(shown, [caption(judge, im, t.label) for im, t in zip(shown, targets)],
                           args.sheets / "live.jpg", cols=4)
+    if args.source:
+        from eval_source import MODES, evaluate
+
+        cfg = load_config(args.config)
+        w, h = cfg.dream.size
+        views = live_views(h)
+        figures, outputs, frames = evaluate(model, judge, cfg.dream, parse(args.source_class), args.source,
+                                            args.source_frames, args.steps or cfg.dream.steps, args.live_seed,
+                                            judge_image, views["player"])
+        result["source"] = figures
+        if args.sheets:  # a row per way, frames from the clip's first to its last, at a player's size
+            picks = np.linspace(0, len(frames) - 1, 4).round().astype(int)
+            rows = [("source", frames)] + [(m, outputs[m]) for m in MODES]
+            tiles = [magnify(torch.from_numpy(rgb[i]).permute(2, 0, 1)[None].float() / 255, PLAYER_PX / 2 / h)
+                     for _, rgb in rows for i in picks]
+            labels = [f"{name} {i}" for name, _ in rows for i in picks]
+            contact_sheet(tiles, labels, args.sheets / "source.jpg", cols=len(picks))
+            save_clip(outputs["flow"], frames, figures["fps"], args.sheets / "source.mp4")
     print(json.dumps(result, indent=1))
+
+
+def save_clip(dreamed: list[np.ndarray], source: list[np.ndarray], fps: float, path: Path) -> None:
+    """The source and our dream side by side, as a short mp4 for the docs."""
+    from dreamer.render import Video
+
+    video = Video(path, fps)
+    for d, s in zip(dreamed, source):
+        video.write(np.concatenate([s, d], axis=1))
+    video.close()
 
 
 if __name__ == "__main__":

@@ -183,7 +183,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     reader = open_source(cfg, shown_size)  # a source that cannot be read: one line, before the model loads
     model, device = load_for_dreaming(cfg.model, cfg.device)
     tune_for_cpu_dreaming(device)
-    threads = set_dream_threads(cfg.threads, reserve=1 if cfg.rtmp.url else 0)
+    # streaming out, or a live source to read and show at its rate: a core for that work
+    threads = set_dream_threads(cfg.threads, reserve=1 if cfg.rtmp.url or reader is not None else 0)
     queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class)
     pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, output_rate(cfg, reader), cfg.serve.jpeg_quality,
                         shown_size, source=reader, live=cfg.source)

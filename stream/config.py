@@ -125,7 +125,8 @@ class Config:
     model: str = "efficientnet_lite0"
     device: str = "auto"  # auto | cpu | cuda | mps
     # torch threads the dream uses on a CPU; 0: every core, but one fewer while streaming to
-    # an RTMP ingest (the presenter and the encoder need it; see dreamer/runtime.py)
+    # an RTMP ingest or dreaming a live source (the presenter, encoder and reader need it;
+    # see dreamer/runtime.py)
     threads: int = 0
     seed: int | None = None  # None: a different dream every run
     start_class: str = "volcano"  # dreamed first, before anyone asks; then the playlist

@@ -88,6 +88,7 @@ class DreamEngine(Worker):
         self.last_steps = 0  # steps the newest frame took
         self.frame_ms = 0.0  # moving average of the time a frame's dreaming takes
         self.frame_errors = 0
+        self._dreamer = None  # the running job's, for its figures
         self.failing = Repeats()  # frames failing in a row: one log line per event, not per frame
 
     @property
@@ -95,9 +96,14 @@ class DreamEngine(Worker):
         """Measured dreamed frames per second."""
         return self.meter.rate
 
+    @property
+    def carry_ms(self) -> float | None:
+        """With a live source: the ms a dreamed frame spends carrying the residual along the flow."""
+        return getattr(self._dreamer, "carry_ms", None)
+
     def job(self) -> None:
         s = self.settings
-        dreamer = self.make_dreamer()
+        dreamer = self._dreamer = self.make_dreamer()
         budget = FrameBudget(self.fps, s.min_steps, s.max_steps, s.steps)
         moment: float | None = None  # the moment the picture so far stands for
         try:

@@ -241,6 +241,8 @@ class Service:
     def reading(self) -> Reading:
         engine, presenter, encoder = self.pipeline.engine, self.pipeline.presenter, self.encoder
         frame_ms = {"dream": engine.frame_ms, "presenter": presenter.frame_ms}
+        if engine.carry_ms is not None:  # with a live source: the flow and the residual's carry, per dreamed frame
+            frame_ms["dream_flow"] = engine.carry_ms
         if encoder is not None:
             frame_ms.update({f"encoder_{part}": ms for part, ms in encoder.frame_ms.items()})
         return Reading(frames=engine.frames, steps=engine.steps, dream_errors=engine.frame_errors,
