@@ -20,11 +20,13 @@ import numpy as np
 
 
 class Flow:
-    def __init__(self, scale: float = 0.5, max_disagreement_px: float = 1.0):
+    def __init__(self, scale: float = 0.5, max_disagreement_px: float = 1.0, still_px: float = 0.0):
         """`scale`: the flow is computed at this fraction of the pictures' size (motion fields
         are smooth; half size costs a quarter). `max_disagreement_px`: forward-backward
-        disagreement, in the pictures' pixels, at which the residual is let go entirely."""
-        self.scale, self.max_px = scale, max_disagreement_px
+        disagreement, in the pictures' pixels, from which trust falls (to none at 3x it).
+        `still_px`: motion below this counts as none, so the residual is not resampled (and
+        softened) every frame where the scene stands still."""
+        self.scale, self.max_px, self.still_px = scale, max_disagreement_px, still_px
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)  # one per thread: it keeps buffers
 
     def _grey(self, rgb: np.ndarray) -> np.ndarray:
@@ -46,7 +48,9 @@ class Flow:
         round_trip = back + cv2.remap(fore, there[..., 0], there[..., 1], cv2.INTER_LINEAR,
                                       borderMode=cv2.BORDER_REPLICATE)
         disagreement = np.sqrt((round_trip ** 2).sum(-1)) / self.scale  # in the pictures' pixels
-        trust = np.clip(1.0 - disagreement / self.max_px, 0.0, 1.0)
+        trust = np.clip(1.5 - disagreement / (2 * self.max_px), 0.0, 1.0)  # 1 up to max_px, 0 from 3x it
+        if self.still_px:
+            back[np.sqrt((back ** 2).sum(-1)) < self.still_px * self.scale] = 0.0
         h, w = to_rgb.shape[:2]
         if (sh, sw) != (h, w):
             back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) * np.float32((w / sw, h / sh))

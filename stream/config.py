@@ -227,7 +227,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "chat.reply_every_s": (0.0, 3600.0), "log.max_mb": (0.01, 100_000.0), "log.keep": (0, 1000),
     "clips.max_mb": (0.01, 10_000_000.0), "clips.seconds": (1.0, 120.0),
     "source.mix": (0.0, 1.0), "source.half_life_s": (0.05, 3600.0), "source.flow_scale": (0.1, 1.0),
-    "source.max_disagreement_px": (0.1, 100.0),
+    "source.max_disagreement_px": (0.1, 100.0), "source.still_px": (0.0, 10.0),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda", "mps"), "dream.mode": ("class", "layer"),
