@@ -261,8 +261,9 @@ def cmd_screensaver(args: argparse.Namespace) -> int:
 
 def cmd_classes(args: argparse.Namespace) -> int:
     if not args.query:
-        for i, name in enumerate(catalogue().names):
-            print(f"{i:4d}  {name}")
+        cat = catalogue()
+        for i in range(len(cat.names)):
+            print(f"{i:4d}  {cat.display_name(i)}")  # twins qualified: "sunglasses (sunglass)"
         return 0
     target = parse(" ".join(args.query))
     print(target.label)
@@ -327,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second complaint at exit
         return 0
     except RequestError as e:
-        hint = f"; did you mean: {', '.join(e.suggestions)}" if e.suggestions else ""
+        hint = f"; try: {', '.join(e.suggestions)}" if e.suggestions else ""  # as the page and chat say it
         print(f"dreamstream: error: {e.message}{hint}", file=sys.stderr)
     except (UsageError, ConfigError, ModelUnavailable, OutputError) as e:
         print(f"dreamstream: error: {e}", file=sys.stderr)

@@ -42,7 +42,7 @@ def test_render_is_deterministic_and_takes_a_start_image_and_mixes(tmp_path):
 
 def test_user_errors_are_one_line_without_traceback(tmp_path):
     cases = [
-        (["render", "--class", "qqxxzz", "--output", str(tmp_path / "x.png")], "did you mean"),
+        (["render", "--class", "qqxxzz", "--output", str(tmp_path / "x.png")], "; try: volcano"),
         (["render", "--class", "volcano", "--output", str(tmp_path / "x.avi")], "use .mp4"),
         (["render", "--class", "volcano", "--output", str(tmp_path / "no" / "x.png")], "does not exist"),
         (["render", "--class", "volcano", "--size", "12x12"], "between 32 and 4096"),
@@ -97,5 +97,12 @@ def test_a_busy_port_is_the_first_thing_said():
 def test_classes_lists_and_explains():
     r = run("classes")
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 1000
+    names = [line[6:] for line in r.stdout.splitlines()]
+    assert len(set(names)) == 1000 and names[837] == "sunglasses (dark glasses, shades)"  # twins told apart
+    r = run("classes", "person")
+    assert r.returncode == 2 and "ImageNet has no people class" in r.stderr and "try: scuba diver" in r.stderr
+    assert "prison" not in r.stderr
+    r = run("classes", "963")
+    assert r.returncode == 0 and r.stdout.startswith("pizza\n")
     r = run("classes", "pizza + Volcanos")
     assert r.returncode == 0 and "963" in r.stdout and "980" in r.stdout and "0.500" in r.stdout
