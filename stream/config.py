@@ -88,6 +88,11 @@ class ChatSettings:
 
 
 @dataclass
+class ScreensaverSettings:
+    caption_s: float = 4.0  # the class is named on the picture this long when it changes; 0 = never
+
+
+@dataclass
 class Config:
     model: str = "efficientnet_lite0"
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -101,6 +106,7 @@ class Config:
     queue: QueuePolicy = field(default_factory=QueuePolicy)
     rtmp: RtmpSettings = field(default_factory=RtmpSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
+    screensaver: ScreensaverSettings = field(default_factory=ScreensaverSettings)
 
 
 def _coerce(value, hint, where: str):
@@ -166,7 +172,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "queue.attempts_per_s": (0.01, 1000.0), "queue.attempt_burst": (1, 10_000),
     "rtmp.fps": (1.0, 120.0), "rtmp.bitrate_k": (0, 100_000), "rtmp.keyframe_s": (0.5, 10.0),
     "rtmp.overlay_scale": (0.2, 5.0), "serve.output_size": (32, 4096),
-    "chat.reply_every_s": (0.0, 3600.0),
+    "chat.reply_every_s": (0.0, 3600.0), "screensaver.caption_s": (0.0, 3600.0),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda", "mps"), "dream.mode": ("class", "layer"),
@@ -249,9 +255,12 @@ def twitch_oauth_token() -> str | None:
 
 
 def pictures_dir() -> Path:
-    """Where a user's pictures go: XDG_PICTURES_DIR (from ~/.config/user-dirs.dirs), else ~/Pictures."""
+    """Where a user's pictures go: XDG_PICTURES_DIR (from the environment, else from
+    ~/.config/user-dirs.dirs), else ~/Pictures."""
     home = Path.home()
-    dirs = home / ".config" / "user-dirs.dirs"
+    if os.environ.get("XDG_PICTURES_DIR"):
+        return Path(os.path.expandvars(os.environ["XDG_PICTURES_DIR"])).expanduser()
+    dirs = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "user-dirs.dirs"
     if dirs.is_file():
         for line in dirs.read_text("utf-8", "replace").splitlines():
             if line.startswith("XDG_PICTURES_DIR="):
@@ -260,8 +269,9 @@ def pictures_dir() -> Path:
 
 
 def display() -> str | None:
-    """The desktop to open windows on (X11 or Wayland), from the environment; None without one."""
-    return os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    """The X display to open windows on, from the environment; None without one. OpenCV's Qt
+    has only its X11 (xcb) platform: on Wayland it needs XWayland, which sets DISPLAY."""
+    return os.environ.get("DISPLAY") or None
 
 
 def parse_size(text: str, flag: str = "--size") -> tuple[int, int]:
