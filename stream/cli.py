@@ -163,6 +163,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .app import make_app
     from .chat import ChatActions, ChatReader
+    from .overlay import call_to_action
     from .pipeline import Pipeline
     from .requests import RequestQueue
     from .rtmp import RtmpEncoder
@@ -176,7 +177,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class)
     shown_size = output_size(cfg)
     pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, cfg.serve.output_fps, cfg.serve.jpeg_quality, shown_size)
-    service = Service(pipeline, About(cfg.model, str(device), cfg.dream.size, cfg.chat.prefix))
+    ask = call_to_action(cfg.chat.prefix if cfg.chat.url else None, cfg.rtmp.overlay_ask)
+    service = Service(pipeline, About(cfg.model, str(device), cfg.dream.size, ask))
     if cfg.rtmp.url:
         r = cfg.rtmp
         nvenc = r.encoder == "nvenc" or (r.encoder == "auto" and device.type == "cuda")

@@ -71,6 +71,9 @@ class RtmpSettings:
     overlay: bool = True  # draw what plays, who asked, the countdown and how to ask into the stream
     overlay_position: str = "bottom"  # or "top"
     overlay_scale: float = 1.0  # text size; 1.0 reads at a glance on 720p
+    # how the overlay says to ask, e.g. "ask at https://dream.example.org/"; empty: the chat
+    # command when chat is read, else nothing (the page on 127.0.0.1 is no use to an audience)
+    overlay_ask: str = ""
     twitch_ingest: str = "rtmp://live.twitch.tv/app"
 
 
@@ -223,6 +226,9 @@ def validate(cfg: "Config") -> "Config":
         except RequestError as e:
             hint = f"; did you mean {', '.join(e.suggestions[:3])}" if e.suggestions else ""
             raise ConfigError(f"{where}: {e.message}{hint}") from None
+    ask = cfg.rtmp.overlay_ask
+    if len(ask) > 80 or not ask.isprintable():
+        raise ConfigError(f"rtmp.overlay_ask = {ask!r}: one line of at most 80 characters")
     c = cfg.chat
     for key, word in [("prefix", c.prefix), ("help_command", c.help_command), ("queue_command", c.queue_command),
                       ("skip_command", c.skip_command), ("clear_command", c.clear_command)]:
