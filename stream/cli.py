@@ -294,8 +294,10 @@ def cmd_screensaver(args: argparse.Namespace) -> int:
     queue = RequestQueue(cfg.queue, playlist)
     opts = ScreensaverOptions(window=args.window, duration=args.duration, save_dir=pictures_dir(),
                               caption_s=cfg.screensaver.caption_s)
-    saver = Screensaver(opts, size, x)
-    saver.open(queue.current().label)  # a picture at once, before the slow part
+    saver = Screensaver(opts, size)
+    saver.open(queue.current().label, x.pointer() if x is not None else None)  # a picture at once
+    if x is not None:
+        x.close()
     torch.set_num_threads(1)  # a saver uses one core for dreaming, not all of them
     model, device = load_for_dreaming(cfg.model, cfg.device)
     tune_for_cpu_dreaming(device)

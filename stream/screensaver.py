@@ -151,10 +151,9 @@ def shorten(text: str, room: int, width) -> str:
 
 
 class Screensaver:
-    def __init__(self, opts: ScreensaverOptions, size: tuple[int, int], x: XDisplay | None = None):
-        """`size`: the window's (the screen's, fullscreen) size, which the presenter renders;
-        `x`: the X display, to read where the pointer starts."""
-        self.opts, self.size, self.x = opts, size, x
+    def __init__(self, opts: ScreensaverOptions, size: tuple[int, int]):
+        """`size`: the window's (the screen's, fullscreen) size, which the presenter renders."""
+        self.opts, self.size = opts, size
         self.wake = False
         self._mouse0: tuple[int, int] | None = None
         self.message, self._message_until = "", 0.0
@@ -170,15 +169,16 @@ class Screensaver:
             elif abs(x - self._mouse0[0]) + abs(y - self._mouse0[1]) > MOVE_PX:
                 self.wake = True
 
-    def open(self, label: str) -> None:
-        """The window, with a first picture at once: call it before the slow parts (the model)."""
+    def open(self, label: str, pointer: tuple[int, int] | None = None) -> None:
+        """The window, with a first picture at once: call it before the slow parts (the model).
+        `pointer`: where the pointer is on the screen now (`XDisplay.pointer`), if known."""
         cv2.namedWindow(TITLE, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar or status bar
         if not self.opts.window:
             cv2.setWindowProperty(TITLE, cv2.WND_PROP_FULLSCREEN, cv2.WINDOW_FULLSCREEN)  # with a window manager
             cv2.moveWindow(TITLE, 0, 0)  # without one, an image the size of the screen at (0, 0)
             # fullscreen at (0, 0): window and screen coordinates agree, so the pointer's
             # position now is where a move is measured from, and the first move counts
-            self._mouse0 = self.x.pointer() if self.x is not None else None
+            self._mouse0 = pointer
         cv2.setMouseCallback(TITLE, self._on_mouse)
         first = np.full((self.size[1], self.size[0], 3), 128, np.uint8)  # the dream starts from mid-grey
         draw_plate(first, [f"dreaming {label}..."], "bottom")

@@ -26,8 +26,8 @@ function render() {  // several times a second: the countdown runs between state
   const t = state.target || {};
   // three parts: the label and the name shrink (…) before the countdown does
   $("now").innerHTML = `<span class="label">${esc(t.label || "…")}</span>` +
-    (t.user ? `<span class="who">  · asked by ${esc(t.user)}</span>` : "") +
-    `<span class="left">  · ${secondsLeft()} s left</span>`;
+    (t.user ? `<span class="who"> · asked by ${esc(t.user)}</span>` : "") +
+    `<span class="left"> · ${secondsLeft()} s left</span>`;
   const q = state.queue || [];
   $("next").textContent = "next: " + (q.length ? q.slice(0, 3).map((e) => e.label + (e.votes > 1 ? " ×" + e.votes : "")).join(", ") +
     (q.length > 3 ? " …" : "") : state.next + " (from the playlist)");
