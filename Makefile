@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # mate-backgrounds: nature photos the natural-image prior is fitted on (scripts/fit_prior.py).
 TEST_DEBS := chromium xvfb xdotool imagemagick ngircd nginx libnginx-mod-rtmp mate-backgrounds
 
-.PHONY: serve test install install-test render bench eval loadtest soak clean
+.PHONY: serve test install install-test bench eval loadtest soak clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)

@@ -7,5 +7,6 @@
   `prior` (a natural-image prior fitted on photos, `data/natural_prior.npz`): what makes the
   result look like a picture at the size people watch it.
 - `loop`: the stateful frame step (zoom, blur, a few gradient steps); `render` writes files;
+  `photo` fits a start photo to the frame (crop, pad or stretch; or the frame to the photo);
   `runtime`: process-wide settings the commands that dream apply once.
 """

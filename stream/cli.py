@@ -7,11 +7,14 @@ and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import re
 import socket
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from dreamer.classes import RequestError, catalogue, parse
 from dreamer.models import DEFAULT_MODEL, REGISTRY, ModelUnavailable
@@ -20,27 +23,34 @@ from dreamer.render import OutputError
 from .config import (Config, ConfigError, journald_stderr, load_config, output_size, parse_size,
                      systemd_notify, twitch_oauth_token, twitch_stream_key, validate)
 from .logs import LogFileError, configure
+from .resources import folder
 from .rtmp import mask_url
 from .source import SourceError
 
 log = logging.getLogger("dreamstream")
 
 TWITCH_CHAT = "wss://irc-ws.chat.twitch.tv:443"
+SCREENSAVER_PRESET = "screensaver.toml"  # the screensaver's defaults, not the stream's
 
 
 class UsageError(Exception):
     """One line for the user; exit code 2."""
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, preset: str = "default.toml", size: str = "{w}x{h}") -> Config:
+    """The options every dreaming command takes; their help states the defaults of the
+    command's own preset, read from it (so it cannot drift). Returns the preset."""
+    cfg = load_config(folder("configs") / preset)
+    w, h = cfg.dream.size
     _talk(p, argparse.SUPPRESS)
-    p.add_argument("--config", type=Path, help="TOML config (default: configs/default.toml)")
+    p.add_argument("--config", type=Path, help=f"TOML config (default: configs/{preset})")
     p.add_argument("--model", choices=sorted(REGISTRY), help=f"network to dream with (default {DEFAULT_MODEL})")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to run (default auto)")
-    p.add_argument("--size", help="frame size WxH, e.g. 320x180")
+    p.add_argument("--size", metavar="WxH", help=f"dream frame size (default {size.format(w=w, h=h)})")
     p.add_argument("--seed", type=int, help="make the dream repeatable")
     p.add_argument("--source", metavar="INPUT",
                    help="dream on live input: a video file, camera[:N], screen[:DISPLAY] or a URL (rtmp, rtsp, srt, hls)")
+    return cfg
 
 
 def _talk(p: argparse.ArgumentParser, default) -> None:
@@ -68,24 +78,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("render", help="dream offline and write .mp4, .gif, .png or a folder of PNGs")
-    _common(p)
+    _common(p, size="{w}x{h}; with --start, the photo's shape in up to as many pixels")
     p.add_argument("--force", action="store_true", help="replace an existing output")
     p.add_argument("--class", dest="classes", action="append", metavar="TEXT",
                    help='what to dream: "volcano", "pizza + volcano" (repeatable: parts are mixed)')
     p.add_argument("--frames", type=int,
                    help="exactly this many frames are written (default 100; with --source, every frame of the clip)")
     p.add_argument("--output", type=Path, default=Path("dream.mp4"), help="output path (default dream.mp4)")
-    p.add_argument("--start", type=Path, metavar="IMAGE", help="dream on this photo instead of noise")
-    p.add_argument("--fps", type=int, default=25, help="frame rate of .mp4/.gif output (default 25)")
+    p.add_argument("--start", type=Path, metavar="IMAGE",
+                   help="dream on this photo instead of noise (without --size the dream takes its shape)")
+    p.add_argument("--fit", choices=["crop", "pad", "stretch"],
+                   help="how a --start photo meets a --size of another shape (default crop: the middle, unstretched)")
+    p.add_argument("--fps", type=int, default=25, help="frame rate of .mp4/.gif output, 1-120 (default 25)")
     p.add_argument("--layer", help="classic DeepDream: amplify this layer instead of a class")
     p.add_argument("--split", action="store_true", help='"A + B" side by side instead of blended')
 
     p = sub.add_parser("serve", help="the live service: dream loop + HTTP/MJPEG + websocket")
-    _common(p)
+    served = _common(p)
     p.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=int, help="HTTP port (default 8080)")
     p.add_argument("--ws-port", type=int, help="websocket port (default 8765)")
-    p.add_argument("--hold", type=float, help="seconds each request plays (default 30)")
+    p.add_argument("--hold", type=float, help=f"seconds each request plays (default {served.queue.hold_s:g})")
     p.add_argument("--rtmp", metavar="URL", help="push the stream to this RTMP/RTMPS ingest")
     p.add_argument("--twitch", action="store_true",
                    help="push to Twitch with TWITCH_STREAM_KEY and read its chat (needs --channel)")
@@ -98,13 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     _log_file(p)
 
     p = sub.add_parser("screensaver", help="a fullscreen local window that dreams through a playlist")
-    _common(p)
+    saver = _common(p, SCREENSAVER_PRESET, size="{w} wide in the screen's shape; {w}x{h} with --window")
     p.add_argument("--window", action="store_true",
                    help="a normal window: space = next class, s = save a PNG to your pictures folder, q/Esc = quit")
     p.add_argument("--playlist", help='"volcano, jellyfish, pizza" or a file with one class per line')
     p.add_argument("--in-order", action="store_true", help="play the playlist in order (default: shuffled)")
-    p.add_argument("--hold", type=float, help="seconds per class (default from the config: 30)")
-    p.add_argument("--duration", type=float, default=0.0, help="exit after this many seconds")
+    p.add_argument("--hold", type=float, help=f"seconds per class (default {saver.queue.hold_s:g})")
+    p.add_argument("--duration", type=float, help="exit after this many seconds (default: at a key)")
     _log_file(p)
 
     p = sub.add_parser("classes", help="list the 1000 classes, or show how a request is understood")
@@ -169,6 +182,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .chat import ChatActions, ChatReader
     from .clips import Clips
     from .notify import Notifier
+    from .overlay import call_to_action
     from .pipeline import Pipeline
     from .requests import RequestQueue
     from .rtmp import RtmpEncoder
@@ -188,7 +202,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class)
     pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, output_rate(cfg, reader), cfg.serve.jpeg_quality,
                         shown_size, source=reader, live=cfg.source)
-    service = Service(pipeline, About(cfg.model, str(device), cfg.dream.size, cfg.chat.prefix))
+    ask = call_to_action(cfg.chat.prefix if cfg.chat.url else None, cfg.rtmp.overlay_ask)
+    service = Service(pipeline, About(cfg.model, str(device), cfg.dream.size, ask))
     if cfg.rtmp.url:
         r = cfg.rtmp
         nvenc = r.encoder == "nvenc" or (r.encoder == "auto" and device.type == "cuda")
@@ -226,21 +241,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     exit_now(0)
 
 
-def exit_now(code: int) -> None:
-    """End a stopped `serve` here, its logs flushed. Every part was closed above, each within
-    its bound (a thread still busy is a daemon: it goes with the process); what Python's own
-    teardown would add (collecting ~200k objects, unloading torch and OpenCV) is pure cost:
-    measured under the shutdown check's load, 1.0-1.3 s after the service had stopped (and
-    5-15 s while the event loop, niced, still ran on the main thread)."""
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # closed, or a reader that went away
-            pass
-    os._exit(code)
-
-
 def open_source(cfg: Config, size: tuple[int, int], loop: bool | None = None):
     """The live source's reader, its input opened and its first frame read (or None without
     one); a source that cannot be read is a SourceError, before anything else starts."""
@@ -268,7 +268,8 @@ def source_line(reader) -> str:
 
 
 def listen(host: str, port: int, flag: str) -> socket.socket:
-    """Bind a port before anything slow happens, so a port in use is the first thing said."""
+    """Bind a port before anything slow happens, so a port in use is the first thing said,
+    and an address this machine does not have is called that, not a busy port."""
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -276,22 +277,41 @@ def listen(host: str, port: int, flag: str) -> socket.socket:
         sock.bind((host, port))
         sock.listen(128)
         return sock
+    except socket.gaierror:
+        raise UsageError(f"--host {host}: not an address or a name this machine knows; "
+                         "use 127.0.0.1 (this machine only) or 0.0.0.0 (every network)") from None
     except OSError as e:
+        if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            raise UsageError(f"--host {host}: not an address of this machine ({e.strerror}); "
+                             "use 127.0.0.1 (this machine only) or 0.0.0.0 (every network)") from None
         raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e}); choose another with {flag}") from None
 
 
 def read_playlist(text: str) -> list[str]:
+    """--playlist: a file with one class per line (# comments), or classes joined by commas."""
     path = Path(text)
     if path.is_file():
-        lines = path.read_text("utf-8").splitlines()
+        try:
+            lines = path.read_text("utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UsageError(f"--playlist {text}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
         items = [ln.split("#", 1)[0].strip() for ln in lines]
+    elif path.is_dir():
+        raise UsageError(f"--playlist {text}: a folder; give a file with one class per line, or classes "
+                         "joined by commas")
     else:
         items = [t.strip() for t in text.split(",")]
     items = [t for t in items if t]
     if not items:
         raise UsageError(f"--playlist {text!r} names no classes")
     for item in items:
-        parse(item)  # an unknown class is a one-line error now, not a dead screensaver later
+        try:
+            parse(item)  # an unknown class is a one-line error now, not a dead screensaver later
+        except RequestError:
+            if len(items) == 1 and ("/" in text or re.search(r"\.[A-Za-z0-9]{1,5}$", text)):
+                raise UsageError(f"--playlist {text}: no such file (nor a class name); give a file with "
+                                 "one class per line, or classes joined by commas") from None
+            raise
     return items
 
 
@@ -305,46 +325,83 @@ def cmd_screensaver(args: argparse.Namespace) -> int:
     from .config import display, pictures_dir
     from .pipeline import Pipeline
     from .requests import RequestQueue
-    from .resources import folder
-    from .screensaver import Screensaver, ScreensaverOptions, screen_size, window_size
+    from .screensaver import Screensaver, ScreensaverOptions, XDisplay, window_size
 
     if args.config is None:  # the screensaver's own preset, not the stream's
-        args.config = folder("configs") / "screensaver.toml"
+        args.config = folder("configs") / SCREENSAVER_PRESET
     cfg = config_from_args(args)
     configure(log_level(args), cfg.log, journald_stderr())
+    if args.duration is not None and not 0 < args.duration < float("inf"):
+        raise UsageError(f"--duration {args.duration:g}: give seconds above 0, or leave it out to run until a key")
     playlist = read_playlist(args.playlist) if args.playlist else None
     if display() is None:
-        raise UsageError("no display: run it on a desktop, or under Xvfb with DISPLAY set")
+        raise UsageError("no display: DISPLAY is not set; run it on an X11 desktop (or XWayland), "
+                         "or under Xvfb with DISPLAY set")
+    try:
+        x = XDisplay.open()
+    except OSError:  # no libX11 to ask with: Qt will find out by itself
+        x = None
+    else:
+        if x is None:  # Qt would abort the process (exit 134) with advice to reinstall
+            raise UsageError(f"cannot open display {display()}: no X server answers there")
     # Qt inside OpenCV looks for fonts next to itself and says so on every start; it only
     # needs a folder that exists (Hershey text is OpenCV's own).
     os.environ.setdefault("QT_QPA_FONTDIR", "/usr/share/fonts")
     os.environ.setdefault("QT_LOGGING_RULES", "*.debug=false;qt.qpa.*=false;qt.text.*=false")
-    screen = screen_size() or (1280, 720)
+    screen = x.screen_size() if x is not None else (1280, 720)
     if not args.window and not args.size:  # the dream takes the screen's shape, at the preset's width
         w = cfg.dream.size[0]
         cfg.dream.size = (w, max(32, round(w * screen[1] / screen[0] / 2) * 2))
     size = window_size(cfg.dream.size) if args.window else screen
     reader = open_source(cfg, size)
+    playlist = list(playlist or cfg.playlist)
+    if not args.in_order:
+        random.Random(cfg.seed).shuffle(playlist)
+    queue = RequestQueue(cfg.queue, playlist)
+    opts = ScreensaverOptions(window=args.window, duration=args.duration, save_dir=pictures_dir(),
+                              caption_s=cfg.screensaver.caption_s)
+    saver = Screensaver(opts, size)
+    saver.open(queue.current().label, x.pointer() if x is not None else None)  # a picture at once
+    if x is not None:
+        x.close()
     torch.set_num_threads(1)  # a saver uses one core for dreaming, not all of them
     model, device = load_for_dreaming(cfg.model, cfg.device)
     tune_for_cpu_dreaming(device)
     w, h = cfg.dream.size
     print(f"dreamstream screensaver: model {cfg.model}, device {device}, size {w}x{h} shown at "
           f"{size[0]}x{size[1]}, {'window' if args.window else 'fullscreen'}", file=sys.stderr, flush=True)
-    playlist = list(playlist or cfg.playlist)
-    if not args.in_order:
-        random.Random(cfg.seed).shuffle(playlist)
-    queue = RequestQueue(cfg.queue, playlist)
-    opts = ScreensaverOptions(window=args.window, duration=args.duration, save_dir=pictures_dir())
     pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, opts.display_fps, output_size=size, source=reader,
                         live=cfg.source)
-    return Screensaver(pipeline, opts, size).run()
+    exit_now(saver.run(pipeline))  # the window is gone and nothing is left to save
+
+
+def exit_now(code: int) -> NoReturn:
+    """End a stopped command at once from this thread, its logs flushed, whatever the other
+    threads are doing: every part was closed within its bound before (a thread still busy is
+    a daemon), and Python's own teardown is pure cost. Measured: under the shutdown check's
+    load `serve` spent 1.0-1.3 s there after the service had stopped (collecting ~200k objects,
+    unloading torch and OpenCV); the screensaver, beside two busy processes, 2.6 s. os._exit
+    alone still left the last thread out to free the process's memory (~1 GB with torch), and
+    that was the niced dream thread on a tenth of a core: 1.0-1.2 s. exec makes the kernel end
+    the other threads first and free the memory in this thread, at its own priority:
+    0.12-0.27 s; the shell exits with `code`. Sockets and files are close-on-exec."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or a reader that went away
+            pass
+    try:
+        os.execv("/bin/sh", ["sh", "-c", f"exit {int(code)}"])
+    except OSError:  # no shell: exit all the same
+        os._exit(code)
 
 
 def cmd_classes(args: argparse.Namespace) -> int:
     if not args.query:
-        for i, name in enumerate(catalogue().names):
-            print(f"{i:4d}  {name}")
+        cat = catalogue()
+        for i in range(len(cat.names)):
+            print(f"{i:4d}  {cat.display_name(i)}")  # twins qualified: "sunglasses (sunglass)"
         return 0
     target = parse(" ".join(args.query))
     print(target.label)
@@ -354,6 +411,7 @@ def cmd_classes(args: argparse.Namespace) -> int:
 
 
 def load_start(path: Path):
+    """The photo as (3, H, W) floats in [0, 1]."""
     import numpy as np
     import torch
     from PIL import Image, UnidentifiedImageError
@@ -366,20 +424,45 @@ def load_start(path: Path):
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() / 255.0
 
 
-def cmd_render(args: argparse.Namespace) -> int:
-    from dreamer.loop import Dreamer
-    from dreamer.render import check_output, render
-    from dreamer.runtime import load_for_dreaming, tune_for_cpu_dreaming
-
-    cfg = config_from_args(args)
+def check_render_args(args: argparse.Namespace) -> None:
+    """What render cannot honour is refused before anything loads."""
     if args.frames is not None and args.frames < 1:
         raise UsageError("--frames must be at least 1")
+    if not 1 <= args.fps <= 120:
+        raise UsageError(f"--fps {args.fps}: must be between 1 and 120 (frames a second of .mp4 or .gif)")
+    if args.layer and args.classes:
+        raise UsageError("--class and --layer are two kinds of dream (--layer amplifies a layer's patterns, "
+                         "whatever the class): give one of them")
+    if args.fit and not args.start:
+        raise UsageError("--fit says how a --start photo meets the frame: give --start IMAGE too")
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from dreamer.loop import Dreamer
+    from dreamer.photo import fit, shape_note, size_for
+    from dreamer.render import check_output, even_size, is_video, render
+    from dreamer.runtime import load_for_dreaming, tune_for_cpu_dreaming
+
+    check_render_args(args)
+    cfg = config_from_args(args)
     target = parse(" + ".join(args.classes or [cfg.start_class]))
-    start = load_start(args.start) if args.start else None
+    photo = load_start(args.start) if args.start else None
     check_output(args.output, args.force)
     if cfg.source.input:
         return render_source(args, cfg, target)
     frames = 100 if args.frames is None else args.frames
+    notes = []
+    if photo is not None and not args.size and not args.fit:  # the dream takes the photo's shape
+        w, h = cfg.dream.size
+        cfg.dream.size = size_for((photo.shape[2], photo.shape[1]), w * h)
+    if is_video(args.output) and even_size(cfg.dream.size) != tuple(cfg.dream.size):
+        (w, h), (ew, eh) = cfg.dream.size, even_size(cfg.dream.size)
+        notes.append(f"note: H.264 needs even sides: {w}x{h} rounded to {ew}x{eh}")
+        cfg.dream.size = (ew, eh)
+    start = None
+    if photo is not None:
+        start = fit(photo, cfg.dream.size, args.fit or "crop")
+        notes.append(shape_note((photo.shape[2], photo.shape[1]), cfg.dream.size, args.fit or "crop"))
     model, device = load_for_dreaming(cfg.model, cfg.device)
     tune_for_cpu_dreaming(device)
     if args.layer:
@@ -389,6 +472,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         what = f"layer {args.layer}" if args.layer else repr(target.label)
         print(f"dreamstream render: {what} model={cfg.model} device={device} size={w}x{h} "
               f"frames={frames} -> {args.output}", file=sys.stderr)
+    for note in notes:  # what was asked and cannot be (or was not said): said even with -q
+        print(f"dreamstream render: {note}", file=sys.stderr)
     dreamer = Dreamer(model, cfg.dream, seed=cfg.seed, start=start)
     dreamer.set_target(target)
     render(dreamer, frames, args.output, args.fps, progress=not args.quiet)
@@ -443,12 +528,13 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second complaint at exit
         return 0
     except RequestError as e:
-        hint = f"; did you mean: {', '.join(e.suggestions)}" if e.suggestions else ""
+        hint = f"; try: {', '.join(e.suggestions)}" if e.suggestions else ""  # as the page and chat say it
         print(f"dreamstream: error: {e.message}{hint}", file=sys.stderr)
     except (UsageError, ConfigError, ModelUnavailable, OutputError, SourceError, LogFileError) as e:
         print(f"dreamstream: error: {e}", file=sys.stderr)
-    except OSError as e:  # a port in use, a file we may not write
-        print(f"dreamstream: error: {e.strerror or e}", file=sys.stderr)
+    except OSError as e:  # a file we may not read or write: say which
+        where = f": {e.filename}" if e.filename else ""
+        print(f"dreamstream: error: {e.strerror or e}{where}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
     return 2

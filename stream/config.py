@@ -77,6 +77,9 @@ class RtmpSettings:
     overlay: bool = True  # draw what plays, who asked, the countdown and how to ask into the stream
     overlay_position: str = "bottom"  # or "top"
     overlay_scale: float = 1.0  # text size; 1.0 reads at a glance on 720p
+    # how the overlay says to ask, e.g. "ask at https://dream.example.org/"; empty: the chat
+    # command when chat is read, else nothing (the page on 127.0.0.1 is no use to an audience)
+    overlay_ask: str = ""
     twitch_ingest: str = "rtmp://live.twitch.tv/app"
 
 
@@ -121,6 +124,11 @@ class LogSettings:
 
 
 @dataclass
+class ScreensaverSettings:
+    caption_s: float = 4.0  # the class is named on the picture this long when it changes; 0 = never
+
+
+@dataclass
 class Config:
     model: str = "efficientnet_lite0"
     device: str = "auto"  # auto | cpu | cuda | mps
@@ -141,6 +149,7 @@ class Config:
     source: SourceSettings = field(default_factory=SourceSettings)
     log: LogSettings = field(default_factory=LogSettings)
     clips: ClipSettings = field(default_factory=ClipSettings)
+    screensaver: ScreensaverSettings = field(default_factory=ScreensaverSettings)
 
 
 def _coerce(value, hint, where: str):
@@ -224,7 +233,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "queue.attempts_per_s": (0.01, 1000.0), "queue.attempt_burst": (1, 10_000),
     "rtmp.fps": (1.0, 120.0), "rtmp.bitrate_k": (0, 100_000), "rtmp.keyframe_s": (0.5, 10.0),
     "rtmp.overlay_scale": (0.2, 5.0), "rtmp.threads": (0, 64), "serve.output_size": (32, 4096),
-    "chat.reply_every_s": (0.0, 3600.0), "log.max_mb": (0.01, 100_000.0), "log.keep": (0, 1000),
+    "chat.reply_every_s": (0.0, 3600.0), "screensaver.caption_s": (0.0, 3600.0), "log.max_mb": (0.01, 100_000.0), "log.keep": (0, 1000),
     "clips.max_mb": (0.01, 10_000_000.0), "clips.seconds": (1.0, 120.0),
     "source.mix": (0.0, 1.0), "source.half_life_s": (0.05, 3600.0), "source.flow_scale": (0.1, 1.0),
     "source.max_disagreement_px": (0.1, 100.0), "source.still_px": (0.0, 10.0),
@@ -281,6 +290,9 @@ def validate(cfg: "Config") -> "Config":
         except RequestError as e:
             hint = f"; did you mean {', '.join(e.suggestions[:3])}" if e.suggestions else ""
             raise ConfigError(f"{where}: {e.message}{hint}") from None
+    ask = cfg.rtmp.overlay_ask
+    if len(ask) > 80 or not ask.isprintable():
+        raise ConfigError(f"rtmp.overlay_ask = {ask!r}: one line of at most 80 characters")
     c = cfg.chat
     for key, word in [("prefix", c.prefix), ("help_command", c.help_command), ("queue_command", c.queue_command),
                       ("skip_command", c.skip_command), ("clear_command", c.clear_command)]:
@@ -313,9 +325,12 @@ def twitch_oauth_token() -> str | None:
 
 
 def pictures_dir() -> Path:
-    """Where a user's pictures go: XDG_PICTURES_DIR (from ~/.config/user-dirs.dirs), else ~/Pictures."""
+    """Where a user's pictures go: XDG_PICTURES_DIR (from the environment, else from
+    ~/.config/user-dirs.dirs), else ~/Pictures."""
     home = Path.home()
-    dirs = home / ".config" / "user-dirs.dirs"
+    if os.environ.get("XDG_PICTURES_DIR"):
+        return Path(os.path.expandvars(os.environ["XDG_PICTURES_DIR"])).expanduser()
+    dirs = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config") / "user-dirs.dirs"
     if dirs.is_file():
         for line in dirs.read_text("utf-8", "replace").splitlines():
             if line.startswith("XDG_PICTURES_DIR="):
@@ -324,8 +339,9 @@ def pictures_dir() -> Path:
 
 
 def display() -> str | None:
-    """The desktop to open windows on (X11 or Wayland), from the environment; None without one."""
-    return os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    """The X display to open windows on, from the environment; None without one. OpenCV's Qt
+    has only its X11 (xcb) platform: on Wayland it needs XWayland, which sets DISPLAY."""
+    return os.environ.get("DISPLAY") or None
 
 
 def parse_size(text: str, flag: str = "--size") -> tuple[int, int]:

@@ -2,7 +2,7 @@
 left, what comes next, and how to ask. Drawn at the output's resolution, so it reads at a
 glance on 720p whatever the dream's size.
 
-    lines = overlay_lines(state, "!dream", elapsed_s=0.4)
+    lines = overlay_lines(state, "type !dream <class> in chat", elapsed_s=0.4)
     rgb = draw_overlay(rgb, lines, position="bottom", scale=1.0)
 """
 from __future__ import annotations
@@ -22,18 +22,27 @@ def hershey_text(text: str) -> str:
     return "".join(c if c.isascii() else "?" for c in decomposed if c.isascii() or not unicodedata.combining(c))
 
 
-def overlay_lines(state: dict, prefix: str, elapsed_s: float = 0.0) -> list[str]:
-    """From the state JSON (target, queue): the playing line, then the next / how-to-ask line.
-    `elapsed_s`: seconds since the state was taken (the countdown keeps running)."""
+def call_to_action(chat_prefix: str | None, text: str = "") -> str:
+    """How viewers of the stream can ask, naming only what exists: a configured text (the
+    page's public address, say), else the chat command when chat is read, else nothing."""
+    if text:
+        return text
+    return f"type {chat_prefix} <class> in chat" if chat_prefix else ""
+
+
+def overlay_lines(state: dict, ask: str, elapsed_s: float = 0.0) -> list[str]:
+    """From the state JSON (target, queue): the playing line, then how to ask and what is next.
+    `ask`: the call to action (`call_to_action`), "" for none; `elapsed_s`: seconds since the
+    state was taken (the countdown keeps running)."""
     target = state.get("target") or {}
     first = target.get("label", "")
     if target.get("user"):
         first += f"  - asked by {target['user']}"
     if target.get("remaining_s") is not None:
-        first += f"  - {max(0, round(target['remaining_s'] - elapsed_s))} s"
+        first += f"  - {max(0, round(target['remaining_s'] - elapsed_s))} s left"
     queue = state.get("queue") or []
-    second = f"type {prefix} <class> in chat" + (f"  - next: {queue[0]['label']}" if queue else "")
-    return [first, second]
+    second = "  - ".join(part for part in (ask, f"next: {queue[0]['label']}" if queue else "") if part)
+    return [first, second] if second else [first]
 
 
 def draw_overlay(rgb: np.ndarray, lines: list[str], position: str = "bottom", scale: float = 1.0) -> np.ndarray:

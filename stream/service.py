@@ -63,7 +63,7 @@ class About:
     model: str
     device: str
     size: tuple[int, int]  # the dream's (width, height)
-    prefix: str = "!dream"  # how chat asks
+    ask: str = ""  # the overlay's call to action (overlay.call_to_action): "" says nothing
 
 
 class Service:
@@ -85,6 +85,7 @@ class Service:
         self._state: tuple[dict, float] = ({}, 0.0)  # the last state and when it was taken
         self.state_version = 0  # bumped whenever state_json changes
         self._state_event: asyncio.Event | None = None
+        self._viewers_changed = False  # pushed with the next state (a page counts itself at once)
 
     # -- requests -------------------------------------------------------------------------
     def request(self, text, user, key: str) -> Ack:
@@ -158,7 +159,8 @@ class Service:
             pass
 
     async def watch_state(self) -> None:
-        """Push state on every change of target or queue, and at least every STATE_EVERY_S;
+        """Push state on every change of target, queue or viewer count (at most every 0.2 s:
+        500 viewers arriving are a few pushes, not 500), and at least every STATE_EVERY_S;
         when a dream ends, keep it in the strip of recent ones."""
         seen, last = -1, 0.0
         self._loop = asyncio.get_running_loop()
@@ -166,8 +168,8 @@ class Service:
         while True:
             self.queue.current()  # let the hold run out even while the dream thread is busy
             now = time.monotonic()
-            if self.queue.version != seen or now - last >= STATE_EVERY_S:
-                seen, last = self.queue.version, now
+            if self.queue.version != seen or self._viewers_changed or now - last >= STATE_EVERY_S:
+                seen, last, self._viewers_changed = self.queue.version, now, False
                 target = self.queue.snapshot()["target"]
                 if target["id"] != playing["id"]:
                     await self._remember(playing)
@@ -197,7 +199,7 @@ class Service:
     def overlay(self) -> list[str]:
         """The overlay's lines for the frame being sent now (any thread: reads one tuple)."""
         state, taken = self._state
-        return overlay_lines(state, self.about.prefix, time.monotonic() - taken)
+        return overlay_lines(state, self.about.ask, time.monotonic() - taken)
 
     # -- parts ----------------------------------------------------------------------------
     @property
@@ -237,6 +239,7 @@ class Service:
         self.viewers[kind] += delta
         if kind == "mjpeg":
             self.pipeline.shown.encode = self.jpeg_wanted and self.viewers["mjpeg"] > 0
+        self._viewers_changed = kind == "mjpeg" or self._viewers_changed  # the state shows MJPEG viewers
 
     def reading(self) -> Reading:
         engine, presenter, encoder = self.pipeline.engine, self.pipeline.presenter, self.encoder

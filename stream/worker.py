@@ -17,6 +17,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 
 from dreamer.runtime import lower_this_thread
@@ -73,19 +74,22 @@ def again(failures: int) -> str:
 
 
 class RateMeter:
-    """Events per second, as a moving average over about `window` events."""
+    """Events per second over the last `window` events: their count over the time they span,
+    exact from the second event on. (A moving average started from the first interval, and
+    one short interval, a frame right after a presenter caught up, made the page read 40-57
+    frames/s at connect for a 25 frames/s stream.)"""
 
     def __init__(self, window: int = 10, clock: Callable[[], float] = time.monotonic):
-        self.alpha, self.clock = 1.0 / window, clock
-        self.rate = 0.0
-        self._last: float | None = None
+        self.clock = clock
+        self._times: deque[float] = deque(maxlen=window + 1)
+
+    @property
+    def rate(self) -> float:
+        t = self._times
+        return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else 0.0
 
     def tick(self) -> float:
-        now = self.clock()
-        if self._last is not None and now > self._last:
-            instant = 1.0 / (now - self._last)
-            self.rate = instant if not self.rate else (1 - self.alpha) * self.rate + self.alpha * instant
-        self._last = now
+        self._times.append(self.clock())
         return self.rate
 
 

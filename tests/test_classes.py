@@ -78,3 +78,49 @@ def test_non_string_is_bad_request():
     with pytest.raises(RequestError) as err:
         parse(None)
     assert err.value.code == "bad_request"
+
+
+@pytest.mark.parametrize("text", ["person", "man", "woman", "human", "people", "child", "persn", "Women", "old man"])
+def test_words_for_people_are_answered_by_meaning(text):
+    with pytest.raises(RequestError) as err:
+        parse(text)
+    assert err.value.code == "unknown_class"
+    assert "not an ImageNet class; ImageNet has no people class" in err.value.message
+    assert err.value.suggestions[:3] == ["scuba diver", "bridegroom", "baseball player"]  # classes that show people
+    assert "prison" not in err.value.suggestions
+
+
+def test_suggestions_for_a_word_for_people_put_people_first():
+    from dreamer.classes import suggest
+
+    assert suggest("person")[0] == "scuba diver" and "prison" not in suggest("person")
+
+
+@pytest.mark.parametrize("text,index", [("963", 963), ("0", 0), (" 980 ", 980), ("963 + 980", None)])
+def test_a_number_is_a_class_index(text, index):
+    t = parse(text)
+    if index is None:
+        assert t.weights() == {963: 0.5, 980: 0.5}
+    else:
+        assert [c.index for c in t.classes] == [index]
+
+
+@pytest.mark.parametrize("text", ["1000", "-3", "2.5", "99999"])
+def test_a_number_that_is_no_class_index_is_refused_as_such(text):
+    with pytest.raises(RequestError) as err:
+        parse(text)
+    assert err.value.code == "unknown_class" and "is not a class index" in err.value.message
+    assert "0 to 999" in err.value.message and err.value.suggestions == []
+
+
+def test_twin_names_are_told_apart_and_each_can_be_asked_for():
+    from dreamer.classes import catalogue
+
+    cat = catalogue()
+    names = [cat.display_name(i) for i in range(1000)]
+    assert len(set(names)) == 1000  # no two listed alike
+    assert names[836] != names[837] and names[657] != names[744]
+    for i in (657, 744, 836, 837):
+        assert [c.index for c in parse(names[i]).classes] == [i]
+        assert parse(names[i]).label == names[i]
+    assert [c.index for c in parse("shades").classes] == [837]

@@ -40,14 +40,54 @@ def test_render_is_deterministic_and_takes_a_start_image_and_mixes(tmp_path):
     assert outs[0][..., 0].mean() > outs[0][..., 2].mean()  # still mostly the red photo
 
 
+def test_a_photo_keeps_its_shape_and_the_command_says_so(tmp_path):
+    """astronaut (512x512) was dreamed at 480x270 with a widened face, without a word."""
+    from skimage import data
+
+    photo = data.astronaut()
+    Image.fromarray(photo).save(tmp_path / "astronaut.png")
+    config = tmp_path / "small.toml"
+    config.write_text("[dream]\nsize = [96, 54]\nsteps = 1\n")  # 5184 pixels: the photo gets 72x72
+    common = ["--start", str(tmp_path / "astronaut.png"), "--frames", "1", "--config", str(config),
+              "--seed", "1", "--device", "cpu"]
+    r = run("render", *common, "--output", str(tmp_path / "own.png"))
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "own.png").size == (72, 72)  # the photo's shape, about as many pixels
+    assert "start image 512x512 dreamed at 72x72, its own shape" in r.stderr
+    r = run("render", *common, "--size", "96x54", "--output", str(tmp_path / "crop.png"))
+    assert r.returncode == 0, r.stderr
+    assert "start image 512x512 cropped to 96x54 (--fit pad keeps all of it)" in r.stderr
+    out = np.asarray(Image.open(tmp_path / "crop.png")).astype(float)
+    middle = np.asarray(Image.fromarray(photo[112:400]).resize((96, 54), Image.BILINEAR)).astype(float)
+    stretched = np.asarray(Image.fromarray(photo).resize((96, 54), Image.BILINEAR)).astype(float)
+    assert np.abs(out - middle).mean() < 0.6 * np.abs(out - stretched).mean()  # the middle, not squashed
+
+
+def test_render_refuses_what_it_cannot_honour_and_announces_what_it_changes(tmp_path):
+    r = run("render", "--class", "volcano", "--frames", "1", "--output", str(tmp_path / "odd.mp4"), "-q",
+            "--size", "63x64", "--seed", "1", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert "H.264 needs even sides: 63x64 rounded to 62x64" in r.stderr  # said even with -q
+    with av.open(str(tmp_path / "odd.mp4")) as c:
+        assert (c.streams.video[0].width, c.streams.video[0].height) == (62, 64)
+
+
 def test_user_errors_are_one_line_without_traceback(tmp_path):
+    (tmp_path / "afile").write_text("not a folder")
     cases = [
-        (["render", "--class", "qqxxzz", "--output", str(tmp_path / "x.png")], "did you mean"),
+        (["render", "--class", "volcano", "--fps", "0"], "--fps 0: must be between 1 and 120"),
+        (["render", "--class", "volcano", "--layer", "_blocks.10"], "--class and --layer are two kinds of dream"),
+        (["render", "--class", "volcano", "--fit", "pad"], "--fit says how a --start photo meets the frame"),
+        (["render", "--class", "volcano", "--output", str(tmp_path / "afile" / "x.png")],
+         f"cannot write {tmp_path / 'afile' / 'x.png'}: {tmp_path / 'afile'} is a file, not a folder"),
+        (["render", "--class", "volcano", "--output", "/proc/a.png"], "cannot write /proc/a.png: /proc refuses it"),
+        (["serve", "--host", "999.1.1.1", "--device", "cpu"], "--host 999.1.1.1: not an address or a name"),
+        (["render", "--class", "qqxxzz", "--output", str(tmp_path / "x.png")], "; try: volcano"),
         (["render", "--class", "volcano", "--output", str(tmp_path / "x.avi")], "use .mp4"),
         (["render", "--class", "volcano", "--output", str(tmp_path / "no" / "x.png")], "does not exist"),
         (["render", "--class", "volcano", "--size", "12x12"], "between 32 and 4096"),
         (["render", "--class", "volcano", "--start", str(tmp_path / "missing.jpg")], "cannot read start image"),
-        (["render", "--class", "volcano", "--layer", "nope", "--output", str(tmp_path / "x.png")], "no layer"),
+        (["render", "--layer", "nope", "--output", str(tmp_path / "x.png")], "no layer"),
         (["render", "--class", "volcano", "--frames", "0"], "at least 1"),
         (["classes", "qqxxzz"], "is not an ImageNet class"),
         (["serve", "--log-file", str(tmp_path / "no" / "x.log")], "cannot write the log file"),
@@ -98,5 +138,12 @@ def test_a_busy_port_is_the_first_thing_said():
 def test_classes_lists_and_explains():
     r = run("classes")
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 1000
+    names = [line[6:] for line in r.stdout.splitlines()]
+    assert len(set(names)) == 1000 and names[837] == "sunglasses (dark glasses, shades)"  # twins told apart
+    r = run("classes", "person")
+    assert r.returncode == 2 and "ImageNet has no people class" in r.stderr and "try: scuba diver" in r.stderr
+    assert "prison" not in r.stderr
+    r = run("classes", "963")
+    assert r.returncode == 0 and r.stdout.startswith("pizza\n")
     r = run("classes", "pizza + Volcanos")
     assert r.returncode == 0 and "963" in r.stdout and "980" in r.stdout and "0.500" in r.stdout

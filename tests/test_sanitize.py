@@ -5,7 +5,7 @@ import pytest
 from dreamer.classes import RequestError
 from stream.config import ServeSettings
 from stream.origins import origin_allowed
-from stream.overlay import draw_overlay, hershey_text, overlay_lines
+from stream.overlay import call_to_action, draw_overlay, hershey_text, overlay_lines
 from stream.sanitize import MAX_NAME, clean, clean_name, clean_request
 
 
@@ -64,10 +64,21 @@ def test_overlay_draws_any_text_without_crashing():
 def test_overlay_says_what_plays_who_asked_how_long_what_is_next_and_how_to_ask():
     state = {"target": {"label": "volcano", "user": "ann", "remaining_s": 12.4},
              "queue": [{"label": "pizza + daisy"}, {"label": "lemon"}]}
-    assert overlay_lines(state, "!dream", elapsed_s=2.0) == [
-        "volcano  - asked by ann  - 10 s", "type !dream <class> in chat  - next: pizza + daisy"]
-    assert overlay_lines({"target": {"label": "daisy", "user": None, "remaining_s": 3}, "queue": []}, "!d", 9) == [
-        "daisy  - 0 s", "type !d <class> in chat"]
+    ask = call_to_action("!dream")
+    assert overlay_lines(state, ask, elapsed_s=2.0) == [
+        "volcano  - asked by ann  - 10 s left", "type !dream <class> in chat  - next: pizza + daisy"]
+    assert overlay_lines({"target": {"label": "daisy", "user": None, "remaining_s": 3}, "queue": []},
+                         call_to_action("!d"), 9) == ["daisy  - 0 s left", "type !d <class> in chat"]
+
+
+def test_the_overlays_call_to_action_names_only_what_exists():
+    state = {"target": {"label": "volcano", "remaining_s": 17}, "queue": [{"label": "lemon"}]}
+    no_chat = call_to_action(None)
+    assert no_chat == "" and overlay_lines(state, no_chat) == ["volcano  - 17 s left", "next: lemon"]
+    assert overlay_lines({**state, "queue": []}, no_chat) == ["volcano  - 17 s left"]
+    page = call_to_action(None, "ask at dream.example.org")
+    assert overlay_lines(state, page)[1] == "ask at dream.example.org  - next: lemon"
+    assert call_to_action("!dream", "ask at dream.example.org") == "ask at dream.example.org"  # said, it wins
 
 
 def test_overlay_is_drawn_at_the_output_size_where_asked():

@@ -38,8 +38,25 @@ def test_rate_meter_with_an_injected_clock():
     assert m.tick() == 0.0  # one event is no rate yet
     t[0] = 0.5
     assert m.tick() == 2.0
-    t[0] = 1.5  # one event a second from now on: the average moves a quarter of the way
-    assert m.tick() == 2.0 - 0.25 * (2.0 - 1.0)
+    t[0] = 1.5  # 3 events over 1.5 s: two intervals
+    assert m.tick() == 2 / 1.5
+    for _ in range(4):  # one a second from now on: the last 4 intervals are all that count
+        t[0] += 1.0
+        m.tick()
+    assert m.rate == 1.0
+
+
+def test_rate_meter_is_not_thrown_by_one_short_interval():
+    """A frame right after a catch-up: 25 frames a second must not read as 40-57."""
+    t = [0.0]
+    m = RateMeter(window=20, clock=lambda: t[0])
+    m.tick()
+    t[0] += 0.001
+    m.tick()
+    for _ in range(5):
+        t[0] += 0.04
+        m.tick()
+    assert 25 <= m.rate <= 31  # 6 intervals in 0.201 s
 
 
 class Flaky(Worker):

@@ -2,7 +2,7 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const img = $("stream"), form = $("ask"), text = $("text"), user = $("user"), msg = $("message");
-let ws = null, wsUrl = null, retry = 500, state = null, stateAt = 0, clearMsg = 0, recentKey = "";
+let ws = null, wsUrl = null, retry = 500, state = null, stateAt = 0, clearMsg = 0, recentKey = "", aspect = 0;
 const mine = new Set();  // ids of the requests this page made
 
 user.value = localStorage.getItem("dreamstream-user") || "";
@@ -15,10 +15,19 @@ function say(html, kind) {
 }
 function secondsLeft() { return state ? Math.max(0, Math.round(state.target.remaining_s - (Date.now() - stateAt) / 1000)) : 0; }
 
+function fitPicture() {  // #frame takes the picture's own shape: letterboxed, never cropped
+  const w = img.naturalWidth, h = img.naturalHeight;
+  if (w && h && aspect !== w / h) { aspect = w / h; $("frame").style.setProperty("--aspect", String(aspect)); }
+}
+
 function render() {  // several times a second: the countdown runs between state pushes
+  fitPicture();
   if (!state) return;
   const t = state.target || {};
-  $("now").textContent = `${t.label || "…"}${t.user ? "  · asked by " + t.user : ""}  · ${secondsLeft()} s`;
+  // three parts: the label and the name shrink (…) before the countdown does
+  $("now").innerHTML = `<span class="label">${esc(t.label || "…")}</span>` +
+    (t.user ? `<span class="who"> · asked by ${esc(t.user)}</span>` : "") +
+    `<span class="left"> · ${secondsLeft()} s left</span>`;
   const q = state.queue || [];
   $("next").textContent = "next: " + (q.length ? q.slice(0, 3).map((e) => e.label + (e.votes > 1 ? " ×" + e.votes : "")).join(", ") +
     (q.length > 3 ? " …" : "") : state.next + " (from the playlist)");
@@ -71,12 +80,19 @@ msg.addEventListener("click", (e) => {
   if (s) { text.value = s; form.requestSubmit(); }
 });
 
+let lost = false;  // the server went away: its MJPEG ended too
 function connect() {
   ws = new WebSocket(wsUrl);
-  ws.onopen = () => { retry = 500; };
+  ws.onopen = () => {
+    retry = 500;
+    // an MJPEG that ends cleanly fires no "error" (the <img> just keeps its last picture):
+    // the server being back is the moment to ask for the stream again
+    if (lost) { lost = false; img.src = "/stream.mjpg?t=" + Date.now(); }
+  };
   ws.onmessage = (e) => { try { showReply(JSON.parse(e.data)); } catch (_) { /* ignore non-JSON */ } };
   ws.onclose = () => {
     ws = null;
+    lost = true;
     state = null;  // nothing to count down until the server is back
     $("now").textContent = "reconnecting…";
     setTimeout(connect, retry);
@@ -87,6 +103,7 @@ function connect() {
 async function start() {
   try {
     const cfg = await (await fetch("/config.json")).json();
+    if (!aspect && cfg.size) $("frame").style.setProperty("--aspect", String(cfg.size[0] / cfg.size[1]));  // until the first frame
     wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.hostname}:${cfg.ws_port}${cfg.ws_path || "/"}`;
     connect();
   } catch (_) {
@@ -134,10 +151,10 @@ function showClasses() {
 $("filter").addEventListener("input", () => classes && showClasses());
 $("classlist").addEventListener("click", (e) => {
   const c = e.target.dataset && e.target.dataset.c;
-  if (c) { text.value = c; text.focus(); }
+  if (c) { text.value = c; form.requestSubmit(); }  // a click asks for it
 });
 
-// MJPEG: if the stream breaks (server restart), reload it after a pause.
+// MJPEG: if the stream breaks (a reset, not a clean end), reload it after a pause.
 img.addEventListener("error", () => setTimeout(() => { img.src = "/stream.mjpg?t=" + Date.now(); }, 1500));
 function toggleFullscreen() {
   const el = $("stage");

@@ -37,6 +37,36 @@ def picture_changes(page, timeout_s: float = 30) -> bool:
     return False
 
 
+# Where the picture is drawn, from the <img>'s box, its object-fit and its natural size: the
+# content can be larger than the box (cover: cropped) or of another shape (fill: stretched).
+PICTURE_JS = """() => {
+  const img = document.getElementById('stream'), r = img.getBoundingClientRect();
+  const nw = img.naturalWidth, nh = img.naturalHeight, fit = getComputedStyle(img).objectFit;
+  const s = fit === 'cover' ? Math.max(r.width / nw, r.height / nh) : Math.min(r.width / nw, r.height / nh);
+  const [w, h] = fit === 'fill' ? [r.width, r.height] : [nw * s, nh * s];
+  const stage = document.getElementById('stage').getBoundingClientRect();
+  return {x: r.x + (r.width - w) / 2, y: r.y + (r.height - h) / 2, w, h, aspect: nw / nh,
+          box: {x: r.x, y: r.y, w: r.width, h: r.height}, stage: {x: stage.x, y: stage.y, w: stage.width, h: stage.height},
+          view: {w: innerWidth, h: innerHeight}};
+}"""
+
+
+def whole_picture(page) -> dict:
+    """The whole picture is on screen, in its own shape: nothing cropped by the <img>'s fit,
+    its box, the stage (overflow hidden) or the window; nothing stretched."""
+    p = page.evaluate(PICTURE_JS)
+    inside = lambda r, o: (r["x"] >= o.get("x", 0) - 0.5 and r["y"] >= o.get("y", 0) - 0.5  # noqa: E731
+                           and r["x"] + r["w"] <= o.get("x", 0) + o["w"] + 0.5
+                           and r["y"] + r["h"] <= o.get("y", 0) + o["h"] + 0.5)
+    assert inside(p, p["box"]) and inside(p, p["stage"]) and inside(p, p["view"]), p
+    assert abs(p["w"] / p["h"] - p["aspect"]) < 0.01 * p["aspect"], p
+    return p
+
+
+def overlaps(a: dict, b: dict) -> bool:
+    return a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
+
+
 def test_page_shows_the_dream_and_takes_a_request(tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -48,8 +78,16 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(server.base + "/")
+            # The status line counts this page from the first pushes (it said "0 watching"
+            # until the next 2-s push) and never reads more frames than are shown (40-57 did).
+            page.wait_for_function("document.getElementById('stats').textContent !== ''", timeout=30_000)
+            expect(page.locator("#stats")).to_contain_text("1 watching", timeout=1_000)
             page.wait_for_function("document.getElementById('stream').naturalWidth === " + str(WIDTH), timeout=30_000)
-            expect(page.locator("#now")).to_contain_text(re.compile(r"\w+\s+· \d+ s"), timeout=15_000)
+            expect(page.locator("#now")).to_contain_text(re.compile(r"\w+\s+· \d+ s left"), timeout=15_000)
+            shown = float(re.search(r"([\d.]+) fps", page.locator("#stats").text_content()).group(1))
+            assert shown <= 25 * 1.2, page.locator("#stats").text_content()
+            whole = whole_picture(page)
+            assert whole["w"] > 0.6 * (1280 - 22 * 16)  # and large: it fills the room beside the panel
             assert picture_changes(page), "the picture did not change"
 
             page.fill("#user", "tester")
@@ -72,6 +110,11 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             page.locator("#catalogue summary").click()
             page.fill("#filter", "jelly")
             expect(page.locator("#classlist li").first).to_have_text("jellyfish", timeout=10_000)
+            page.fill("#filter", "lemon")
+            page.wait_for_timeout(600)  # the cooldown between two requests from one viewer
+            page.locator("#classlist li", has_text="lemon").first.click()  # a click asks for it
+            expect(page.locator("#yours")).to_contain_text(re.compile(r"yours \(lemon\)|now playing yours"),
+                                                          timeout=10_000)
             page.keyboard.press("Escape")
 
             page.wait_for_timeout(600 + 1000 * SHOWCASE_S)
@@ -81,7 +124,13 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             assert page.locator("#message button").count() > 0  # suggestions to click
 
             SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+            whole_picture(page)
             page.screenshot(path=str(SCREENSHOT_DIR / "page.png"))
+            big = browser.new_page(viewport={"width": 1920, "height": 1080})
+            big.goto(server.base + "/")
+            big.wait_for_function("document.getElementById('stream').naturalWidth === " + str(WIDTH), timeout=30_000)
+            assert whole_picture(big)["w"] > 0.8 * (1920 - 22 * 16)
+            big.close()
 
             # The server restarts: the page notices, and reconnects by itself.
             ports = (int(server.base.rsplit(":", 1)[1]), int(server.ws.rsplit(":", 1)[1].strip("/")))
@@ -97,10 +146,18 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             phone.goto(server.base + "/")
             phone.wait_for_function("document.getElementById('stream').naturalWidth === " + str(WIDTH), timeout=30_000)
             box = phone.locator("#ask").bounding_box()
-            img = phone.locator("#stream").bounding_box()
-            assert box["y"] + box["height"] <= 844 and img["width"] <= 390
-            assert img["y"] < box["y"] and img["width"] >= 380  # the picture on top, the full width
-            expect(phone.locator("#now")).to_contain_text(re.compile(r"\d+ s"), timeout=15_000)
+            img = whole_picture(phone)
+            assert box["y"] + box["height"] <= 844 and img["w"] <= 390
+            assert img["y"] < box["y"] and img["w"] >= 380  # the picture on top, the full width
+            expect(phone.locator("#now")).to_contain_text(re.compile(r"\d+ s left"), timeout=15_000)
+            # the caption: off the picture, one line each for what plays and what is next
+            caption = phone.locator("#overlay").bounding_box()
+            assert not overlaps({"x": caption["x"], "y": caption["y"], "w": caption["width"], "h": caption["height"]},
+                                img), (caption, img)
+            for line in ("#now", "#next"):
+                height = phone.locator(line).bounding_box()["height"]
+                line_height = phone.evaluate(f"parseFloat(getComputedStyle(document.querySelector('{line}')).fontSize)")
+                assert height < 1.8 * line_height, (line, height, line_height)
             phone.fill("#text", "goldfish")
             phone.locator("#ask button[type=submit]").tap()
             expect(phone.locator("#yours")).to_contain_text(yours, timeout=10_000)

@@ -13,6 +13,8 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 
+from stream.overlay import draw_overlay
+
 from .conftest import TEST_CONFIG, free_port, start_server, stop_server
 
 KEY = "sk_live_do_not_print_me"
@@ -24,6 +26,13 @@ def listen(port: int, out):
     return subprocess.Popen([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-listen", "1",
                              "-i", f"rtmp://127.0.0.1:{port}/live/{KEY}", "-c", "copy", "-f", "flv", str(out)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def band_height(rgb: np.ndarray) -> int:
+    """Rows of the overlay's dark band at the bottom: where, going up the left edge, the
+    picture jumps from darkened (x0.35) to itself."""
+    g = rgb[-300:, 3].astype(float).mean(axis=-1) + 1
+    return 300 - int(np.argmax(g[:-1] / g[1:])) - 1
 
 
 def wait_for_bytes(path, n, timeout=60):
@@ -60,6 +69,13 @@ def test_rtmp_push_is_h264_aac_with_2s_keyframes_and_survives_an_ingest_restart(
         status, headers, body = server.get("/preview.jpg")  # exactly what the ingest gets
         preview = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
         assert preview.shape == (720, 1280, 3)
+        assert server.get_json("/api/state")["queue"] == []  # the daisies were votes for what plays
+        # No chat and nothing queued: one line (what plays, "N s left"), no "type !dream ... in
+        # chat" for a chat that is not read. The band's height says how many lines it holds.
+        lines = band_height(preview)
+        one, two = (band_height(draw_overlay(np.full((720, 1280, 3), 200, np.uint8), ["daisy  - 3 s left", x][:n]))
+                    for n, x in ((1, ""), (2, "next: lemon")))
+        assert abs(lines - one) < abs(lines - two), (lines, one, two)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         cv2.imwrite(str(ARTIFACTS / "rtmp_preview.jpg"), preview)
         assert server.get_json("/api/state")["size"] == [160, 96]  # the dream keeps its own size

@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,31 +15,65 @@ if any(shutil.which(t) is None for t in NEEDED) and not os.environ.get("CI"):
     pytest.skip("needs Debian xvfb, xdotool and imagemagick (make test installs them as root)",
                 allow_module_level=True)
 
+from stream.screensaver import HELP, draw_plate  # noqa: E402  (after the skip: it imports OpenCV)
+
 SCREEN = (320, 200)
 ARTIFACTS = Path(__file__).parent / "artifacts"
 SMALL = ["--size", "64x48", "--seed", "3", "--device", "cpu"]
 
 
-@pytest.fixture(scope="module")
-def display():
+def xvfb(size: tuple[int, int]):
     for n in range(90, 120):
         if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
             break
-    xvfb = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", f"{size[0]}x{size[1]}x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         if Path(f"/tmp/.X11-unix/X{n}").exists():
             break
         time.sleep(0.05)
     yield f":{n}"
-    xvfb.terminate()
-    xvfb.wait(5)
+    server.terminate()
+    server.wait(5)
 
 
-def run(display, *args, cwd=None, home=None):
-    env = {**os.environ, "DISPLAY": display, "PYTHONUNBUFFERED": "1", **({"HOME": str(home)} if home else {})}
+@pytest.fixture(scope="module")
+def display():
+    yield from xvfb(SCREEN)
+
+
+@pytest.fixture(scope="module")
+def desktop():
+    """A screen that holds the whole --window (640x480 at (0, 0), no window manager)."""
+    yield from xvfb((800, 600))
+
+
+def run(display, *args, cwd=None, home=None, env=None):
+    env = {**{k: v for k, v in os.environ.items() if k != "XDG_PICTURES_DIR"}, "DISPLAY": display,
+           "PYTHONUNBUFFERED": "1", **({"HOME": str(home)} if home else {}), **(env or {})}
     return subprocess.Popen([sys.executable, "-m", "stream", "screensaver", *SMALL, *args], env=env, cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+class Output:
+    """What a running saver prints, collected as it comes (reading the pipe would block)."""
+
+    def __init__(self, proc):
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=lambda: self.lines.extend(proc.stdout), daemon=True)
+        self._thread.start()
+
+    def wait_for(self, text: str, timeout: float = 30) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if any(text in line for line in self.lines):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} never printed:\n{''.join(self.lines)}")
+
+    def text(self) -> str:
+        self._thread.join(5)
+        return "".join(self.lines)
 
 
 def x(display, *cmd, check=True):
@@ -53,7 +88,7 @@ def wait_for_window(display, proc, timeout=60) -> str:
         found = x(display, "xdotool", "search", "--name", "dreamstream", check=False).stdout.split()
         if found:
             return found[-1]
-        time.sleep(0.3)
+        time.sleep(0.05)
     raise AssertionError("no dreamstream window appeared")
 
 
@@ -85,6 +120,23 @@ def wait_for_picture(display, tmp_path, timeout=60) -> np.ndarray:
     raise AssertionError("the screen never filled")
 
 
+def plate_at(shot: np.ndarray, lines: list[str], corner: str) -> bool:
+    """Is the saver's dark plate for `lines` on the (window-sized) screenshot? Where it would
+    be is asked of the saver's own drawing; at its right edge and its edge toward the middle
+    of the picture, the picture just inside is a third of the picture just outside (the
+    dream is smooth over a few pixels: without a plate the two are alike)."""
+    x0, y0, w, h = draw_plate(np.zeros_like(shot), lines, corner)
+    g = shot.astype(float).mean(axis=2) + 1
+    edge_in, edge_out = (y0 + 2, y0 - 3) if corner == "bottom" else (y0 + h - 3, y0 + h + 2)
+    inside = np.concatenate([g[y0 + 2:y0 + h - 2, x0 + w - 3], g[edge_in, x0 + 2:x0 + w - 2]])
+    outside = np.concatenate([g[y0 + 2:y0 + h - 2, x0 + w + 2], g[edge_out, x0 + 2:x0 + w - 2]])
+    return bool(np.median(inside / outside) < 0.5)
+
+
+def window_shot(display, tmp_path) -> np.ndarray:
+    return screenshot(display, tmp_path / "window.png")[:480, :640]  # --window: 640x480 at (0, 0)
+
+
 def test_fullscreen_covers_the_screen_moves_and_any_key_exits(display, tmp_path):
     proc = run(display, "--duration", "120")
     try:
@@ -106,51 +158,77 @@ def test_fullscreen_covers_the_screen_moves_and_any_key_exits(display, tmp_path)
             proc.kill()
 
 
-def test_mouse_move_beyond_a_few_pixels_exits(display, tmp_path):
+def test_a_nudge_of_the_mouse_keeps_it_and_one_move_ends_it(display, tmp_path):
     proc = run(display, "--duration", "120")
     try:
         wait_for_window(display, proc)
         wait_for_picture(display, tmp_path)
-        x(display, "xdotool", "mousemove", "100", "100")
-        time.sleep(0.5)
-        x(display, "xdotool", "mousemove", "102", "101")  # a nudge: still dreaming
+        where = dict(v.split(":") for v in x(display, "xdotool", "getmouselocation").stdout.split()[:2])
+        x(display, "xdotool", "mousemove", str(int(where["x"]) + 2), str(int(where["y"]) + 1))  # a nudge
         time.sleep(1.0)
         assert proc.poll() is None
-        x(display, "xdotool", "mousemove", "200", "150")
+        x(display, "xdotool", "mousemove", "10", "10")  # one move: the first event counts
         assert proc.wait(15) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
 
 
-def test_window_mode_keys_and_duration(display, tmp_path):
-    proc = run(display, "--window", "--playlist", "volcano, jellyfish, pizza", "--in-order", "--duration", "120",
-               cwd=tmp_path, home=tmp_path)
-    pictures = tmp_path / "Pictures"  # the user's pictures folder (no XDG setting here)
+def test_window_mode_first_picture_hint_caption_keys_and_saving(desktop, tmp_path):
+    """A picture at once (not an empty window), the keys on a plate, "saved to ..." on screen,
+    the class named when it changes, the pictures folder from XDG_PICTURES_DIR."""
+    import cv2
+
+    config = tmp_path / "saver.toml"
+    config.write_text('playlist = ["volcano"]\n[screensaver]\ncaption_s = 2.0\n')
+    pictures = tmp_path / "my pictures"
+    proc = run(desktop, "--config", str(config), "--window", "--playlist", "volcano, jellyfish, pizza",
+               "--in-order", "--duration", "120", cwd=tmp_path, home=tmp_path,
+               env={"XDG_PICTURES_DIR": str(pictures)})
+    out = Output(proc)
     try:
-        wait_for_window(display, proc)
-        wait_for_picture_in_window = time.monotonic() + 60
-        while time.monotonic() < wait_for_picture_in_window and not list(pictures.glob("dream-*.png")):
-            press(display, "s")
-            time.sleep(1.0)
-        saved = list(pictures.glob("dream-*.png"))
-        assert saved, "s did not save a PNG"
+        wait_for_window(desktop, proc)
+        # The first picture is up with the window: an empty Qt window is black with two white
+        # bars, and it stayed so until the model had loaded and the first frame was dreamed.
+        time.sleep(0.1)
+        first = window_shot(desktop, tmp_path)
+        assert (first.max(axis=2) > 10).mean() > 0.99, "the window opened without a picture"
+
+        end = time.monotonic() + 60  # the keys, on a plate, once the dream is up
+        while not plate_at(shot := window_shot(desktop, tmp_path), HELP, "top"):
+            assert time.monotonic() < end, "no key hint on a plate"
+            time.sleep(0.1)
         ARTIFACTS.mkdir(exist_ok=True)
-        screenshot(display, ARTIFACTS / "screensaver_window.png")  # a plain window: no toolbar, no status bar
-        import cv2
+        cv2.imwrite(str(ARTIFACTS / "screensaver_hint.png"), shot)
+        time.sleep(2.5)  # the first caption and the hint have gone
+
+        assert press(desktop, "s")
+        out.wait_for("saved ")
+        saved = list(pictures.glob("dream-*.png"))
+        assert saved, f"s did not save into XDG_PICTURES_DIR:\n{out.text()}"
         assert cv2.imread(str(saved[0])).shape[:2] == (480, 640)  # the window's full size, not the dream's 64x48
-        assert press(display, "space")
-        time.sleep(1.0)
-        assert proc.poll() is None, proc.stdout.read()
-        assert press(display, "q")
+        message = [f"saved to {saved[0]}"]
+        assert plate_at(window_shot(desktop, tmp_path), message, "bottom"), "no 'saved to ...' on screen"
+        ARTIFACTS.mkdir(exist_ok=True)
+        screenshot(desktop, ARTIFACTS / "screensaver_window.png")  # a plain window: no toolbar, no status bar
+
+        time.sleep(3.2)  # the message has gone
+        assert not plate_at(window_shot(desktop, tmp_path), ["jellyfish"], "bottom")
+        assert press(desktop, "space")
+        out.wait_for("next: jellyfish")
+        end = time.monotonic() + 1.5  # the new class, named on the picture for caption_s
+        while not plate_at(window_shot(desktop, tmp_path), ["jellyfish"], "bottom"):
+            assert time.monotonic() < end, "the new class was not named on the picture"
+        assert proc.poll() is None, out.text()
+        assert press(desktop, "q")
         assert proc.wait(15) == 0
-        out = proc.stdout.read()
-        assert "next: jellyfish" in out and f"saved {saved[0]}" in out, out
-        assert "QFont" not in out and "qt." not in out.lower(), out  # no Qt noise
+        text = out.text()
+        assert f"saved {saved[0]}" in text, text
+        assert "QFont" not in text and "qt." not in text.lower(), text  # no Qt noise
     finally:
         if proc.poll() is None:
             proc.kill()
-    quick = run(display, "--duration", "3")
+    quick = run(desktop, "--duration", "3")
     assert quick.wait(60) == 0
 
 
@@ -171,8 +249,9 @@ def gone_after(display, proc, action) -> tuple[float, float]:
 
 def test_wakes_at_once_on_a_busy_machine(display, tmp_path):
     """Two CPU-bound processes beside it (started once the picture is up: the saver itself runs
-    at a low priority), as on a machine doing real work: a key and a mouse move still clear
-    the screen at once (generous bounds here; measured figures in README)."""
+    at a low priority), as on a machine doing real work: a key and a single mouse move still
+    clear the screen at once, and the process is gone soon after (its threads, mid-step at a
+    low priority, are not waited for). Generous bounds here; measured figures in README."""
     for action in ("key", "mousemove"):
         proc = run(display, "--duration", "120")
         hogs = []
@@ -184,11 +263,9 @@ def test_wakes_at_once_on_a_busy_machine(display, tmp_path):
             if action == "key":
                 window, exited = gone_after(display, proc, lambda: x(display, "xdotool", "key", "a"))
             else:
-                x(display, "xdotool", "mousemove", "10", "10")
-                time.sleep(0.5)
-                window, exited = gone_after(display, proc, lambda: x(display, "xdotool", "mousemove", "200", "150"))
+                window, exited = gone_after(display, proc, lambda: x(display, "xdotool", "mousemove", "10", "10"))
             print(f"busy machine, {action}: window gone after {window:.3f} s, process after {exited:.3f} s")
-            assert window < 1.0 and exited < 4.0, (action, window, exited)
+            assert window < 1.0 and exited - window < 1.0, (action, window, exited)
             assert proc.returncode == 0
         finally:
             for h in hogs:
@@ -197,10 +274,39 @@ def test_wakes_at_once_on_a_busy_machine(display, tmp_path):
                 proc.kill()
 
 
-def test_bad_playlist_and_no_display_are_one_line_errors(tmp_path):
+def test_bad_input_and_no_display_are_one_line_errors(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
-    for args, text in [(["--playlist", "volcano, qqxxzz"], "is not an ImageNet class"),
-                       ([], "no display")]:
-        r = subprocess.run([sys.executable, "-m", "stream", "screensaver", *SMALL, *args], env=env,
+    nowhere = {**env, "DISPLAY": ":59"}  # set, but no X server there: Qt used to abort (exit 134)
+    cases = [(["--playlist", "volcano, qqxxzz"], "is not an ImageNet class", env),
+             (["--playlist", "nofile.txt"], "--playlist nofile.txt: no such file", env),
+             (["--duration", "0"], "--duration 0: give seconds above 0", env),
+             ([], "no display", env),
+             ([], "cannot open display :59", nowhere)]
+    for args, text, where in cases:
+        r = subprocess.run([sys.executable, "-m", "stream", "screensaver", *SMALL, *args], env=where,
                            capture_output=True, text=True, timeout=60)
-        assert r.returncode == 2 and text in r.stderr and "Traceback" not in r.stderr
+        assert r.returncode == 2 and text in r.stderr and "Traceback" not in r.stderr, (args, r.returncode, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_help_states_the_screensavers_own_defaults():
+    r = subprocess.run([sys.executable, "-m", "stream", "screensaver", "--help"], capture_output=True, text=True,
+                       timeout=60)
+    text = " ".join(r.stdout.split())  # argparse wraps lines
+    assert r.returncode == 0
+    assert "(default: configs/screensaver.toml)" in text and "seconds per class (default 45)" in text, text
+    assert "configs/default.toml" not in text
+
+
+def test_pictures_folder_from_the_environment_first(tmp_path, monkeypatch):
+    from stream.config import pictures_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_PICTURES_DIR", raising=False)
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    assert pictures_dir() == tmp_path / "Pictures"
+    (tmp_path / ".config").mkdir()
+    (tmp_path / ".config" / "user-dirs.dirs").write_text('XDG_PICTURES_DIR="$HOME/Bilder"\n')
+    assert pictures_dir() == tmp_path / "Bilder"
+    monkeypatch.setenv("XDG_PICTURES_DIR", str(tmp_path / "env pics"))
+    assert pictures_dir() == tmp_path / "env pics"
