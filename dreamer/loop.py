@@ -28,6 +28,7 @@ import torch
 
 from . import objectives as obj
 from . import regularize as reg
+from .capture import Captured, available
 from .classes import Target
 from .prior import natural_prior
 
@@ -78,6 +79,13 @@ class DreamSettings:
     # blur_per_s * sqrt(dt) (0.4 a frame at 4 frames/s). Less keeps the detail that reads magnified.
     blur_per_s: float = 0.8
     blend_s: float = 3.0  # a new target fades in over this many seconds
+    # The GPU's settings (docs/performance.md, "On a GPU"); on a CPU they cost or change nothing.
+    # "auto": the network in bf16 autocast on CUDA (tensor cores; image and gradient stay fp32), fp32 elsewhere
+    precision: str = "auto"  # auto | fp32 | bf16
+    # views a step shows the network at once: the next ones of `octaves`, those of one shape
+    # as one batch, their gradients summed into one step. 1: one view a step (the CPU's best)
+    views_per_step: int = 1
+    capture: str = "off"  # off | graphs | compile: the step's fixed-shape parts captured (dreamer/capture.py)
     mode: str = "class"  # "class": class logits; "layer": classic DeepDream on `layer`
     layer: str = ""  # for mode="layer"; empty = the model's middle suggested layer
     split: bool = False  # "A + B" side by side instead of blended
@@ -102,6 +110,19 @@ class Dreamer:
         self.view = reg.random_view(settings.jitter_px, settings.scale_range, settings.rotate_deg, self.gen,
                                     settings.view_pixels)
         self.prior = natural_prior() if (settings.prior_weight or settings.colour_steps) else None
+        if self.prior is not None:  # on the device once: a copy there every step would wait for the GPU
+            self._basis = self.prior.colour_basis.to(self.device)
+        self._colour_weights = torch.tensor(settings.colour_steps or (1.0,), device=self.device).view(1, -1, 1, 1)
+        precision = settings.precision if settings.precision != "auto" else \
+            "bf16" if self.device.type == "cuda" else "fp32"
+        self.bf16 = precision == "bf16"
+        # The network as a step calls it, captured per view shape when `capture` says so, and
+        # eager for objectives that read layers (hooks do not run in a replayed graph).
+        capture = available(settings.capture, self.device)
+        self._eager_network = self._network_in_precision
+        self.network = Captured(self._network_in_precision, capture, "network", grad=True)
+        self._direction = Captured(self.direction, capture, "step direction", grad=False)
+        self._octave = 0  # where in `octaves` the next view is
         self.frames = 0
         self.steps = 0
         self.target: Target | None = None
@@ -155,22 +176,48 @@ class Dreamer:
             self.image = reg.affine(self.image, scale, angle, shift)
         self.image = reg.gaussian_blur(self.image, s.blur_per_s * math.sqrt(max(0.0, dt)))
 
-    def step(self, objective: obj.Objective, prior_grad: torch.Tensor | None = None) -> float:
-        """One gradient-ascent step, descending `prior_grad` (the prior's energy gradient) too;
-        returns the objective's value (a host sync, so only read it in tests)."""
+    def _network_in_precision(self, views: torch.Tensor) -> torch.Tensor:
+        """(B, 3, h, w) views -> (B, 1000) fp32 logits; in bf16 autocast when `precision` says so
+        (its weight-cast cache off: CUDA graphs cannot capture it, and it lives one call anyway)."""
+        if not self.bf16:
+            return self.model(views)
+        with torch.autocast(self.device.type, torch.bfloat16, cache_enabled=False):
+            return self.model(views).float()
+
+    def gradient(self, objective: obj.Objective) -> tuple[torch.Tensor, torch.Tensor]:
+        """The raw gradient of `objective` over this step's views, summed, and its value summed
+        over them. The views are the next `views_per_step` of `octaves`, drawn in turn; those of
+        one shape go through the network as one batch, one backward per batch (so a batch's
+        memory is free before the next)."""
         s = self.settings
-        scale = s.octaves[self.steps % len(s.octaves)]
-        self.steps += 1
+        scales = [s.octaves[(self._octave + i) % len(s.octaves)] for i in range(s.views_per_step)]
+        self._octave = (self._octave + len(scales)) % len(s.octaves)
         x = self.image.detach().requires_grad_(True)
-        # On CUDA the network runs in bf16 (tensor cores); the image and its gradient stay fp32.
-        with torch.autocast("cuda", torch.bfloat16, enabled=self.device.type == "cuda"):
-            value = objective(obj.Probe(self.model, self.view(x, scale), self._taps)).float()
-        (grad,) = torch.autograd.grad(value, x)
-        if prior_grad is not None:  # ascend the objective, descend the prior's energy
-            grad = grad - s.prior_weight * prior_grad
+        batches: dict[tuple, list[torch.Tensor]] = {}
+        for scale in scales:  # randomness drawn in view order, whatever the batching
+            view = self.view(x, scale)
+            batches.setdefault(tuple(view.shape), []).append(view)
+        network = self.network if self._taps is None else self._eager_network
+        grad = total = None
+        for views in batches.values():
+            batch = views[0] if len(views) == 1 else torch.cat(views)  # (B, 3, h, w)
+            # objectives average over a batch: times its size, the sum of the views' values
+            value = objective(obj.Probe(network, batch, self._taps)).float() * len(views)
+            (g,) = torch.autograd.grad(value, x)
+            grad, total = (g, value.detach()) if grad is None else (grad + g, total + value.detach())
+        return grad, total
+
+    def step(self, objective: obj.Objective, prior_grad: torch.Tensor | None = None) -> torch.Tensor:
+        """One gradient-ascent step, descending `prior_grad` (the prior's energy gradient) too;
+        returns the objective's value over the step's views (reading it is a host sync: tests only)."""
+        s = self.settings
+        grad, value = self.gradient(objective)
+        self.steps += 1
+        if prior_grad is not None:  # ascend the objective, descend the prior's energy (once per view)
+            grad = grad - s.prior_weight * s.views_per_step * prior_grad
         with torch.no_grad():
-            self.image = (self.image + s.step_size * self.direction(grad)).clamp_(0, 1)
-        return value.detach()
+            self.image = (self.image + s.step_size * self._direction(grad)).clamp_(0, 1)
+        return value
 
     def direction(self, grad: torch.Tensor) -> torch.Tensor:
         """The raw gradient -> a step direction with mean |d| = 1: blurred, split into bands
@@ -181,11 +228,9 @@ class Dreamer:
         grad = reg.gaussian_blur(grad, s.gradient_blur)
         if not s.colour_steps:
             return reg.laplacian_normalize(grad, s.pyramid_levels, tilt=s.band_tilt)
-        basis = self.prior.colour_basis.to(grad.device)
-        axes = reg.laplacian_normalize(reg.colour_axes(grad, basis), s.pyramid_levels, tilt=s.band_tilt,
+        axes = reg.laplacian_normalize(reg.colour_axes(grad, self._basis), s.pyramid_levels, tilt=s.band_tilt,
                                        per_channel=True)
-        weights = torch.tensor(s.colour_steps, dtype=grad.dtype, device=grad.device).view(1, 3, 1, 1)
-        return reg.normalize_gradient(reg.from_colour_axes(axes * weights, basis))
+        return reg.normalize_gradient(reg.from_colour_axes(axes * self._colour_weights, self._basis))
 
     def frame(self, dt: float | None = None, steps: int | None = None,
               interrupt: Callable[[], bool] | None = None) -> np.ndarray | None:

@@ -4,11 +4,18 @@
 octave) downscaled, in one resampling, with randomness from a `torch.Generator` so a
 seeded loop is deterministic. Gradient conditioners turn a raw pixel gradient into a step
 direction; `affine` and `gaussian_blur` also serve the per-frame motion.
+
+On the CPU the blur, the pyramid and the colour transform run in OpenCV (a quarter of the
+torch versions' time); on a GPU, in torch. `torch_ops()` makes the CPU take the torch
+versions too: the GPU's arithmetic, checked on a machine without one.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -30,15 +37,35 @@ def affine(x: torch.Tensor, scale: float = 1.0, angle_deg: float = 0.0,
     a = math.radians(angle_deg)
     cos, sin = math.cos(a) / scale, math.sin(a) / scale
     # affine_grid works in [-1, 1] coordinates, so the rotation must respect the aspect ratio.
-    theta = torch.tensor([[cos, -sin * h / w, 2 * shift[0]],
-                          [sin * w / h, cos, 2 * shift[1]]], dtype=x.dtype, device=x.device)
+    theta = to_device(torch.tensor([[cos, -sin * h / w, 2 * shift[0]],
+                                    [sin * w / h, cos, 2 * shift[1]]], dtype=x.dtype), x.device)
     oh, ow = out_size or (h, w)
     grid = F.affine_grid(theta.expand(b, 2, 3), [b, x.shape[1], oh, ow], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A few numbers made on the host, to `device` without waiting for it: a blocking copy to
+    a GPU waits for all the work queued before it (a host round trip every step)."""
+    return t if t.device == device else t.to(device, non_blocking=True)
+
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def torch_ops() -> Iterator[None]:
+    """Within it (on this thread), the CPU runs the torch versions a GPU runs instead of OpenCV."""
+    before = getattr(_local, "torch_only", False)
+    _local.torch_only = True
+    try:
+        yield
+    finally:
+        _local.torch_only = before
+
+
 def _cpu_fast_path(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype == torch.float32
+    return x.device.type == "cpu" and x.dtype == torch.float32 and not getattr(_local, "torch_only", False)
 
 
 def _to_hwc(x: torch.Tensor) -> np.ndarray:
@@ -93,7 +120,10 @@ def random_view(jitter_px: int, scales: tuple[float, float], degrees: float, gen
     return apply
 
 
+@functools.lru_cache(maxsize=64)
 def gaussian_kernel(sigma: float, dtype=torch.float32, device=None) -> torch.Tensor:
+    """Cached (read only): the gradient's blur every step would otherwise build its kernel
+    anew, four small launches on a GPU each time."""
     radius = max(1, math.ceil(2.5 * sigma))
     t = torch.arange(-radius, radius + 1, dtype=dtype, device=device)
     k = torch.exp(-0.5 * (t / sigma) ** 2)

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import av
 import cv2
-import imageio_ffmpeg
 import numpy as np
 
 from loadtest import free_port, wait_healthy
@@ -52,6 +51,8 @@ def state(base: str) -> dict:
 
 def listener(port: int, out: Path) -> subprocess.Popen:
     """ffmpeg as a one-shot RTMP server that keeps what it receives, untouched."""
+    import imageio_ffmpeg  # a test extra: scripts/gpu_check.py brings a listener of its own
+
     return subprocess.Popen([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-listen", "1",
                              "-i", f"rtmp://127.0.0.1:{port}/live/bench", "-c", "copy", "-f", "flv", str(out)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -77,7 +78,9 @@ def received(path: Path, last_s: float) -> dict:
             "seconds": round(span, 1), "size": [stream.codec_context.width, stream.codec_context.height]}
 
 
-def serve_row(seconds: float, rtmp: bool, extra: list[str] = ()) -> dict:
+def serve_row(seconds: float, rtmp: bool, extra: list[str] = (), listen=listener, settle_s: float = 5.0) -> dict:
+    """One `serve` (with `--rtmp` into `listen(port, file)` when `rtmp`), measured for `seconds`
+    after `settle_s` for the budget to settle."""
     port, ws_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "stream", "serve", "--port", str(port), "--ws-port", str(ws_port), *extra]
@@ -85,7 +88,7 @@ def serve_row(seconds: float, rtmp: bool, extra: list[str] = ()) -> dict:
     ingest = None
     if rtmp:
         rtmp_port = free_port()
-        ingest = listener(rtmp_port, tmp / "received.flv")
+        ingest = listen(rtmp_port, tmp / "received.flv")
         args += ["--rtmp", f"rtmp://127.0.0.1:{rtmp_port}/live/bench"]
     log = (tmp / "serve.log").open("w")
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -96,7 +99,7 @@ def serve_row(seconds: float, rtmp: bool, extra: list[str] = ()) -> dict:
             if time.monotonic() > deadline:
                 raise RuntimeError("the RTMP encoder never went live")
             time.sleep(0.5)
-        time.sleep(5)  # the budget settles
+        time.sleep(settle_s)  # the budget settles
         m0, t0 = scrape(base), time.monotonic()
         time.sleep(seconds)
         m1, t1 = scrape(base), time.monotonic()

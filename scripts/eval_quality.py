@@ -161,14 +161,19 @@ def dream_stills(model, settings, targets, seeds, frames, dt) -> list[tuple[int,
     return out
 
 
-def dream_live(model, settings, targets, seed, frames_per_hold, dt, steps) -> list[torch.Tensor]:
+def dream_live(model, settings, targets, seed, frames_per_hold, dt, steps, from_noise=False) -> list[torch.Tensor]:
     """One stream: each class follows the last one's final frame, as on air: frames of `dt`
     seconds of motion and `steps` steps, as the frame budget gives them on a machine that
-    dreams 1 / dt frames a second."""
-    d = Dreamer(model, settings, seed=seed)
+    dreams 1 / dt frames a second. `from_noise`: each class a stream of its own, from noise
+    (a schedule too short for a class to dream the last one away)."""
+    d = None
     last = []
     with tqdm(total=len(targets) * frames_per_hold, desc=f"live seed {seed}", unit="frame") as bar:
         for t in targets:
+            if d is None or from_noise:
+                if d is not None:
+                    d.close()
+                d = Dreamer(model, settings, seed=seed)
             d.set_target(t)
             for _ in range(frames_per_hold):
                 d.frame(dt, steps)
@@ -269,10 +274,13 @@ def judge_sweep(judge, images, indices, factors: list[float], size: int, textile
             "photos": photo_calibration(judge, size, views, textiles)}
 
 
-def live_views(height: int) -> dict:
+def live_views(height: int, player_px: int = PLAYER_PX) -> dict:
+    """The live frame's views; `player_px`: the height of the player it is watched in (540: a
+    960x540 player; 720: a 1280-wide one, where a 720p frame is shown as it is)."""
     return {"1.0": centre_square, "1.5": lambda im: magnify(centre_square(im), 1.5),
             "half": lambda im: half_and_back(centre_square(im)),
-            "player": lambda im: magnify(centre_square(im), PLAYER_PX / height),
+            "player": lambda im: magnify(centre_square(im), player_px / height),
+            "frame": lambda im: magnify(im, player_px / height),  # the whole frame, as the player shows it
             "3x": lambda im: magnify(centre_square(im), LITERAL_MAGNIFY)}
 
 
@@ -290,6 +298,12 @@ def main() -> None:
                          "live run dreams FPS x hold_s frames a class (4.0: the rate the defaults were chosen at)")
     ap.add_argument("--steps", type=int, help="steps a live frame takes, as the frame budget gives them on the "
                                               "machine emulated (default: dream.steps)")
+    ap.add_argument("--hold", type=float, help="seconds of stream a live class is held (default: queue.hold_s)")
+    ap.add_argument("--from-noise", action="store_true",
+                    help="live: each class from noise, not from the last one's picture (for holds too short for that)")
+    ap.add_argument("--player-width", type=int, default=960,
+                    help="the 16:9 player the live frames are judged and saved at (960: the page's; 1280: a "
+                         "1280x720 player, where a 720p stream is shown as it is)")
     ap.add_argument("--live-seed", type=int, default=0)
     ap.add_argument("--judge", default="efficientnet_lite1")
     ap.add_argument("--sweep", type=magnification, nargs="+", metavar="X",
@@ -338,28 +352,35 @@ def main() -> None:
 
     if args.live:
         cfg = load_config(args.config)
-        frames = max(1, round(args.dream_fps * cfg.queue.hold_s))
+        hold_s = args.hold or cfg.queue.hold_s
+        player_px = args.player_width * 9 // 16
+        frames = max(1, round(args.dream_fps * hold_s))
         w, h = cfg.dream.size
         t0 = time.perf_counter()
         steps = args.steps or cfg.dream.steps
-        last = dream_live(model, cfg.dream, targets, args.live_seed, frames, 1.0 / args.dream_fps, steps)
+        last = dream_live(model, cfg.dream, targets, args.live_seed, frames, 1.0 / args.dream_fps, steps,
+                          args.from_noise)
         seconds = round(time.perf_counter() - t0, 1)
-        views = live_views(h)
+        views = live_views(h, player_px)
         judged = judge_views(judge, last, indices, views, textiles)
         in_range = [judged["views"][v] for v in LIVE_RANGE]
-        result["live"] = {"size": [w, h], "frames_per_hold": frames, "steps_per_frame": steps, "hold_s": cfg.queue.hold_s,
-                          "dream_fps": args.dream_fps, "seed": args.live_seed, "player_px": PLAYER_PX,
+        result["live"] = {"size": [w, h], "frames_per_hold": frames, "steps_per_frame": steps, "hold_s": hold_s,
+                          "dream_fps": args.dream_fps, "seed": args.live_seed, "player_px": player_px,
+                          "from_noise": args.from_noise,
                           "views": judged["views"],
                           "worst_in_range": {k: min(v[k] for v in in_range) for k in ("top1", "top5", "prob")},
                           "photos": photo_calibration(judge, h, views, textiles), **looks(last), "seconds": seconds}
         if args.sweep:
             result["live"]["sweep"] = judge_sweep(judge, last, indices, args.sweep, h, textiles, square=True)
         if args.pictures:
-            save_pictures([magnify(im, PLAYER_PX / h) for im in last], targets, args.pictures, "live")
+            save_pictures([views["frame"](im) for im in last], targets, args.pictures, "live")
         if args.sheets:
             shown = [views["player"](im) for im in last]
             contact_sheet(shown, [caption(judge, im, t.label) for im, t in zip(shown, targets)],
                           args.sheets / "live.jpg", cols=4)
+            whole = [views["frame"](im) for im in last]  # the whole frames, as the player shows them
+            contact_sheet(whole, [caption(judge, im, t.label) for im, t in zip(whole, targets)],
+                          args.sheets / "live_frames.jpg", cols=2)
     if args.source:
         from eval_source import MODES, evaluate
 

@@ -13,7 +13,7 @@ def naive_step(model, image, class_index, gen, lr=0.03, jitter=8):
     score = model(x)[0, class_index]
     score.backward()
     g = torch.roll(x.grad, (-dy, -dx), (2, 3))
-    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0])  # 5-tap binomial blur
+    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=g.device)  # 5-tap binomial blur
     k = (k[:, None] * k[None, :] / 256).expand(3, 1, 5, 5)
     g = F.conv2d(F.pad(g, (2, 2, 2, 2), mode="reflect"), k, groups=3)
     g = g / (g.abs().mean() + 1e-8)

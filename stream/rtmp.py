@@ -3,7 +3,10 @@
 Its own thread reads the newest frame at a constant rate (`start + n / fps`, repeating
 frames when the presenter is slower), draws the overlay, and encodes: libx264 veryfast +
 zerolatency (or NVENC when asked for and working), yuv420p, constant bitrate, a keyframe
-every `keyframe_s`, plus an AAC track (silence, or an audio file looped). The frame goes to
+every `keyframe_s`, plus an AAC track (silence, or an audio file looped). NVENC is tried
+first when asked for: PyAV lists h264_nvenc on any machine, but opening it fails without an
+NVIDIA driver or past a consumer card's limit of sessions, so a probe opens it before the
+connection; when it cannot, one log line says why and libx264 streams instead. The frame goes to
 yuv420p through OpenCV (0.3 ms at 720p on the 2-core CPU, where FFmpeg's own conversion
 took 1.8 ms), the same limited-range BT.601 that FFmpeg would give it. One session is
 one connection; when the ingest drops, the session ends and the `Worker` starts another
@@ -18,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from fractions import Fraction
 from urllib.parse import urlsplit
 
 import av
@@ -58,6 +62,28 @@ def x264_threads(configured: int, width: int, height: int) -> int:
     return configured or (1 if width * height <= 1280 * 720 else 2)
 
 
+# NVENC low latency, constant bitrate, no B-frames (RTMP ingests want none).
+NVENC_OPTIONS = {"preset": "p4", "tune": "ll", "rc": "cbr", "bf": "0"}
+
+
+def nvenc_error(width: int, height: int, fps: float) -> str | None:
+    """None when h264_nvenc opens here at this size and rate, else why not (one line). The
+    probe's session is closed again at once."""
+    if "h264_nvenc" not in av.codecs_available:
+        return "h264_nvenc is not in this FFmpeg build"
+    codec = av.CodecContext.create("h264_nvenc", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+    codec.framerate, codec.time_base = Fraction(round(fps)), Fraction(1, round(fps))
+    codec.options = dict(NVENC_OPTIONS)
+    try:
+        codec.open()
+    except (av.error.FFmpegError, OSError, ValueError) as e:  # FFmpeg's reason, without its call and options
+        return getattr(e, "strerror", None) or f"{type(e).__name__}: {e}"
+    finally:
+        del codec  # frees the session (PyAV closes a codec context when it goes)
+    return None
+
+
 class AudioSource:
     """AAC-ready stereo float frames: silence, or an audio file decoded once and looped."""
 
@@ -86,7 +112,8 @@ class RtmpEncoder(Worker):
         self.url, self.masked, self.s = url, mask_url(url), settings
         self.bus, self.overlay = bus, overlay
         self.preview: np.ndarray | None = None  # the last frame sent, overlay and all (/preview.jpg)
-        self.use_nvenc = use_nvenc and "h264_nvenc" in av.codecs_available
+        self.use_nvenc = use_nvenc  # until a probe finds that NVENC cannot open here
+        self.codec = ""  # the video encoder of the session that runs
         self.audio = AudioSource(settings.audio_file)
         self.connected = False
         self.bitrate_kbps = 0.0  # what actually went out over the last seconds
@@ -111,13 +138,18 @@ class RtmpEncoder(Worker):
             self.connected, self.bitrate_kbps = False, 0.0
 
     def _open(self, width: int, height: int):
+        if self.use_nvenc:
+            why = nvenc_error(width, height, self.s.fps)
+            if why is not None:  # said once: later sessions go straight to libx264
+                log.warning("rtmp: NVENC cannot be opened here (%s); encoding with libx264 instead", why)
+                self.use_nvenc = False
         container = av.open(self.url, mode="w", format="flv", timeout=(10.0, 10.0))
         fps, g = round(self.s.fps), max(1, round(self.s.keyframe_s * self.s.fps))
         self.target_kbps = bitrate_k(self.s, (width, height))
         rate = f"{self.target_kbps}k"
         if self.use_nvenc:
             video = container.add_stream("h264_nvenc", rate=fps)
-            video.options = {"preset": "p4", "tune": "ll", "rc": "cbr", "g": str(g), "bf": "0"}
+            video.options = {**NVENC_OPTIONS, "g": str(g)}
         else:
             video = container.add_stream("libx264", rate=fps)
             video.options = {"preset": self.s.x264_preset, "tune": "zerolatency",
@@ -126,6 +158,7 @@ class RtmpEncoder(Worker):
             video.options["threads"] = str(x264_threads(self.s.threads, width, height))
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.bit_rate = self.target_kbps * 1000
+        self.codec = video.codec_context.name
         audio = container.add_stream("aac", rate=AUDIO_RATE, layout="stereo")
         audio.bit_rate = 128_000
         return container, video, audio

@@ -65,6 +65,9 @@ def test_live_run_dreams_one_hold_per_class_in_one_stream(lite0, tmp_path):
     assert views["3x"](last[0]).shape[-2:] == (96, 96)
     shown = [views["player"](im) for im in last]
     assert shown[0].shape[-2:] == (ev.PLAYER_PX, ev.PLAYER_PX)
+    assert ev.live_views(32, 720)["frame"](last[0]).shape[-2:] == (720, 1080)  # the whole frame, 720 high
+    fresh = ev.dream_live(lite0, settings, targets, seed=0, frames_per_hold=2, dt=0.25, steps=1, from_noise=True)
+    assert torch.equal(fresh[0], last[0]) and not torch.equal(fresh[1], last[1])  # the second from noise too
     shown = [ev.magnify(ev.centre_square(im), 3.0) for im in last]
     ev.contact_sheet(shown, ["volcano -> x", "daisy -> y"], tmp_path / "live.jpg", cols=4)
     from PIL import Image
@@ -76,7 +79,7 @@ def test_calibration_runs_real_photos_through_the_same_views(lite0):
     views = ev.live_views(32)
     out = ev.photo_calibration(lite0, 32, views, ev.textile_indices())
     assert out["photos"] == len(ev.PHOTOS)
-    assert set(out["sharp"]) == set(out["soft"]) == {"1.0", "1.5", "half", "player", "3x"}
+    assert set(out["sharp"]) == set(out["soft"]) == {"1.0", "1.5", "half", "player", "frame", "3x"}
 
 
 def test_colourfulness_of_grey_is_zero_and_of_colour_is_not():
