@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the end-to-end tests drive for real (installed only when run as root);
 # mate-backgrounds: nature photos the natural-image prior is fitted on (scripts/fit_prior.py).
-TEST_DEBS := chromium xvfb xdotool imagemagick ngircd nginx libnginx-mod-rtmp mate-backgrounds
+TEST_DEBS := chromium xvfb xdotool imagemagick ngircd nginx libnginx-mod-rtmp mate-backgrounds opencv-doc
 
 .PHONY: serve test install install-test bench eval loadtest soak gpu-check gpu-wheels clean
 

@@ -159,6 +159,7 @@ def test_serve_dreams_a_stream_read_back_from_nginx_and_outlives_its_drop(tmp_pa
         import urllib.request
         with urllib.request.urlopen(server.base + "/stream.mjpg", timeout=10) as r:  # MJPEG works alongside
             assert b"image/jpeg" in r.read(20000)
+        page_names(server, f"on rtmp://127.0.0.1:{port}/in/**** (")  # the page's status line names it
         pusher.kill()  # the source drops: the stream goes on, health says so
         pusher.wait(10)
         wait_for(lambda: health(server)[0] == 503 and not health(server)[1]["source"]["ok"], 40, "health sees the drop")
@@ -175,6 +176,23 @@ def test_serve_dreams_a_stream_read_back_from_nginx_and_outlives_its_drop(tmp_pa
             assert rc == 0, server.log.read_text()[-2000:]
         pusher.kill()
         stop(nginx)
+
+
+def page_names(server, text: str) -> None:
+    """The viewer page, in Chromium, shows `text` in its status line."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        return  # tests/e2e/test_browser.py says why it is missing
+    from playwright.sync_api import expect, sync_playwright
+
+    from .test_browser import FLAGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(server.base + "/")
+        expect(page.locator("#stats")).to_contain_text(text, timeout=20_000)
+        browser.close()
 
 
 def test_a_screen_is_a_source(tmp_path):
