@@ -50,6 +50,24 @@ def keep_freed_memory() -> bool:
     return done
 
 
+def give_back_freed_memory() -> bool:
+    """Hand the pages of freed blocks back to the kernel (glibc's malloc_trim), keeping the
+    blocks themselves. With the thresholds raised, the heap keeps every freed page resident,
+    which is what makes the dream fast. A long run also makes big, one-off allocations: a
+    clip's packets joined, a crowd's send buffers. Their freed pages stay counted in the
+    resident memory, and fragmentation seldom reuses them. In a one-hour soak, resident
+    memory rose in 5-10 MB steps, 44 MB/h, with no objects left behind. A long-running
+    command calls this now and then, off its busy threads; afterwards the dream faults its
+    buffers in once. True if it ran (glibc only)."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    trim(0)
+    return True
+
+
 @functools.cache
 def _tune_cpu() -> None:
     keep_freed_memory()

@@ -42,7 +42,7 @@ import torch
 import numpy as np
 from bench_live import bench_serve
 from loadtest import free_port, wait_healthy
-from naive import naive_step
+from naive import naive_steps_per_s
 
 from dreamer.classes import parse
 from dreamer.flow import Flow
@@ -56,26 +56,6 @@ from stream.presenter import Motion
 from stream.requests import QueuePolicy, RequestQueue
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def time_naive(model, size, device, seconds: float) -> float:
-    gen = torch.Generator().manual_seed(0)
-    w, h = size
-    image = torch.rand(1, 3, h, w, device=device)
-    for _ in range(2):
-        image = naive_step(model, image, 980, gen)
-    sync(device)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        image = naive_step(model, image, 980, gen)
-        n += 1
-    sync(device)
-    return n / (time.perf_counter() - t0)
 
 
 class NaiveProcess:
@@ -106,7 +86,7 @@ def naive_worker(model_name: str, device: torch.device) -> None:
     model = load_model(model_name, device, optimize=False)
     for line in sys.stdin:
         w, h, seconds = line.split()
-        print(time_naive(model, (int(w), int(h)), device, float(seconds)), flush=True)
+        print(naive_steps_per_s(model, (int(w), int(h)), device, float(seconds)), flush=True)
 
 
 def time_loop(model, settings, seconds: float) -> tuple[float, float]:

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from naive import naive_step
+from naive import naive_steps_per_s
 
 from dreamer.classes import parse
 from dreamer.loop import Dreamer, DreamSettings
@@ -78,11 +78,6 @@ class Plan:
         return Plan(((1280, 720), (1920, 1080)), CLASSES, 2, 5.0, 15.0, 20.0, 8.0, 300)
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def at_size(settings: DreamSettings, size: tuple[int, int]) -> DreamSettings:
     """The 720p preset's composition at another size: view pixels, jitter and the blur's sigma
     in proportion, so the network sees the same share of the frame in each view."""
@@ -94,20 +89,6 @@ def at_size(settings: DreamSettings, size: tuple[int, int]) -> DreamSettings:
 
 
 # -- steps: plain vs the loop ---------------------------------------------------------------
-def time_plain(model, size, device, seconds: float) -> float:
-    gen = torch.Generator().manual_seed(0)
-    image = torch.rand(1, 3, size[1], size[0], device=device)
-    for _ in range(2):
-        image = naive_step(model, image, 980, gen)
-    sync(device)
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        image = naive_step(model, image, 980, gen)
-        n += 1
-    sync(device)
-    return n / (time.perf_counter() - t0)
-
-
 def time_loop(model, settings: DreamSettings, seconds: float, warm_frames: int, steps: int = 8) -> dict:
     d = Dreamer(model, settings, seed=0)
     d.set_target(parse("volcano"))
@@ -131,7 +112,7 @@ def check_steps(model, plain, preset: DreamSettings, device, plan: Plan) -> dict
     out = {}
     for size in plan.sizes:
         settings = at_size(preset, size)
-        row = {"plain_steps_per_s": round(time_plain(plain, size, device, plan.timing_s), 1), "loop": {}}
+        row = {"plain_steps_per_s": round(naive_steps_per_s(plain, size, device, plan.timing_s), 1), "loop": {}}
         for name, kw in [("eager", dict(capture="off")), ("graphs", dict(capture="graphs")),
                          ("graphs_batched", dict(capture="graphs", views_per_step=len(preset.octaves)))]:
             row["loop"][name] = time_loop(model, dataclasses.replace(settings, **kw), plan.timing_s, plan.warm_frames)

@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from dreamer.classes import MAX_TEXT, RequestError, catalogue, parse, suggest
-from dreamer.runtime import lower_this_thread
+from dreamer.runtime import give_back_freed_memory, lower_this_thread
 
 from . import mjpeg
 from .config import ServeSettings
@@ -45,6 +45,7 @@ SERVE = web.AppKey("serve", ServeSettings)
 WS_SOCKET = web.AppKey("ws_socket", socket.socket)  # the websocket port, bound before the model loads
 NOTIFIER = web.AppKey("notifier", Notifier)
 MAX_BODY = 4096
+GIVE_BACK_EVERY_S = 60.0
 
 
 async def index(request: web.Request) -> web.FileResponse:
@@ -168,11 +169,10 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def config_json(request: web.Request) -> web.Response:
     about, s = request.app[SERVICE].about, request.app[SERVE]
-    chat = request.app[SERVICE].chat is not None
     return web.json_response({"ws_port": s.ws_port, "ws_path": "/",
                               "ws_url": f"ws://{request.url.host}:{s.ws_port}/",
                               "size": list(about.size), "model": about.model,
-                              "chat_prefix": about.prefix if chat else None})  # how /view?overlay=1 says to ask
+                              "ask": about.ask})  # how /view?overlay=1 says to ask, as the RTMP overlay does
 
 
 async def _lifecycle(app: web.Application):
@@ -194,6 +194,7 @@ async def _lifecycle(app: web.Application):
                  asyncio.create_task(tell_systemd(notifier, service.pipeline.shown,
                                                   lambda: service.health().flowing, f"dreaming on port {s.port}"),
                                      name="systemd-notify")]
+        tasks.append(asyncio.create_task(give_back_memory(), name="memory"))
         if service.chat is not None:
             tasks.append(asyncio.create_task(supervise("chat", service.chat.session, service.chat.backoff,
                                                        service.chat.failures), name="chat-reader"))
@@ -216,6 +217,15 @@ async def _lifecycle(app: web.Application):
         log.info("stopped in %.2f s (%s)%s", time.monotonic() - closing.started,
                  ", ".join(f"{part} {t:.2f} s" for part, t in closing.took.items()),
                  f"; {', '.join(running)} still busy, left to the exit" if running else "")
+
+
+async def give_back_memory(every_s: float = GIVE_BACK_EVERY_S) -> None:
+    """Freed pages back to the kernel now and then, in a worker thread: a stream that runs for
+    days keeps its memory flat (dreamer/runtime.py, give_back_freed_memory, says why)."""
+    while True:
+        await asyncio.sleep(every_s)
+        if not await asyncio.to_thread(give_back_freed_memory):
+            return  # not glibc: there is nothing to give back this way
 
 
 def _tell_threads(app: web.Application) -> None:

@@ -51,3 +51,26 @@ def test_load_for_dreaming_loads_off_the_calling_thread_and_reraises_errors():
     assert seen == ["model-loader"] and device.type == "cpu" and model.name == "efficientnet_lite0"
     with pytest.raises(ModelUnavailable):
         load_for_dreaming("no_such_model", "cpu")
+
+
+# In a fresh process: with freed memory kept, 200 MB of freed 1-MB blocks stay resident until
+# give_back_freed_memory hands their pages back.
+GIVE_BACK = """
+from dreamer import runtime
+def rss_mb():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1]) / 1024
+assert runtime.keep_freed_memory()
+blocks = [bytearray(1 << 20) for _ in range(200)]  # under the mmap threshold: from the heap
+full = rss_mb()
+del blocks
+kept = rss_mb()
+print(round(full - kept), runtime.give_back_freed_memory(), round(kept - rss_mb()))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_freed_memory_is_kept_until_it_is_given_back():
+    out = subprocess.run([sys.executable, "-c", GIVE_BACK], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    dropped_on_free, ran, given_back = out.stdout.split()
+    assert int(dropped_on_free) < 50 and ran == "True" and int(given_back) > 150, out.stdout

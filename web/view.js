@@ -39,7 +39,7 @@ async function start() {
   try {
     const cfg = await (await fetch("/config.json")).json();
     const local = ["localhost", "127.0.0.1", "[::1]"].includes(location.hostname);
-    howToAsk = cfg.chat_prefix ? `type ${cfg.chat_prefix} <class> in chat` : local ? "" : `ask at ${location.host}`;
+    howToAsk = cfg.ask || (local ? "" : `ask at ${location.host}`);  // [rtmp] overlay_ask, else the chat command
     connect(`${location.protocol === "https:" ? "wss" : "ws"}://${location.hostname}:${cfg.ws_port}${cfg.ws_path || "/"}`);
   } catch (_) {
     setTimeout(start, 2000);  // the server is restarting

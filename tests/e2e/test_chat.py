@@ -54,6 +54,7 @@ def test_dream_from_irc_chat_survives_garbage_and_a_dropped_connection(tmp_path)
     server = start_server(tmp_path, extra=["--chat", f"irc://127.0.0.1:{port}", "--channel", "dream"])
     try:
         assert wait_until(lambda: "chat: reading #dream" in server.log.read_text())
+        assert server.get_json("/config.json")["ask"] == "type !dream <class> in chat"  # what /view?overlay=1 shows
         say(port, "viewer1", b"!dream pizza")
         assert wait_until(lambda: labels(server).get("pizza") == "viewer1"), labels(server)
 

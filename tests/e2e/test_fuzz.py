@@ -2,8 +2,8 @@
 overlay draws viewers' names with OpenCV): no 5xx, no websocket close 1011, no traceback,
 and the dream goes on.
 
-DREAMSTREAM_FUZZ_N=100000 runs the issue's 100k-input check (about 10 minutes on two cores);
-the suite sends a few thousand of each kind.
+DREAMSTREAM_FUZZ_N=25000 runs the 100k-input check (3N HTTP requests and N websocket messages;
+about 10 minutes on two cores); the suite sends a few thousand of each kind.
 """
 import asyncio
 import json

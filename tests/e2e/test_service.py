@@ -74,7 +74,7 @@ def test_http_routes(server):
     health = server.get_json("/healthz")
     assert health["ok"] is True and health["frame_age_s"] < 10
     cfg = server.get_json("/config.json")
-    assert cfg["size"] == [160, 96] and cfg["model"] == "efficientnet_lite0" and cfg["ws_port"]
+    assert cfg["size"] == [160, 96] and cfg["model"] == "efficientnet_lite0" and cfg["ws_port"] and cfg["ask"] == ""
     metrics = server.get("/metrics")[2].decode()
     for name in ("dreamstream_frames_total", "dreamstream_dream_steps_total", "dreamstream_fps",
                  "dreamstream_viewers", "dreamstream_requests_total", "dreamstream_encoder_restarts_total"):
