@@ -55,8 +55,8 @@ def give_back_freed_memory() -> bool:
     blocks themselves. With the thresholds raised, the heap keeps every freed page resident,
     which is what makes the dream fast. A long run also makes big, one-off allocations: a
     clip's packets joined, a crowd's send buffers. Their freed pages stay counted in the
-    resident memory, and fragmentation seldom reuses them. In a one-hour soak, resident
-    memory rose in 5-10 MB steps, 44 MB/h, with no objects left behind. A long-running
+    resident memory, and fragmentation seldom reuses them. In a one-hour soak without this,
+    resident memory rose in 5-10 MB steps, 44 MB/h (scripts/soak.py). A long-running
     command calls this now and then, off its busy threads; afterwards the dream faults its
     buffers in once. True if it ran (glibc only)."""
     try:
