@@ -220,8 +220,8 @@ async def _lifecycle(app: web.Application):
 
 
 async def give_back_memory(every_s: float = GIVE_BACK_EVERY_S) -> None:
-    """Freed pages back to the kernel now and then, in a worker thread: a stream that runs for
-    days keeps its memory flat (dreamer/runtime.py, give_back_freed_memory, says why)."""
+    """Freed pages back to the kernel now and then, in a worker thread: a long run keeps less
+    memory resident (dreamer/runtime.py, give_back_freed_memory, says why and how much)."""
     while True:
         await asyncio.sleep(every_s)
         if not await asyncio.to_thread(give_back_freed_memory):

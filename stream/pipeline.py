@@ -89,14 +89,20 @@ class Pipeline:
     def buses(self) -> list[FrameBus]:
         return ([self.source.out] if self.source is not None else []) + [self.dreamed, self.shown]
 
+    def source_health(self, now: float | None = None) -> dict | None:
+        """The source's own account, with the verdict "ok": ended, or a frame within SOURCE_STALL_S.
+        None without a source. /healthz, the state and the page all use this one verdict."""
+        if self.source is None:
+            return None
+        source = self.source.health(now)
+        age = source["frame_age_s"]
+        source["ok"] = source["state"] == "ended" or (age is not None and age < SOURCE_STALL_S)
+        return source
+
     def health(self, now: float | None = None) -> Health:
         now = time.monotonic() if now is None else now
         dreamed, shown = _age(self.dreamed, now), _age(self.shown, now)
         flowing = (dreamed is not None and dreamed < DREAM_STALL_S and shown is not None and shown < SHOWN_STALL_S)
-        source = None
-        if self.source is not None:
-            source = self.source.health(now)
-            age = source["frame_age_s"]
-            source["ok"] = source["state"] == "ended" or (age is not None and age < SOURCE_STALL_S)
+        source = self.source_health(now)
         ok = flowing and (source is None or source["ok"])
         return Health(ok, dreamed, shown, {w.name: w.state for w in self.workers}, flowing, source)

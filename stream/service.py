@@ -135,7 +135,7 @@ class Service:
                            "chat": None if chat is None else {"connected": chat.connected.is_set()},
                            "listeners": self.viewers["websocket"]},
                 "recent": [r.to_json() for r in self.recent],
-                **({"source": self.pipeline.source.health()} if self.pipeline.source is not None else {}),
+                **({"source": self.pipeline.source_health()} if self.pipeline.source is not None else {}),
                 "clips": self.clips.listing() if self.clips is not None else []}
 
     def refresh_state(self) -> None:

@@ -47,8 +47,7 @@ function showState(s) {
   const live = s.stream || {}, enc = live.encoder, chat = live.chat, src = s.source;
   $("stats").textContent = [`${(s.fps && s.fps.dream) || 0} dreams/s`, `${(s.fps && s.fps.output) || 0} fps`,
     `${s.viewers} watching`, `${s.model} on ${s.device}`,
-    src ? `on ${src.input} (${src.state === "running" && src.frame_age_s !== null && src.frame_age_s < 10 ?
-      src.fps + " fps" : src.state === "ended" ? "ended" : "no picture: reconnecting"})` : "",
+    src ? `on ${src.input} (${src.state === "ended" ? "ended" : src.ok ? src.fps + " fps" : "no picture: reconnecting"})` : "",
     enc ? `stream ${enc.state}${enc.state === "live" ? " " + enc.bitrate_kbps + " kb/s" : ""}${enc.reconnects ? ", " + enc.reconnects + " reconnects" : ""}` : "",
     chat ? (chat.connected ? "chat connected" : "chat reconnecting") : ""].filter(Boolean).join(" · ");
   const key = (s.recent || []).map((r) => r.id + (r.clip ? "+" : "")).join();

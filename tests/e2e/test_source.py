@@ -180,15 +180,14 @@ def test_serve_dreams_a_stream_read_back_from_nginx_and_outlives_its_drop(tmp_pa
 
 def page_names(server, text: str) -> None:
     """The viewer page, in Chromium, shows `text` in its status line."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
+    from .test_browser import CHROMIUM, FLAGS
+
+    if CHROMIUM is None:
         return  # tests/e2e/test_browser.py says why it is missing
     from playwright.sync_api import expect, sync_playwright
 
-    from .test_browser import FLAGS
-
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=FLAGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 720})
         page.goto(server.base + "/")
         expect(page.locator("#stats")).to_contain_text(text, timeout=20_000)
