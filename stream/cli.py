@@ -365,7 +365,10 @@ def cmd_screensaver(args: argparse.Namespace) -> int:
     if x is not None:
         x.close()
     torch.set_num_threads(1)  # a saver uses one core for dreaming, not all of them
-    model, device = load_for_dreaming(cfg.model, cfg.device)
+    loaded = saver.meanwhile(lambda: load_for_dreaming(cfg.model, cfg.device))
+    if loaded is None:  # a key while the model loaded
+        exit_now(0)
+    model, device = loaded
     tune_for_cpu_dreaming(device)
     w, h = cfg.dream.size
     print(f"dreamstream screensaver: model {cfg.model}, device {device}, size {w}x{h} shown at "

@@ -11,7 +11,9 @@ thickness, so a thick dark copy under the text (an "outline") no longer lines up
 
 The window opens with a first picture at once (mid-grey, where the dream starts, with what
 it dreams), before the model loads: an empty Qt window is black with two white bars until
-its first image. The dream and presenter threads are the live service's, run at a low
+its first image. While the model loads the window is kept live (painted when the X server
+asks, a key still ends it): Qt paints only while OpenCV waits for a key, and a window mapped
+after that first wait stayed black until the dream began. The dream and presenter threads are the live service's, run at a low
 priority so that a saver never gets in the way; the presenter renders straight at the
 screen's size, so the picture keeps zooming smoothly at the display rate even when
 dreaming is slow.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +188,36 @@ class Screensaver:
         cv2.imshow(TITLE, first)
         cv2.waitKey(1)
 
+    def meanwhile(self, work):
+        """`work()` (the slow start: the model) on another thread while this one keeps the window
+        live. Its result; None if the saver was ended meanwhile (a key, or the window closed)."""
+        done, result = threading.Event(), {}
+
+        def call():
+            try:
+                result["value"] = work()
+            except BaseException as e:  # raised again here, on the command's thread
+                result["error"] = e
+            finally:
+                done.set()
+
+        threading.Thread(target=call, name="load", daemon=True).start()
+        while not done.is_set():
+            if self._ends(cv2.waitKey(20)):
+                return None
+        if "error" in result:
+            raise result["error"]
+        return result["value"]
+
+    def _ends(self, key: int) -> bool:
+        """Does this key (or its absence, -1) end the saver: any key, a click or a move when
+        fullscreen; q/Esc or the window closed when in a window."""
+        if self.wake:
+            return True
+        if key == -1:
+            return self.opts.window and cv2.getWindowProperty(TITLE, cv2.WND_PROP_VISIBLE) < 1
+        return not self.opts.window or key & 0xFF in (ord("q"), 27)
+
     def run(self, pipeline: Pipeline) -> int:
         """Show the dream until a key (or the duration); returns the exit code once the window
         is gone and the threads are told to stop, without waiting for them: a step at a low
@@ -228,17 +261,9 @@ class Screensaver:
                     draw_plate(bgr, [label], "bottom")
                 cv2.imshow(TITLE, bgr)
             key = cv2.waitKey(1)
-            if self.wake or (self.opts.duration and time.monotonic() - start >= self.opts.duration):
+            if self._ends(key) or (self.opts.duration and time.monotonic() - start >= self.opts.duration):
                 return 0
-            if key == -1:
-                if self.opts.window and cv2.getWindowProperty(TITLE, cv2.WND_PROP_VISIBLE) < 1:
-                    return 0  # the window was closed
-                continue
-            if not self.opts.window:
-                return 0  # any key wakes a screensaver
             key &= 0xFF
-            if key in (ord("q"), 27):
-                return 0
             if key == ord(" "):
                 log.info("next: %s", queue.skip().label)
             elif key == ord("s") and out.latest() is not None:
