@@ -13,10 +13,10 @@ The window opens with a first picture at once (mid-grey, where the dream starts,
 it dreams), before the model loads: an empty Qt window is black with two white bars until
 its first image. While the model loads the window is kept live (painted when the X server
 asks, a key still ends it): Qt paints only while OpenCV waits for a key, and a window mapped
-after that first wait stayed black until the dream began. The dream and presenter threads are the live service's, run at a low
-priority so that a saver never gets in the way; the presenter renders straight at the
-screen's size, so the picture keeps zooming smoothly at the display rate even when
-dreaming is slow.
+after that first wait stayed black until the dream began. The dream and presenter threads
+are the live service's, run at a low priority so that a saver never gets in the way; the
+presenter renders straight at the screen's size, so the picture keeps zooming smoothly at
+the display rate even when dreaming is slow.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ import ctypes.util
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,23 +192,20 @@ class Screensaver:
     def meanwhile(self, work):
         """`work()` (the slow start: the model) on another thread while this one keeps the window
         live. Its result; None if the saver was ended meanwhile (a key, or the window closed)."""
-        done, result = threading.Event(), {}
+        result = Future()
 
         def call():
             try:
-                result["value"] = work()
-            except BaseException as e:  # raised again here, on the command's thread
-                result["error"] = e
-            finally:
-                done.set()
+                result.set_result(work())
+            except BaseException as e:  # raised again by result() here, on the command's thread
+                result.set_exception(e)
 
+        # a daemon, not an executor's worker: a key mid-load ends the process without waiting
         threading.Thread(target=call, name="load", daemon=True).start()
-        while not done.is_set():
+        while not result.done():
             if self._ends(cv2.waitKey(20)):
                 return None
-        if "error" in result:
-            raise result["error"]
-        return result["value"]
+        return result.result()
 
     def _ends(self, key: int) -> bool:
         """Does this key (or its absence, -1) end the saver: any key, a click or a move when

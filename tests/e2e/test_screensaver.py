@@ -109,11 +109,16 @@ def screenshot(display, path: Path) -> np.ndarray:
     return cv2.imread(str(path))
 
 
+def filled(shot: np.ndarray) -> bool:
+    """Not black anywhere: a picture fills it (an unpainted window shows the black screen)."""
+    return bool((shot.max(axis=2) > 10).mean() > 0.99)
+
+
 def wait_for_picture(display, tmp_path, proc, timeout=60) -> np.ndarray:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         shot = screenshot(display, tmp_path / "probe.png")
-        if (shot.max(axis=2) > 10).mean() > 0.99:  # not black anywhere: the dream fills the screen
+        if filled(shot):
             return shot
         assert proc.poll() is None, proc.stdout.read()
         time.sleep(0.5)
@@ -149,7 +154,7 @@ def test_fullscreen_covers_the_screen_moves_and_any_key_exits(display, tmp_path)
         for _ in range(40):  # poll: right after start the second dreamed frame may still be warming up
             time.sleep(0.5)
             later = screenshot(display, tmp_path / "later.png")
-            assert (later.max(axis=2) > 10).mean() > 0.99
+            assert filled(later)
             if np.abs(first.astype(int) - later.astype(int)).mean() > 1.0:
                 break
         else:
@@ -193,7 +198,7 @@ def test_window_mode_first_picture_hint_caption_keys_and_saving(desktop, tmp_pat
         # bars, and it stayed so until the model had loaded and the first frame was dreamed
         # (also when Qt was asked to paint after the first wait for a key: a busy machine).
         end = time.monotonic() + 1.0
-        while ((first := window_shot(desktop, tmp_path)).max(axis=2) > 10).mean() <= 0.99:
+        while not filled(window_shot(desktop, tmp_path)):
             assert time.monotonic() < end, f"the window opened without a picture:\n{''.join(out.lines)}"
             time.sleep(0.05)
 
