@@ -325,7 +325,8 @@ def cmd_screensaver(args: argparse.Namespace) -> int:
     from .config import display, pictures_dir
     from .pipeline import Pipeline
     from .requests import RequestQueue
-    from .screensaver import Screensaver, ScreensaverOptions, XDisplay, window_size
+    from .screensaver import Screensaver, ScreensaverOptions, window_size
+    from .xdisplay import XDisplay
 
     if args.config is None:  # the screensaver's own preset, not the stream's
         args.config = folder("configs") / SCREENSAVER_PRESET
@@ -360,10 +361,8 @@ def cmd_screensaver(args: argparse.Namespace) -> int:
     queue = RequestQueue(cfg.queue, playlist)
     opts = ScreensaverOptions(window=args.window, duration=args.duration, save_dir=pictures_dir(),
                               caption_s=cfg.screensaver.caption_s)
-    saver = Screensaver(opts, size)
+    saver = Screensaver(opts, size, x)  # x stays open: the saver checks its window is painted
     saver.open(queue.current().label, x.pointer() if x is not None else None)  # a picture at once
-    if x is not None:
-        x.close()
     torch.set_num_threads(1)  # a saver uses one core for dreaming, not all of them
     loaded = saver.meanwhile(lambda: load_for_dreaming(cfg.model, cfg.device))
     if loaded is None:  # a key while the model loaded

@@ -13,15 +13,16 @@ The window opens with a first picture at once (mid-grey, where the dream starts,
 it dreams), before the model loads: an empty Qt window is black with two white bars until
 its first image. While the model loads the window is kept live (painted when the X server
 asks, a key still ends it): Qt paints only while OpenCV waits for a key, and a window mapped
-after that first wait stayed black until the dream began. The dream and presenter threads
+after that first wait stayed black until the dream began. Even so Qt 5.15 on a busy machine
+sometimes maps the window and never paints it: the window is read back from the X server
+for its first seconds and mapped again when it does not show the picture (stream.xdisplay).
+The dream and presenter threads
 are the live service's, run at a low priority so that a saver never gets in the way; the
 presenter renders straight at the screen's size, so the picture keeps zooming smoothly at
 the display rate even when dreaming is slow.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import threading
 import time
@@ -33,12 +34,16 @@ import cv2
 import numpy as np
 
 from .pipeline import Pipeline
+from .xdisplay import PaintWatch, XDisplay
 
 log = logging.getLogger(__name__)
 
 TITLE = "dreamstream"
 MOVE_PX = 8  # mouse travel that wakes the screensaver
 HELP_S = 3.0
+# the window's pixels are read back (`PaintWatch`) from the first picture until this long
+# into the dream, every CHECK_S, and it is mapped again at most REMAPS times
+WATCH_S, CHECK_S, REMAPS = 10.0, 0.25, 3
 MESSAGE_S = 3.0  # "saved to ..." stays this long
 HELP = ["space\tnext class", "s\tsave PNG", "q/Esc\tquit"]
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -57,50 +62,6 @@ def window_size(dream_size: tuple[int, int]) -> tuple[int, int]:
     """--window: the dream shown at least 640 wide."""
     w, h = dream_size
     return max(w, 640), max(h, round(640 * h / w))
-
-
-class XDisplay:
-    """The X server, through Xlib: the screen's size (so the window can cover it even without a
-    window manager) and where the pointer is (so the first move already counts)."""
-
-    def __init__(self, x11, display):
-        self.x11, self.display = x11, display
-
-    @classmethod
-    def open(cls) -> "XDisplay | None":
-        """None when no X server answers at $DISPLAY; raises OSError without libX11."""
-        name = ctypes.util.find_library("X11")
-        if not name:
-            raise OSError("libX11 not found")
-        x11 = ctypes.CDLL(name)
-        x11.XOpenDisplay.restype = ctypes.c_void_p
-        x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
-        for f in (x11.XDefaultScreen, x11.XCloseDisplay, x11.XDefaultRootWindow):
-            f.argtypes = [ctypes.c_void_p]
-        x11.XDefaultRootWindow.restype = ctypes.c_ulong
-        for f in (x11.XDisplayWidth, x11.XDisplayHeight):
-            f.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        p = ctypes.POINTER
-        x11.XQueryPointer.argtypes = [ctypes.c_void_p, ctypes.c_ulong, p(ctypes.c_ulong), p(ctypes.c_ulong),
-                                      p(ctypes.c_int), p(ctypes.c_int), p(ctypes.c_int), p(ctypes.c_int),
-                                      p(ctypes.c_uint)]
-        display = x11.XOpenDisplay(None)
-        return cls(x11, display) if display else None
-
-    def screen_size(self) -> tuple[int, int]:
-        screen = self.x11.XDefaultScreen(self.display)
-        return self.x11.XDisplayWidth(self.display, screen), self.x11.XDisplayHeight(self.display, screen)
-
-    def pointer(self) -> tuple[int, int] | None:
-        """The pointer's position on the screen, or None when it is on another screen."""
-        root, child = ctypes.c_ulong(), ctypes.c_ulong()
-        x, y, wx, wy, mask = ctypes.c_int(), ctypes.c_int(), ctypes.c_int(), ctypes.c_int(), ctypes.c_uint()
-        on_screen = self.x11.XQueryPointer(self.display, self.x11.XDefaultRootWindow(self.display), root, child,
-                                           x, y, wx, wy, mask)
-        return (x.value, y.value) if on_screen else None
-
-    def close(self) -> None:
-        self.x11.XCloseDisplay(self.display)
 
 
 def cover(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -155,9 +116,11 @@ def shorten(text: str, room: int, width) -> str:
 
 
 class Screensaver:
-    def __init__(self, opts: ScreensaverOptions, size: tuple[int, int]):
-        """`size`: the window's (the screen's, fullscreen) size, which the presenter renders."""
+    def __init__(self, opts: ScreensaverOptions, size: tuple[int, int], x: XDisplay | None = None):
+        """`size`: the window's (the screen's, fullscreen) size, which the presenter renders;
+        `x`: the X server, to see that the window really shows the picture (kept open)."""
         self.opts, self.size = opts, size
+        self.watch = PaintWatch(x, TITLE, size, CHECK_S, REMAPS) if x is not None else None
         self.wake = False
         self._mouse0: tuple[int, int] | None = None
         self.message, self._message_until = "", 0.0
@@ -186,8 +149,18 @@ class Screensaver:
         cv2.setMouseCallback(TITLE, self._on_mouse)
         first = np.full((self.size[1], self.size[0], 3), 128, np.uint8)  # the dream starts from mid-grey
         draw_plate(first, [f"dreaming {label}..."], "bottom")
-        cv2.imshow(TITLE, first)
+        self._draw(first)
         cv2.waitKey(1)
+
+    def _draw(self, bgr: np.ndarray) -> None:
+        cv2.imshow(TITLE, bgr)
+        if self.watch:
+            self.watch.drawn(bgr)
+
+    def _keep_painted(self, until: float | None = None) -> None:
+        if self.watch:
+            self.watch.watching = self.watch.watching and (until is None or time.monotonic() < until)
+            self.watch.check()
 
     def meanwhile(self, work):
         """`work()` (the slow start: the model) on another thread while this one keeps the window
@@ -203,6 +176,7 @@ class Screensaver:
         # a daemon, not an executor's worker: a key mid-load ends the process without waiting
         threading.Thread(target=call, name="load", daemon=True).start()
         while not result.done():
+            self._keep_painted()
             if self._ends(cv2.waitKey(20)):
                 return None
         return result.result()
@@ -257,7 +231,9 @@ class Screensaver:
                     draw_plate(bgr, [self.message], "bottom")
                 elif now < caption_until:
                     draw_plate(bgr, [label], "bottom")
-                cv2.imshow(TITLE, bgr)
+                self._draw(bgr)
+            if shown_at is not None:
+                self._keep_painted(until=shown_at + WATCH_S)
             key = cv2.waitKey(1)
             if self._ends(key) or (self.opts.duration and time.monotonic() - start >= self.opts.duration):
                 return 0

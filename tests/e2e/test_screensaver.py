@@ -318,3 +318,67 @@ def test_pictures_folder_from_the_environment_first(tmp_path, monkeypatch):
     assert pictures_dir() == tmp_path / "Bilder"
     monkeypatch.setenv("XDG_PICTURES_DIR", str(tmp_path / "env pics"))
     assert pictures_dir() == tmp_path / "env pics"
+
+
+SHOW = """import sys, cv2, numpy as np
+cv2.namedWindow("dreamstream", cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)
+cv2.moveWindow("dreamstream", int(sys.argv[2]), 0)  # side by side: an obscured part reads as anything
+picture = np.full((200, 320, 3), int(sys.argv[1]), np.uint8)
+while True:
+    cv2.imshow("dreamstream", picture)
+    cv2.waitKey(20)
+"""
+
+
+def test_the_paint_watch_reads_the_window_back_and_maps_a_black_one_again(desktop, monkeypatch, caplog):
+    """Against real OpenCV windows on the X server: the server's colours are read back (a grey
+    window reads grey, a black one black) and a window is found by name and pid; told that
+    grey was drawn into the black one, the watch maps it again (it stays readable) and, its
+    tries spent, says once that the window does not show what is drawn and stops looking."""
+    from stream.xdisplay import PaintWatch, XDisplay, sample_points
+    monkeypatch.setenv("DISPLAY", desktop)
+    env = {**os.environ, "QT_QPA_FONTDIR": "/usr/share/fonts", "QT_LOGGING_RULES": "*.debug=false;qt.*=false"}
+    grey, black = (subprocess.Popen([sys.executable, "-c", SHOW, v, at], env=env)
+                   for v, at in (("128", "0"), ("0", "400")))
+    xd = XDisplay.open()
+    try:
+        windows, shows, end, remapped = {}, {"grey": (128,) * 3, "black": (0,) * 3}, time.monotonic() + 30, \
+            time.monotonic()
+        while time.monotonic() < end:
+            for name, proc in (("grey", grey), ("black", black)):
+                windows[name] = windows.get(name) or xd.find_window("dreamstream", proc.pid)
+            reads = {name: xd.colours(w, sample_points(320, 200)) if w else [] for name, w in windows.items()}
+            if all(reads[name] == [shows[name]] * 9 for name in shows):
+                break
+            if time.monotonic() - remapped > 3:  # the race this watch is for
+                for name in shows:
+                    if windows[name] and reads[name] != [shows[name]] * 9:
+                        xd.remap(windows[name])
+                remapped = time.monotonic()
+            time.sleep(0.1)
+        else:
+            raise AssertionError(f"the windows never showed their pictures: {reads}")
+        assert xd.find_window("dreamstream") is None  # this process has no window
+        watch = {name: PaintWatch(xd, "dreamstream", (320, 200), every=0, tries=1) for name in shows}
+        for name, w in watch.items():
+            w.window = windows[name]  # another process's: found by pid above
+        grey_picture = np.full((200, 320, 3), 128, np.uint8)
+        caplog.set_level("INFO", logger="stream.xdisplay")
+        for name in ("grey", "black"):
+            watch[name].drawn(grey_picture)
+            for _ in range(4):
+                watch[name].check()
+            if name == "grey":
+                assert watch["grey"].watching and watch["grey"].tries == 1 and not caplog.records
+        said = [r.getMessage() for r in caplog.records]
+        assert watch["black"].tries == 0 and not watch["black"].watching, said
+        assert len(said) == 2 and "mapping it again" in said[0] and "does not show what is drawn" in said[1], said
+        assert xd.colours(watch["black"].window, [(160, 100)]) == [(0, 0, 0)]  # mapped again, and readable
+        watch["black"].drawn(grey_picture)
+        watch["black"].check()  # no longer watching: nothing more said
+        assert len(caplog.records) == 2
+    finally:
+        xd.close()
+        for proc in (grey, black):
+            proc.kill()
+            proc.wait()
