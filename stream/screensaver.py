@@ -16,10 +16,9 @@ asks, a key still ends it): Qt paints only while OpenCV waits for a key, and a w
 after that first wait stayed black until the dream began. Even so Qt 5.15 on a busy machine
 sometimes maps the window and never paints it: the window is read back from the X server
 for its first seconds and mapped again when it does not show the picture (stream.xdisplay).
-The dream and presenter threads
-are the live service's, run at a low priority so that a saver never gets in the way; the
-presenter renders straight at the screen's size, so the picture keeps zooming smoothly at
-the display rate even when dreaming is slow.
+The dream and presenter threads are the live service's, run at a low priority so that a
+saver never gets in the way; the presenter renders straight at the screen's size, so the
+picture keeps zooming smoothly at the display rate even when dreaming is slow.
 """
 from __future__ import annotations
 
