@@ -207,7 +207,10 @@ class ChatReader:
         self.can_reply = bool(settings.nick) and (bool(token) or not self.twitch)
         self.nick = settings.nick if self.can_reply else anonymous_nick(self.twitch)
         self.connected = asyncio.Event()
-        self.backoff = Backoff()
+        # a try at least every 2 s: a chat server back from a restart is read again within
+        # seconds (with 1, 2, 4, 5 s the soak's IRC restarts took 5.0-6.05 s after ngircd was
+        # back); a refused connect costs the server nothing
+        self.backoff = Backoff(first=0.5, cap=2.0)
         self.requests_seen = 0
         self._last_reply = 0.0
 
