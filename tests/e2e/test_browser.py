@@ -51,6 +51,15 @@ PICTURE_JS = """() => {
 }"""
 
 
+def wait_for_picture(page) -> None:
+    """Until the stream's first frame is in and the page has taken its shape (it checks a few
+    times a second; meanwhile the picture is letterboxed, never stretched)."""
+    page.wait_for_function("document.getElementById('stream').naturalWidth === " + str(WIDTH), timeout=30_000)
+    page.wait_for_function("""() => { const img = document.getElementById('stream');
+      const a = parseFloat(getComputedStyle(document.getElementById('frame')).getPropertyValue('--aspect'));
+      return Math.abs(a - img.naturalWidth / img.naturalHeight) < 1e-6; }""", timeout=5_000)
+
+
 def whole_picture(page) -> dict:
     """The whole picture is on screen, in its own shape: nothing cropped by the <img>'s fit,
     its box, the stage (overflow hidden) or the window; nothing stretched."""
@@ -82,7 +91,7 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             # until the next 2-s push) and never reads more frames than are shown (40-57 did).
             page.wait_for_function("document.getElementById('stats').textContent !== ''", timeout=30_000)
             expect(page.locator("#stats")).to_contain_text("1 watching", timeout=1_000)
-            page.wait_for_function("document.getElementById('stream').naturalWidth === " + str(WIDTH), timeout=30_000)
+            wait_for_picture(page)
             expect(page.locator("#now")).to_contain_text(re.compile(r"\w+\s+· \d+ s left"), timeout=15_000)
             shown = float(re.search(r"([\d.]+) fps", page.locator("#stats").text_content()).group(1))
             assert shown <= 25 * 1.2, page.locator("#stats").text_content()
@@ -128,7 +137,7 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             page.screenshot(path=str(SCREENSHOT_DIR / "page.png"))
             big = browser.new_page(viewport={"width": 1920, "height": 1080})
             big.goto(server.base + "/")
-            big.wait_for_function("document.getElementById('stream').naturalWidth === " + str(WIDTH), timeout=30_000)
+            wait_for_picture(big)
             assert whole_picture(big)["w"] > 0.8 * (1920 - 22 * 16)
             big.close()
 
@@ -144,7 +153,7 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             # A phone: the picture fits the width and the request box stays on screen.
             phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
             phone.goto(server.base + "/")
-            phone.wait_for_function("document.getElementById('stream').naturalWidth === " + str(WIDTH), timeout=30_000)
+            wait_for_picture(phone)
             box = phone.locator("#ask").bounding_box()
             img = whole_picture(phone)
             assert box["y"] + box["height"] <= 844 and img["w"] <= 390
