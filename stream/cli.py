@@ -176,7 +176,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from dreamer.runtime import load_for_dreaming, set_dream_threads, tune_for_cpu_dreaming
+    from dreamer.runtime import load_for_dreaming, set_dream_threads, share_heap_arenas, tune_for_cpu_dreaming
 
     from .app import make_app
     from .chat import ChatActions, ChatReader
@@ -189,6 +189,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .service import About, Service
     from .serving import run
 
+    share_heap_arenas()  # before any thread: a run of hours keeps less memory resident
     cfg = config_from_args(args)
     configure(log_level(args), cfg.log, journald_stderr())
     s = cfg.serve

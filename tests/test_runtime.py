@@ -74,3 +74,46 @@ def test_freed_memory_is_kept_until_it_is_given_back():
     assert out.returncode == 0, out.stderr
     dropped_on_free, ran, given_back = out.stdout.split()
     assert int(dropped_on_free) < 50 and ran == "True" and int(given_back) > 150, out.stdout
+
+
+# In a fresh process: 8 threads alive at once, each allocating from the heap; glibc's own
+# report (malloc_info) counts the arenas they took.
+ARENAS = """
+import ctypes, sys, tempfile, threading
+from dreamer import runtime
+shared = sys.argv[1] == "shared" and runtime.share_heap_arenas()
+held, started, done = [], threading.Barrier(9), threading.Event()
+def allocate():
+    started.wait()  # all alive at once: none can take over an arena another has left
+    held.append([bytearray(64 << 10) for _ in range(16)])  # under the mmap threshold
+    done.wait()
+threads = [threading.Thread(target=allocate) for _ in range(8)]
+for t in threads:
+    t.start()
+started.wait()
+while len(held) < 8:
+    pass
+libc = ctypes.CDLL(None)
+libc.fopen.restype, libc.fopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes, libc.fclose.argtypes = [ctypes.c_int, ctypes.c_void_p], [ctypes.c_void_p]
+with tempfile.NamedTemporaryFile("r") as report:
+    out = libc.fopen(report.name.encode(), b"w")
+    libc.malloc_info(0, out)
+    libc.fclose(out)
+    print(shared, report.read().count("<heap nr="))
+done.set()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_threads_share_two_heap_arenas_once_asked():
+    def arenas(mode: str) -> tuple[str, int]:
+        out = subprocess.run([sys.executable, "-c", ARENAS, mode], cwd=ROOT, capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        took, count = out.stdout.split()
+        return took, int(count)
+
+    assert arenas("shared") == ("True", 2)
+    took, count = arenas("plain")
+    assert took == "False" and count > 2  # glibc's default: an arena per thread, here
