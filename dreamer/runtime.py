@@ -71,8 +71,9 @@ def keep_freed_memory() -> bool:
 def share_heap_arenas(arenas: int = ARENAS) -> bool:
     """Let every thread started from now on share `arenas` heap arenas (glibc's
     M_ARENA_MAX), for a process that runs many threads for hours. Call it before the threads
-    start: a thread keeps the arena it first got. True if it took effect."""
-    mallopt = _mallopt()
+    start: a thread keeps the arena it first got. True if it took effect; False, changing
+    nothing, where the user chose a number in MALLOC_ARENA_MAX (glibc has applied it)."""
+    mallopt = None if os.environ.get("MALLOC_ARENA_MAX") else _mallopt()
     return mallopt is not None and bool(mallopt(M_ARENA_MAX, arenas))
 
 
@@ -83,7 +84,7 @@ def give_back_freed_memory() -> bool:
     clip's packets joined, a crowd's send buffers. Their freed pages stay counted in the
     resident memory, and fragmentation seldom reuses them. In soaks (scripts/soak.py) this
     kept serve's resident memory about 250 MB lower (846 against 1093 MB after the warm-up);
-    it did not stop a slower growth whose cause is not found (44 MB/h without, 55 with). A
+    a slower growth is left (README, "Long runs"), native: Python's own heap stays level. A
     long-running command calls this now and then, off its busy threads; afterwards the dream
     faults its buffers in once. True if it ran (glibc only)."""
     try:

@@ -1,4 +1,5 @@
 """Process-wide settings for dreaming: applied only when asked, and they take effect."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -107,13 +108,14 @@ done.set()
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
 def test_threads_share_two_heap_arenas_once_asked():
-    def arenas(mode: str) -> tuple[str, int]:
+    def arenas(mode: str, **env: str) -> tuple[str, int]:
         out = subprocess.run([sys.executable, "-c", ARENAS, mode], cwd=ROOT, capture_output=True, text=True,
-                             timeout=60)
+                             timeout=60, env={**os.environ, **env})
         assert out.returncode == 0, out.stderr
         took, count = out.stdout.split()
         return took, int(count)
 
     assert arenas("shared") == ("True", 2)
+    assert arenas("shared", MALLOC_ARENA_MAX="3") == ("False", 3)  # the user's own number stands
     took, count = arenas("plain")
     assert took == "False" and count > 2  # glibc's default: an arena per thread, here
