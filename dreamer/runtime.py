@@ -23,6 +23,17 @@ memory kept creeping. With two arenas, in one-hour soaks (scripts/soak.py): 799 
 warm-up against 846, and 12 MB/h against 44-55, at the same dream rate (4.76 against 4.63
 frames/s, different runs).
 
+No huge pages in a run of hours: numpy (under every array of 4 MB or more) and x264 (under
+its frame buffers, new ones with every encoder session) mark memory for transparent huge
+pages (madvise MADV_HUGEPAGE), and the mark stays on that stretch of the heap after the
+buffer is freed. With the kernel's khugepaged on its default (max_ptes_none 511: one page
+present is enough), a marked stretch is filled back to whole 2 MB pages after malloc_trim
+has given its free pages back, so `serve`'s resident memory crept up for its first half
+hour. In a soak, after 20 minutes: 13 marked stretches, 66 MB, every page resident
+(/proc/PID/smaps, VmFlags "hg"); with numpy's marks alone turned off, 12 were back within 7
+minutes, after the first ingest restart. The process-wide switch (prctl PR_SET_THP_DISABLE)
+covers every library.
+
 One OpenCV thread: OpenCV's own thread pool competes with torch's OpenMP threads for the
 same cores, and its work here is small (the gradient's blur and pyramid, the presenter's
 zoom, JPEG): single-threaded, the loop made 4% more frames per second.
@@ -41,6 +52,7 @@ import torch
 log = logging.getLogger(__name__)
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
+PR_SET_THP_DISABLE = 41
 TRIM_BYTES = 1 << 30  # trim the heap top only when over 1 GiB is free there
 MMAP_BYTES = 1 << 25  # glibc's ceiling for the mmap threshold (32 MiB on 64-bit)
 
@@ -75,6 +87,17 @@ def share_heap_arenas(arenas: int = ARENAS) -> bool:
     nothing, where the user chose a number in MALLOC_ARENA_MAX (glibc has applied it)."""
     mallopt = None if os.environ.get("MALLOC_ARENA_MAX") else _mallopt()
     return mallopt is not None and bool(mallopt(M_ARENA_MAX, arenas))
+
+
+def no_huge_pages() -> bool:
+    """Turn transparent huge pages off for this process (and what it starts), for a process
+    that trims its heap for hours (see above). Call it before the big buffers: a huge page
+    already made stays. True if the kernel took it (Linux 3.15 and later)."""
+    try:
+        prctl = ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):
+        return False
+    return prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
 
 
 def give_back_freed_memory() -> bool:

@@ -176,7 +176,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from dreamer.runtime import load_for_dreaming, set_dream_threads, share_heap_arenas, tune_for_cpu_dreaming
+    from dreamer.runtime import (load_for_dreaming, no_huge_pages, set_dream_threads, share_heap_arenas,
+                                 tune_for_cpu_dreaming)
 
     from .app import make_app
     from .chat import ChatActions, ChatReader
@@ -190,6 +191,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .serving import run
 
     share_heap_arenas()  # before any thread: a run of hours keeps less memory resident
+    no_huge_pages()  # before any frame: heap pages given back stay given back
     cfg = config_from_args(args)
     configure(log_level(args), cfg.log, journald_stderr())
     s = cfg.serve

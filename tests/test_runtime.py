@@ -121,3 +121,41 @@ def test_threads_share_two_heap_arenas_once_asked():
     assert arenas("shared", MALLOC_ARENA_MAX="3") == ("False", 3)  # the user's own number stands
     took, count = arenas("plain")
     assert took == "False" and count > 2  # glibc's default: an arena per thread, here
+
+
+# In a fresh process: a 64 MB numpy array (numpy marks it for huge pages), every page
+# touched; the kernel's own accounts of the process's setting and of the array's huge pages.
+HUGE = """
+import sys
+import numpy as np
+from dreamer import runtime
+took = sys.argv[1] == "off" and runtime.no_huge_pages()
+a = np.ones(64 << 20, np.uint8)
+first, last = a.ctypes.data, a.ctypes.data + a.nbytes
+huge, inside = 0, False
+for line in open("/proc/self/smaps"):
+    head = line.split()[0]
+    if "-" in head and not head.endswith(":"):
+        start, end = (int(x, 16) for x in head.split("-"))
+        inside = start < last and end > first
+    elif inside and head == "AnonHugePages:":
+        huge += int(line.split()[1])
+enabled = [line.split()[1] for line in open("/proc/self/status") if line.startswith("THP_enabled:")]
+print(took, enabled[0] if enabled else "-", huge)
+"""
+
+
+@pytest.mark.skipif(not Path("/sys/kernel/mm/transparent_hugepage").exists(), reason="a kernel with huge pages")
+def test_no_huge_pages_once_asked():
+    def run(mode: str) -> tuple[str, str, int]:
+        out = subprocess.run([sys.executable, "-c", HUGE, mode], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        took, enabled, huge = out.stdout.split()
+        return took, enabled, int(huge)
+
+    took, enabled, huge = run("off")
+    assert took == "True" and enabled in ("0", "-") and huge == 0
+    took, enabled, huge_by_default = run("plain")
+    assert took == "False" and enabled in ("1", "-")
+    if huge_by_default == 0:
+        pytest.skip("this machine gave the array no huge pages even when allowed (THP never, or no free ones)")
