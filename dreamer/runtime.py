@@ -107,7 +107,7 @@ def give_back_freed_memory() -> bool:
     clip's packets joined, a crowd's send buffers. Their freed pages stay counted in the
     resident memory, and fragmentation seldom reuses them. In soaks (scripts/soak.py) this
     kept serve's resident memory about 250 MB lower (846 against 1093 MB after the warm-up);
-    the slower growth left is native, as Python's own heap stays level (README, "Long runs"). A
+    with no huge pages as well (no_huge_pages), it stays level (README, "Long runs"). A
     long-running command calls this now and then, off its busy threads; afterwards the dream
     faults its buffers in once. True if it ran (glibc only)."""
     try:
