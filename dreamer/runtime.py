@@ -26,10 +26,10 @@ frames/s, different runs).
 No huge pages in a run of hours: numpy (under every array of 4 MB or more) and x264 (under
 its frame buffers, new ones with every encoder session) mark memory for transparent huge
 pages (madvise MADV_HUGEPAGE), and the mark stays on that stretch of the heap after the
-buffer is freed. With the kernel's khugepaged on its default (max_ptes_none 511: one page
-present is enough), a marked stretch is filled back to whole 2 MB pages after malloc_trim
-has given its free pages back, so `serve`'s resident memory crept up for its first half
-hour. In a soak, after 20 minutes: 13 marked stretches, 66 MB, every page resident
+buffer is freed. A marked stretch comes back as whole 2 MB pages after malloc_trim has given
+its free pages back (at the next touch of any byte in it, or by khugepaged, whose default
+max_ptes_none of 511 needs one page present), so `serve`'s resident memory crept up for its
+first half hour. In a soak, after 20 minutes: 13 marked stretches, 66 MB, every page resident
 (/proc/PID/smaps, VmFlags "hg"); with numpy's marks alone turned off, 12 were back within 7
 minutes, after the first ingest restart. The process-wide switch (prctl PR_SET_THP_DISABLE)
 covers every library.
