@@ -60,14 +60,19 @@ MMAP_BYTES = 1 << 25  # glibc's ceiling for the mmap threshold (32 MiB on 64-bit
 ARENAS = 2  # the main thread's and one more, shared by every other thread
 
 
-def _mallopt():
-    """glibc's mallopt, or None where the C library has none."""
+def _libc(name: str, *argtypes):
+    """The C library's function `name` (returning an int), or None where it has none."""
     try:
-        mallopt = ctypes.CDLL(None).mallopt
+        function = getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
         return None
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt
+    function.argtypes, function.restype = list(argtypes), ctypes.c_int
+    return function
+
+
+def _mallopt():
+    """glibc's mallopt, or None where the C library has none."""
+    return _libc("mallopt", ctypes.c_int, ctypes.c_int)
 
 
 def keep_freed_memory() -> bool:
@@ -93,11 +98,8 @@ def no_huge_pages() -> bool:
     """Turn transparent huge pages off for this process (and what it starts), for a process
     that trims its heap for hours (see above). Call it before the big buffers: a huge page
     already made stays. True if the kernel took it (Linux 3.15 and later)."""
-    try:
-        prctl = ctypes.CDLL(None).prctl
-    except (OSError, AttributeError):
-        return False
-    return prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
+    prctl = _libc("prctl", ctypes.c_int, *[ctypes.c_ulong] * 4)
+    return prctl is not None and prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) == 0
 
 
 def give_back_freed_memory() -> bool:
@@ -110,11 +112,9 @@ def give_back_freed_memory() -> bool:
     with no huge pages as well (no_huge_pages), it stays level (README, "Long runs"). A
     long-running command calls this now and then, off its busy threads; afterwards the dream
     faults its buffers in once. True if it ran (glibc only)."""
-    try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
+    trim = _libc("malloc_trim", ctypes.c_size_t)
+    if trim is None:
         return False
-    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
     trim(0)
     return True
 
