@@ -8,6 +8,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+def script_output(script: str, *args: str, env: dict | None = None, timeout: float = 60) -> list[str]:
+    """What `script` prints, run in a fresh Python process (it must exit 0)."""
+    out = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=timeout, env=env)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
 # In a fresh process: nothing is applied by building a Dreamer; tune_for_cpu_dreaming applies it.
 CHECK = """
 import cv2, torch
@@ -25,10 +33,8 @@ print(cv2.getNumThreads(), runtime.keep_freed_memory())
 
 
 def test_dreaming_changes_no_process_setting_until_a_command_asks():
-    out = subprocess.run([sys.executable, "-c", CHECK], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                         env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "2"})
-    assert out.returncode == 0, out.stderr
-    before, after_dreamer, after_cuda, after_cpu, kept = out.stdout.split()
+    before, after_dreamer, after_cuda, after_cpu, kept = script_output(
+        CHECK, env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "2"}, timeout=120)
     assert after_dreamer == before and after_cuda == before  # no side effect of a constructor or of CUDA
     assert after_cpu == "1"
     if sys.platform.startswith("linux"):
@@ -71,10 +77,8 @@ print(round(full - kept), runtime.give_back_freed_memory(), round(kept - rss_mb(
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
 def test_freed_memory_is_kept_until_it_is_given_back():
-    out = subprocess.run([sys.executable, "-c", GIVE_BACK], cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    dropped_on_free, ran, given_back = out.stdout.split()
-    assert int(dropped_on_free) < 50 and ran == "True" and int(given_back) > 150, out.stdout
+    dropped_on_free, ran, given_back = script_output(GIVE_BACK)
+    assert int(dropped_on_free) < 50 and ran == "True" and int(given_back) > 150, (dropped_on_free, given_back)
 
 
 # In a fresh process: 8 threads alive at once, each allocating from the heap; glibc's own
@@ -111,10 +115,7 @@ def test_threads_share_two_heap_arenas_once_asked():
     mine = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}  # glibc's default, whoever runs this
 
     def arenas(mode: str, **env: str) -> tuple[str, int]:
-        out = subprocess.run([sys.executable, "-c", ARENAS, mode], cwd=ROOT, capture_output=True, text=True,
-                             timeout=60, env={**mine, **env})
-        assert out.returncode == 0, out.stderr
-        took, count = out.stdout.split()
+        took, count = script_output(ARENAS, mode, env={**mine, **env})
         return took, int(count)
 
     assert arenas("shared") == ("True", 2)
@@ -148,9 +149,7 @@ print(took, enabled[0] if enabled else "-", huge)
 @pytest.mark.skipif(not Path("/sys/kernel/mm/transparent_hugepage").exists(), reason="a kernel with huge pages")
 def test_no_huge_pages_once_asked():
     def run(mode: str) -> tuple[str, str, int]:
-        out = subprocess.run([sys.executable, "-c", HUGE, mode], cwd=ROOT, capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        took, enabled, huge = out.stdout.split()
+        took, enabled, huge = script_output(HUGE, mode)
         return took, enabled, int(huge)
 
     took, enabled, huge = run("off")
