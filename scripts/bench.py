@@ -31,6 +31,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -253,7 +254,8 @@ def bench_viewers(seconds: float, size: str) -> dict:
     base = f"http://127.0.0.1:{port}"
     cfg = ROOT / "configs" / "default.toml"
     proc = subprocess.Popen([sys.executable, "-m", "stream", "serve", "--config", str(cfg), "--port", str(port),
-                             "--ws-port", str(ws_port), "--size", size, "--device", "cpu"],
+                             "--ws-port", str(ws_port), "--size", size, "--device", "cpu",
+                             "--state-dir", tempfile.mkdtemp(prefix="dreamstream-bench-")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
         wait_healthy(base)

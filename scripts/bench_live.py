@@ -83,8 +83,9 @@ def serve_row(seconds: float, rtmp: bool, extra: list[str] = (), listen=listener
     after `settle_s` for the budget to settle."""
     port, ws_port = free_port(), free_port()
     base = f"http://127.0.0.1:{port}"
-    args = [sys.executable, "-m", "stream", "serve", "--port", str(port), "--ws-port", str(ws_port), *extra]
     tmp = Path(tempfile.mkdtemp())
+    args = [sys.executable, "-m", "stream", "serve", "--port", str(port), "--ws-port", str(ws_port),
+            "--state-dir", str(tmp / "state"), *extra]
     ingest = None
     if rtmp:
         rtmp_port = free_port()

@@ -46,7 +46,8 @@ def main() -> None:
     port, http_port, ws_port = free_port(), free_port(), free_port()
     listener = ingest(port, tmp / "0.flv")
     server = subprocess.Popen([sys.executable, "-m", "stream", "serve", "--device", "cpu", "--port", str(http_port),
-                               "--ws-port", str(ws_port), "--rtmp", f"rtmp://127.0.0.1:{port}/live/test"],
+                               "--ws-port", str(ws_port), "--rtmp", f"rtmp://127.0.0.1:{port}/live/test",
+                               "--state-dir", str(tmp / "state")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     back = []
     try:

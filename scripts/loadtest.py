@@ -236,7 +236,8 @@ def main() -> None:
     base, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{ws_port}/"
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
     proc = subprocess.Popen([sys.executable, "-m", "stream", "serve", "--config", str(config), "--port", str(port),
-                             "--ws-port", str(ws_port), "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT,
+                             "--ws-port", str(ws_port), "--device", "cpu", "--state-dir", str(config.parent / "state")],
+                            stdout=log, stderr=subprocess.STDOUT,
                             cwd=ROOT)
     try:
         wait_healthy(base)

@@ -49,7 +49,8 @@ def one_run(i: int, args, config) -> dict:
     base = f"http://127.0.0.1:{port}"
     log = open(Path(args.logs) / f"run{i + 1}.log", "w+") if args.logs else tempfile.TemporaryFile("w+")
     proc = subprocess.Popen([sys.executable, "-m", "stream", "serve", "--config", str(config), "--size", args.size,
-                             "--device", "cpu", "--port", str(port), "--ws-port", str(ws_port)],
+                             "--device", "cpu", "--port", str(port), "--ws-port", str(ws_port),
+                             "--state-dir", tempfile.mkdtemp(prefix="dreamstream-shutdown-")],
                             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     wait_healthy(base)
     counts = [split(n, PROCESSES) for n in (args.viewers, args.stalled, args.websockets, args.stalled_websockets)]

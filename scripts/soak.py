@@ -420,7 +420,7 @@ def main() -> int:
     for old in args.out.glob("server.log*"):
         old.unlink()
     command = [sys.executable, "-m", "stream", "serve", "--config", str(audience_config(args.config, CROWD + 50)),
-               "--port", str(port), "--ws-port", str(ws_port),
+               "--port", str(port), "--ws-port", str(ws_port), "--state-dir", str(tmp / "state"),
                "--rtmp", f"rtmp://127.0.0.1:{peers['rtmp_port']}/live/soak",
                "--chat", f"irc://127.0.0.1:{peers['irc_port']}", "--channel", "dream",
                "--log-file", str(log), "--clips", str(tmp / "clips")]

@@ -20,12 +20,13 @@ from dreamer.classes import RequestError, catalogue, parse
 from dreamer.models import DEFAULT_MODEL, REGISTRY, ModelUnavailable
 from dreamer.render import OutputError
 
-from .config import (Config, ConfigError, journald_stderr, load_config, output_size, parse_size,
+from .config import (Config, ConfigError, journald_stderr, load_config, output_size, parse_size, state_dir,
                      systemd_notify, twitch_oauth_token, twitch_stream_key, validate)
 from .logs import LogFileError, configure
 from .resources import folder
 from .rtmp import mask_url
 from .source import SourceError
+from .store import StateError
 
 log = logging.getLogger("dreamstream")
 
@@ -108,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-size", metavar="WxH",
                    help="size of what is shown and sent (default: the dream's; 1280x720 with --rtmp/--twitch)")
     p.add_argument("--clips", metavar="DIR", help="keep each finished dream's last seconds as an mp4 here")
+    p.add_argument("--state-dir", metavar="DIR",
+                   help="keep the queue here, so requests survive a restart "
+                        "(default $XDG_STATE_HOME/dreamstream, else ~/.local/state/dreamstream)")
+    p.add_argument("--fresh", action="store_true",
+                   help="start with an empty queue; the old state file is moved aside, not deleted")
     _log_file(p)
 
     p = sub.add_parser("screensaver", help="a fullscreen local window that dreams through a playlist")
@@ -152,6 +158,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         cfg.log.file = flag("log_file")
     if flag("clips"):
         cfg.clips.folder = flag("clips")
+    if flag("state_dir"):
+        cfg.queue.state_dir = flag("state_dir")
     if flag("rtmp"):
         cfg.rtmp.url = flag("rtmp")
     if flag("chat"):
@@ -185,10 +193,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .notify import Notifier
     from .overlay import call_to_action
     from .pipeline import Pipeline
-    from .requests import RequestQueue
+    from .requests import RequestQueue, SavedStateError
     from .rtmp import RtmpEncoder
     from .service import About, Service
     from .serving import run
+    from .store import SqliteStore
 
     share_heap_arenas()  # before any thread: a run of hours keeps less memory resident
     no_huge_pages()  # before any frame: heap pages given back stay given back
@@ -196,17 +205,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure(log_level(args), cfg.log, journald_stderr())
     s = cfg.serve
     http_socket, ws_socket = listen(s.host, s.port, "--port"), listen(s.host, s.ws_port, "--ws-port")
+    store = SqliteStore(state_dir(cfg.queue), fresh=args.fresh)  # held until the process ends
+    try:
+        queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class, store=store)
+    except SavedStateError as e:
+        raise StateError(f"the queue saved in {store.path} cannot be read ({e}); "
+                         "--fresh moves it aside and starts with an empty queue") from None
+    log.info("the queue is kept in %s", store.path)
     shown_size = output_size(cfg)
     reader = open_source(cfg, shown_size)  # a source that cannot be read: one line, before the model loads
     model, device = load_for_dreaming(cfg.model, cfg.device)
     tune_for_cpu_dreaming(device)
     # streaming out, or a live source to read and show at its rate: a core for that work
     threads = set_dream_threads(cfg.threads, reserve=1 if cfg.rtmp.url or reader is not None else 0)
-    queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class)
     pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, output_rate(cfg, reader), cfg.serve.jpeg_quality,
                         shown_size, source=reader, live=cfg.source)
     ask = call_to_action(cfg.chat.prefix if cfg.chat.url else None, cfg.rtmp.overlay_ask)
-    service = Service(pipeline, About(cfg.model, str(device), cfg.dream.size, ask))
+    service = Service(pipeline, About(cfg.model, str(device), cfg.dream.size, ask), store)
     if cfg.rtmp.url:
         r = cfg.rtmp
         nvenc = r.encoder == "nvenc" or (r.encoder == "auto" and device.type == "cuda")
@@ -535,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     except RequestError as e:
         hint = f"; try: {', '.join(e.suggestions)}" if e.suggestions else ""  # as the page and chat say it
         print(f"dreamstream: error: {e.message}{hint}", file=sys.stderr)
-    except (UsageError, ConfigError, ModelUnavailable, OutputError, SourceError, LogFileError) as e:
+    except (UsageError, ConfigError, ModelUnavailable, OutputError, SourceError, LogFileError, StateError) as e:
         print(f"dreamstream: error: {e}", file=sys.stderr)
     except OSError as e:  # a file we may not read or write: say which
         where = f": {e.filename}" if e.filename else ""

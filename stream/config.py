@@ -34,6 +34,16 @@ class ConfigError(ValueError):
 
 
 @dataclass
+class QueueSettings(QueuePolicy):
+    """The queue's rules (QueuePolicy) and where its state is kept."""
+
+    # The folder of the queue's state file (stream/store.py): requests survive a restart.
+    # Empty: $STATE_DIRECTORY (systemd's StateDirectory=), else $XDG_STATE_HOME/dreamstream,
+    # else ~/.local/state/dreamstream. Only `serve` uses it.
+    state_dir: str = ""
+
+
+@dataclass
 class ServeSettings:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -143,7 +153,7 @@ class Config:
         "lighthouse", "goldfish", "daisy", "castle", "broccoli"])
     dream: DreamSettings = field(default_factory=DreamSettings)
     serve: ServeSettings = field(default_factory=ServeSettings)
-    queue: QueuePolicy = field(default_factory=QueuePolicy)
+    queue: QueueSettings = field(default_factory=QueueSettings)
     rtmp: RtmpSettings = field(default_factory=RtmpSettings)
     chat: ChatSettings = field(default_factory=ChatSettings)
     source: SourceSettings = field(default_factory=SourceSettings)
@@ -337,6 +347,17 @@ def pictures_dir() -> Path:
             if line.startswith("XDG_PICTURES_DIR="):
                 return Path(line.split("=", 1)[1].strip().strip('"').replace("$HOME", str(home)))
     return home / "Pictures"
+
+
+def state_dir(queue: QueueSettings) -> Path:
+    """Where `serve` keeps the queue's state: [queue] state_dir (or --state-dir), else the
+    folder systemd made for the unit (StateDirectory=), else the XDG state folder."""
+    if queue.state_dir:
+        return Path(queue.state_dir).expanduser()
+    if os.environ.get("STATE_DIRECTORY"):  # systemd: possibly several, colon-separated; the first
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "dreamstream"
 
 
 def display() -> str | None:

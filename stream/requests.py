@@ -12,18 +12,26 @@ Pure logic with an injected clock, so every rule is unit-tested without a networ
 - "democracy" mode: requests are votes for the next slot; when the hold ends the most
   voted wins and the ballot is cleared.
 Thread-safe: the web/websocket side submits, the dream thread reads `current()`.
+
+With a store (`stream/store.py`), every change is saved as it happens and a new queue picks
+up the saved one: what plays and since when (on the wall clock, so the time a restart took
+counts), the queue with its votes, the playlist's place and the next id. Rate-limit windows
+are not kept: a restart forgets who asked how often.
 """
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from dreamer.classes import RequestError, Target, parse
+from dreamer.classes import ClassWeight, RequestError, Target, parse
 
 from .budget import TokenBucket
+
+
+class SavedStateError(ValueError):
+    """A store's saved queue that this code cannot read."""
 
 
 @dataclass
@@ -46,6 +54,20 @@ class Entry:
     users: list[str]
     votes: int
     arrived: float
+
+    def to_json(self, wall_offset: float) -> dict:
+        """For the store: `arrived` on the wall clock (monotonic + wall_offset)."""
+        t = self.target
+        return {"id": self.id, "label": t.label, "classes": [[c.index, c.name, c.weight] for c in t.classes],
+                "parts": [[label, list(indices)] for label, indices in t.parts],
+                "users": self.users, "votes": self.votes, "arrived": self.arrived + wall_offset}
+
+    @classmethod
+    def from_json(cls, d: dict, wall_offset: float) -> "Entry":
+        target = Target(str(d["label"]), tuple(ClassWeight(int(i), str(n), float(w)) for i, n, w in d["classes"]),
+                        tuple((str(label), tuple(int(i) for i in indices)) for label, indices in d["parts"]))
+        return cls(str(d["id"]), target, [str(u) for u in d["users"]], int(d["votes"]),
+                   float(d["arrived"]) - wall_offset)
 
 
 @dataclass
@@ -72,20 +94,28 @@ def _key(target: Target) -> tuple:
 
 
 class RequestQueue:
-    def __init__(self, policy: QueuePolicy, playlist: list[str], clock=time.monotonic, first: str | None = None):
-        """`first`: what plays before anything else (then the playlist); default the playlist's first."""
-        self.policy, self.clock = policy, clock
+    def __init__(self, policy: QueuePolicy, playlist: list[str], clock=time.monotonic, first: str | None = None,
+                 store=None, wall=time.time):
+        """`first`: what plays before anything else (then the playlist); default the playlist's first.
+        `store`: where the state is kept (a `stream.store.SqliteStore`); a saved state is picked
+        up instead of starting with `first`. `wall`: the wall clock, for times kept across runs."""
+        self.policy, self.clock, self.store, self.wall = policy, clock, store, wall
         self.playlist = [parse(p) for p in playlist] or [parse("volcano")]
         self._playlist_at = 0  # the playlist's next item
-        self._ids = itertools.count(1)
+        self._next_id = 1  # ids are r1, r2, ... and playlist-N from one counter, kept across runs
         self._lock = threading.Lock()
         self._queue: list[Entry] = []
         self._users: dict[str, _User] = {}
         self._attempts = 0
-        start = parse(first) if first else self._from_playlist()
-        self._current = Entry("playlist-0", start, [], 0, clock())
-        self._started = clock()
         self.version = 0  # bumped on every change of current target or queue
+        saved = store.load_queue() if store is not None else None
+        if saved is not None:
+            self._restore(saved)
+        else:
+            start = parse(first) if first else self._from_playlist()
+            self._current = Entry("playlist-0", start, [], 0, clock())
+            self._started = clock()
+            self._save()
 
     # -- requests -------------------------------------------------------------------------
     def submit(self, text, user: str, key: str | None = None) -> Ack:
@@ -108,13 +138,15 @@ class RequestQueue:
             if entry is None:
                 if len(self._queue) >= self.policy.max_queue:
                     raise RequestError("queue_full", f"the queue is full ({self.policy.max_queue}); try again soon")
-                entry = Entry(f"r{next(self._ids)}", target, [user], 1, now)
+                entry = Entry(f"r{self._new_id()}", target, [user], 1, now)
                 self._queue.append(entry)
             self._users[key].recent.append(now)
             self._sort()
             self.version += 1
             if self._current.id.startswith("playlist") and self.policy.mode == "queue":
                 self._advance(now)  # nobody asked before: the first request plays at once
+            else:
+                self._save()
             return Ack(entry.id, entry.target, self._position(entry))
 
     def attempt(self, key: str) -> None:
@@ -185,6 +217,8 @@ class RequestQueue:
             now = self.clock()
             if now - self._started >= self.policy.hold_s:
                 self._advance(now)
+            elif self.store is not None:
+                self.store.retry()  # after a failed save: the newest state, once the disk takes it
             return self._current.target
 
     def _advance(self, now: float) -> None:
@@ -193,9 +227,14 @@ class RequestQueue:
             if self.policy.mode == "democracy":
                 self._queue.clear()  # a new ballot for the next slot
         else:
-            self._current = Entry(f"playlist-{next(self._ids)}", self._from_playlist(), [], 0, now)
+            self._current = Entry(f"playlist-{self._new_id()}", self._from_playlist(), [], 0, now)
         self._started = now
         self.version += 1
+        self._save()
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
 
     def _from_playlist(self) -> Target:
         target = self.playlist[self._playlist_at % len(self.playlist)]
@@ -214,7 +253,29 @@ class RequestQueue:
             n = len(self._queue)
             self._queue.clear()
             self.version += 1
+            self._save()
             return n
+
+    # -- keeping ---------------------------------------------------------------------------
+    def _save(self) -> None:
+        """Hand the whole state to the store (called with the lock held, after each change)."""
+        if self.store is None:
+            return
+        offset = self.wall() - self.clock()  # monotonic -> wall clock
+        self.store.save_queue({"current": self._current.to_json(offset), "since": self._started + offset,
+                               "queue": [e.to_json(offset) for e in self._queue],
+                               "playlist_at": self._playlist_at, "next_id": self._next_id})
+
+    def _restore(self, saved: dict) -> None:
+        offset = self.wall() - self.clock()
+        try:
+            self._current = Entry.from_json(saved["current"], offset)
+            self._started = float(saved["since"]) - offset
+            self._queue = [Entry.from_json(e, offset) for e in saved["queue"]]
+            self._playlist_at = int(saved["playlist_at"])
+            self._next_id = int(saved["next_id"])
+        except (KeyError, IndexError, ValueError, TypeError) as e:
+            raise SavedStateError(f"{type(e).__name__}: {e}") from None
 
     # -- state ----------------------------------------------------------------------------
     def snapshot(self) -> dict:

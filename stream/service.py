@@ -67,8 +67,10 @@ class About:
 
 
 class Service:
-    def __init__(self, pipeline: Pipeline, about: About):
-        self.pipeline, self.queue, self.about = pipeline, pipeline.queue, about
+    def __init__(self, pipeline: Pipeline, about: About, store=None):
+        """`store`: where the queue is kept (stream/store.py); the recent strip is kept there
+        too, and picked up from it."""
+        self.pipeline, self.queue, self.about, self.store = pipeline, pipeline.queue, about, store
         self.metrics = Metrics(self.reading)
         self.encoder = None  # an RtmpEncoder, when streaming out
         self.chat = None  # a ChatReader, when reading chat
@@ -81,6 +83,8 @@ class Service:
         self.jpeg_wanted, pipeline.shown.encode = pipeline.shown.encode, False
         self.mjpeg_transports: set = set()  # each MJPEG viewer's connection, dropped at shutdown
         self.recent: deque[Recent] = deque(maxlen=RECENT)
+        if store is not None:
+            self.recent.extend(Recent(**r) for r in store.load_recent())
         self.state_json = ""
         self._state: tuple[dict, float] = ({}, 0.0)  # the last state and when it was taken
         self.state_version = 0  # bumped whenever state_json changes
@@ -183,6 +187,8 @@ class Service:
             return
         thumb = await asyncio.to_thread(thumbnail, frame.rgb)  # encoding stays off the event loop
         self.recent.appendleft(Recent(ended["id"], ended["label"], ended.get("user"), thumb))
+        if self.store is not None:  # a thumbnail is ~10 kB: written off the event loop too
+            await asyncio.to_thread(self.store.add_recent, ended["id"], ended["label"], ended.get("user"), thumb)
         if self.clips is not None:
             self.clips.cut(ended["label"], ended.get("user"), ended["id"])
 
@@ -193,6 +199,8 @@ class Service:
                 if r.id == ended_id:
                     r.clip = clip.to_json()["url"]
             self.refresh_state()
+        if self.store is not None:
+            self.store.set_clip(ended_id, clip.to_json()["url"])
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(link)
 
@@ -227,6 +235,8 @@ class Service:
         deadline = time.monotonic() + timeout
         for worker in self.workers:
             worker.stop(max(0.0, deadline - time.monotonic()))
+        if self.store is not None:
+            self.store.close()
         return [w.name for w in self.workers if w.alive]
 
     def health(self) -> Health:

@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -63,14 +64,17 @@ class Server:
 
 
 def start_server(tmp: Path, config: str = TEST_CONFIG, extra: list[str] = (),
-                 ports: tuple[int, int] | None = None, env: dict[str, str] | None = None) -> Server:
+                 ports: tuple[int, int] | None = None, env: dict[str, str] | None = None,
+                 state_dir: Path | None = None, preexec_fn=None) -> Server:
+    """`state_dir`: where the queue is kept; default a new folder, so no server sees another's queue."""
     cfg = tmp / "test.toml"
     cfg.write_text(config)
     port, ws_port = ports or (free_port(), free_port())
     log = tmp / "server.log"
+    state = state_dir or Path(tempfile.mkdtemp(prefix="state-", dir=tmp))
     proc = subprocess.Popen([sys.executable, "-m", "stream", "serve", "--config", str(cfg), "--port", str(port),
-                             "--ws-port", str(ws_port), *extra],
-                            stdout=log.open("w"), stderr=subprocess.STDOUT,
+                             "--ws-port", str(ws_port), "--state-dir", str(state), *extra],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, preexec_fn=preexec_fn,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     server = Server(proc, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{ws_port}/", log)
     deadline = time.monotonic() + 90
