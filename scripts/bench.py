@@ -14,10 +14,13 @@
 - what a user runs (scripts/bench_live.py): `serve` idle, `serve --rtmp` into a local
   listener and `serve --source` on a 30 fps file, interleaved rounds, with dreamed frames/s, steps/s, shown frames/s, what the
   ingest received, each part's ms per frame, and the ratios between them;
+- the queue kept in SQLite (stream/store.py): a request's cost from text to ack with the store
+  and without, interleaved, and the dream thread's per-frame `current()` with and without;
 - peak resident memory.
 
     python scripts/bench.py              # about 8-10 minutes on a 2-core CPU
     python scripts/bench.py --quick      # fewer repetitions, for a smoke run
+    python scripts/bench.py --only queue_store   # the store's rows alone (seconds)
 """
 from __future__ import annotations
 
@@ -55,6 +58,7 @@ from stream.framebus import Frame
 from stream.pipeline import Pipeline
 from stream.presenter import Motion
 from stream.requests import QueuePolicy, RequestQueue
+from stream.store import SqliteStore
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -275,6 +279,42 @@ def bench_viewers(seconds: float, size: str) -> dict:
         proc.wait(10)
 
 
+def bench_queue_store(rounds: int = 5, requests: int = 400) -> dict:
+    """A request from text to ack (parse, rules, and with a store the whole state written),
+    with a queue kept at its usual fill (max_queue 20: each request is followed by a skip, not
+    timed), and the dream thread's `current()`; rounds alternate store and none."""
+    labels = ["volcano", "jellyfish", "pizza", "coral reef", "peafowl", "monarch butterfly", "strawberry",
+              "lighthouse", "goldfish", "daisy", "castle", "broccoli", "lemon", "orange", "banana",
+              "tabby cat", "golden retriever", "pizza + volcano", "space shuttle", "mushroom", "daisy + bee"]
+    times: dict[str, list[float]] = {"none": [], "sqlite": []}
+    current: dict[str, list[float]] = {"none": [], "sqlite": []}
+    for r in range(rounds):
+        for kind in ("none", "sqlite"):
+            store = SqliteStore(tempfile.mkdtemp(prefix="dreamstream-bench-")) if kind == "sqlite" else None
+            q = RequestQueue(QueuePolicy(hold_s=1e9, cooldown_s=0, burst=10**6, max_queue=20), labels, store=store)
+            for i in range(19):  # a full queue: what every save writes
+                q.submit(labels[i % len(labels)], f"viewer-{i:04d}-with-a-name-of-some-length")
+            for i in range(requests):
+                t = time.perf_counter()
+                q.submit(labels[(i + r) % len(labels)], f"viewer {i}", f"key {i}")
+                times[kind].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                q.current()
+                current[kind].append(time.perf_counter() - t)
+                if len(q.snapshot()["queue"]) >= 19:
+                    q.skip()
+            if store is not None:
+                store.close()
+
+    def ms(xs: list[float]) -> dict:
+        xs = sorted(xs)
+        return {"median": round(1e3 * statistics.median(xs), 4), "p99": round(1e3 * xs[int(0.99 * len(xs))], 4)}
+
+    return {"request_ms": {k: ms(v) for k, v in times.items()},
+            "store_adds_ms_median": round(1e3 * (statistics.median(times["sqlite"]) - statistics.median(times["none"])), 4),
+            "current_ms": {k: ms(v) for k, v in current.items()}, "requests": rounds * requests}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto")
@@ -283,6 +323,7 @@ def main() -> None:
     ap.add_argument("--no-viewers", action="store_true")
     ap.add_argument("--no-serve", action="store_true", help="skip the serve / serve --rtmp rows")
     ap.add_argument("--serve-seconds", type=float, help="per serve row (default 60; 10 with --quick)")
+    ap.add_argument("--only", choices=["queue_store"], help="one row alone")
     ap.add_argument("--naive-worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -291,6 +332,8 @@ def main() -> None:
     device = resolve_device(args.device)
     if args.naive_worker:
         return naive_worker(args.model, device)
+    if args.only == "queue_store":
+        return print(json.dumps({"queue_store": bench_queue_store()}, indent=1))
     cfg = load_config()
     stream_size = cfg.dream.size
     model = load_model(cfg.model, device)
@@ -318,6 +361,7 @@ def main() -> None:
     out["jpeg_ms_1280x720"] = round(jpeg_ms((1280, 720)), 2)
     out["flow_ms"] = {f"{w}x{h}": round(flow_ms((w, h)), 2) for w, h in (stream_size, (1280, 720))}
     out["motion"] = bench_motion(seconds)
+    out["queue_store"] = bench_queue_store(rounds=2 if args.quick else 5)
     if not args.no_viewers:
         out["viewers"] = bench_viewers(seconds * 1.5, f"{stream_size[0]}x{stream_size[1]}")
     if not args.no_serve:

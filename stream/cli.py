@@ -211,7 +211,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except SavedStateError as e:
         raise StateError(f"the queue saved in {store.path} cannot be read ({e}); "
                          "--fresh moves it aside and starts with an empty queue") from None
-    log.info("the queue is kept in %s", store.path)
     shown_size = output_size(cfg)
     reader = open_source(cfg, shown_size)  # a source that cannot be read: one line, before the model loads
     model, device = load_for_dreaming(cfg.model, cfg.device)
@@ -248,6 +247,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     f", chat {cfg.chat.url} #{cfg.chat.channel}" if cfg.chat.url else ""])
     shown = f", shown at {shown_size[0]}x{shown_size[1]}" if shown_size != (w, h) else ""
     cpu = f" ({threads} thread{'s' * (threads > 1)})" if device.type == "cpu" else ""
+    log.info("the queue is kept in %s", store.path)  # after the source's check: its error is the only line
     print(f"dreamstream serving {url}  (websocket :{s.ws_port}, model {cfg.model}, device {device}{cpu}, "
           f"size {w}x{h}{shown}{live})", flush=True)
     # keepalive_timeout also closes a connection whose request never completes (aiohttp arms

@@ -1,0 +1,117 @@
+"""Requests survive kill -9: a real `dreamstream serve` is killed with SIGKILL and started
+again on the same state folder, again and again, with 3-5 new requests (some of them votes)
+queued before each kill; every acknowledged request must come back, in order, with its
+votes, and what plays must play on with the time it had left less the restart's.
+
+    python scripts/kill_restarts.py                  # 20 restarts, about 4 minutes on a 2-core CPU
+    python scripts/kill_restarts.py --restarts 5
+
+Prints one JSON object: restarts, requests acknowledged, requests back, entries whose
+votes or order differed, the seconds each restart took (kill to healthy) and how far the
+time left moved against the time the restart took.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from loadtest import free_port, wait_healthy
+
+from dreamer.classes import catalogue
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = """
+device = "cpu"
+[dream]
+size = [160, 96]
+[queue]
+hold_s = 3600.0
+cooldown_s = 0.0
+max_queue = 500
+attempts_per_s = 100.0
+attempt_burst = 100
+burst = 1000
+"""
+
+
+def post(base: str, text: str, user: str) -> dict:
+    req = urllib.request.Request(base + "/api/request", data=json.dumps({"text": text, "user": user}).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def state(base: str) -> dict:
+    with urllib.request.urlopen(base + "/api/state", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def kept(s: dict) -> tuple:
+    """What must survive: what plays (id, who asked) and the queue in order with its votes."""
+    t = s["target"]
+    return (t["id"], t["label"], t["user"]), [(e["id"], e["label"], e["votes"], e["user"]) for e in s["queue"]]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--restarts", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    names = catalogue().names
+    tmp = Path(tempfile.mkdtemp(prefix="dreamstream-restarts-"))
+    (tmp / "restarts.toml").write_text(CONFIG)
+    port, ws_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "stream", "serve", "--config", str(tmp / "restarts.toml"), "--port", str(port),
+               "--ws-port", str(ws_port), "--state-dir", str(tmp / "state")]
+    log = (tmp / "server.log").open("a")
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        wait_healthy(base)
+        return proc
+
+    proc = start()
+    acked: set[str] = set()
+    lost, differed, restart_s, drift_s = [], 0, [], []
+    try:
+        for i in range(args.restarts):
+            queued = [e["label"] for e in state(base)["queue"]]
+            for j in range(rng.randint(3, 5)):
+                # one in four a vote for something queued, else a new class
+                text = rng.choice(queued) if queued and rng.random() < 0.25 else rng.choice(names)
+                acked.add(post(base, text, f"viewer{i}-{j}")["id"])
+            before = state(base)
+            proc.kill()
+            proc.wait()
+            killed = time.monotonic()
+            proc = start()
+            after = state(base)
+            down = time.monotonic() - killed
+            restart_s.append(round(down, 2))
+            now = {after["target"]["id"], *(e["id"] for e in after["queue"])}
+            lost += sorted(acked - now - {r["id"] for r in after["recent"]})
+            differed += kept(before) != kept(after)
+            # the time left should drop by the restart's length (measured from the kill to the
+            # state read, so a little more than the restart itself)
+            drift_s.append(round(before["target"]["remaining_s"] - after["target"]["remaining_s"] - down, 2))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    print(json.dumps({"restarts": args.restarts, "requests_acknowledged": len(acked),
+                      "requests_back": len(acked) - len(lost), "lost": lost, "rounds_that_differed": differed,
+                      "restart_s": {"min": min(restart_s), "max": max(restart_s), "all": restart_s},
+                      "time_left_minus_downtime_s": {"min": min(drift_s), "max": max(drift_s)},
+                      "log": str(tmp / "server.log")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
