@@ -236,10 +236,20 @@ class RequestQueue:
         self._next_id += 1
         return self._next_id - 1
 
+    def _playlist_next(self) -> int:
+        """The playlist's next item: the one at its place, or the one after it when that is
+        what plays now (`first` is often the playlist's first: one class twice in a row would
+        hold an idle stream on it for two holds)."""
+        i = self._playlist_at % len(self.playlist)
+        playing = getattr(self, "_current", None)
+        if playing is not None and len(self.playlist) > 1 and _key(self.playlist[i]) == _key(playing.target):
+            i = (i + 1) % len(self.playlist)
+        return i
+
     def _from_playlist(self) -> Target:
-        target = self.playlist[self._playlist_at % len(self.playlist)]
-        self._playlist_at += 1
-        return target
+        i = self._playlist_next()
+        self._playlist_at = i + 1
+        return self.playlist[i]
 
     def skip(self) -> Target:
         """Play the next entry now (screensaver 'next', a moderator's !skip)."""
@@ -283,7 +293,7 @@ class RequestQueue:
         what plays next (the queue's first, else the playlist's next) and the hold."""
         with self._lock:
             cur = self._current
-            upcoming = self._queue[0].target if self._queue else self.playlist[self._playlist_at % len(self.playlist)]
+            upcoming = self._queue[0].target if self._queue else self.playlist[self._playlist_next()]
             return {"target": {**cur.target.to_json(), "id": cur.id, "user": ", ".join(cur.users[:3]) or None,
                                "remaining_s": round(max(0.0, self.policy.hold_s - (self.clock() - self._started)), 1)},
                     "queue": [{**e.target.to_json(), "id": e.id, "votes": e.votes, "user": e.users[0]}

@@ -65,3 +65,14 @@ def test_parse_size():
     for bad in ("320", "axb", "10x10", "99999x100"):
         with pytest.raises(ConfigError):
             parse_size(bad)
+
+
+def test_the_readme_states_the_request_limits_the_defaults_set():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    q = load_config().queue
+    assert q.window_s == 60  # "a minute" below
+    assert f"one request every {q.cooldown_s:g} s and at most {q.burst} a minute from one address" in readme
+    for setting in (f"cooldown_s = {q.cooldown_s:g}", f"burst = {q.burst}", f"window_s = {q.window_s:g}",
+                    f"attempt_burst = {q.attempt_burst}", f"attempts_per_s = {q.attempts_per_s:g}",
+                    f"max_queue = {q.max_queue}"):
+        assert f"`{setting}`" in readme, setting

@@ -156,3 +156,18 @@ def test_a_token_bucket_spends_saves_up_and_says_how_long_to_wait():
     assert bucket.take(0.0) == 0.5  # empty: one token comes in half a second, nothing spent
     assert bucket.take(0.5) == 0.0 and bucket.take(0.5) == 0.5
     assert bucket.take(100.0) == 0.0 and bucket.tokens == 2.0  # saved up to the burst, not beyond
+
+
+def test_the_first_class_is_not_played_again_by_the_playlist():
+    clock = Clock()
+    q = RequestQueue(QueuePolicy(hold_s=10), ["volcano", "jellyfish", "pizza"], clock, first="volcano")
+    assert q.current().label == "volcano"
+    assert q.snapshot()["next"] == "jellyfish"  # not "volcano" (from the playlist) for a second hold
+    clock.t += 10
+    assert q.current().label == "jellyfish"
+    q.submit("pizza", "ann")  # plays now; the playlist's next is pizza, which then follows itself: skipped
+    clock.t += 10
+    assert q.current().label == "volcano"
+    one = RequestQueue(QueuePolicy(hold_s=10), ["volcano"], clock, first="volcano")
+    clock.t += 10
+    assert one.current().label == "volcano"  # a playlist of one plays it again
