@@ -193,7 +193,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .notify import Notifier
     from .overlay import call_to_action
     from .pipeline import Pipeline
-    from .requests import RequestQueue, SavedStateError
+    from .requests import RequestQueue
     from .rtmp import RtmpEncoder
     from .service import About, Service
     from .serving import run
@@ -205,12 +205,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure(log_level(args), cfg.log, journald_stderr())
     s = cfg.serve
     http_socket, ws_socket = listen(s.host, s.port, "--port"), listen(s.host, s.ws_port, "--ws-port")
-    store = SqliteStore(state_dir(cfg.queue), fresh=args.fresh)  # held until the process ends
-    try:
-        queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class, store=store)
-    except SavedStateError as e:
-        raise StateError(f"the queue saved in {store.path} cannot be read ({e}); "
-                         "--fresh moves it aside and starts with an empty queue") from None
+    # held until the process ends; a kept queue this code cannot pick up is refused before any write
+    store = SqliteStore(state_dir(cfg.queue), fresh=args.fresh, check=RequestQueue.check_saved)
+    queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class, store=store)
     shown_size = output_size(cfg)
     reader = open_source(cfg, shown_size)  # a source that cannot be read: one line, before the model loads
     model, device = load_for_dreaming(cfg.model, cfg.device)

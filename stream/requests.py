@@ -60,14 +60,18 @@ class Entry:
         t = self.target
         return {"id": self.id, "label": t.label, "classes": [[c.index, c.name, c.weight] for c in t.classes],
                 "parts": [[label, list(indices)] for label, indices in t.parts],
-                "users": self.users, "votes": self.votes, "arrived": self.arrived + wall_offset}
+                "users": list(self.users), "votes": self.votes, "arrived": self.arrived + wall_offset}
 
     @classmethod
-    def from_json(cls, d: dict, wall_offset: float) -> "Entry":
+    def from_json(cls, d: dict, wall_offset: float, now: float) -> "Entry":
+        """A kept entry; `now` (monotonic) caps its arrival: a wall clock set back between runs
+        must not put it in the future."""
         target = Target(str(d["label"]), tuple(ClassWeight(int(i), str(n), float(w)) for i, n, w in d["classes"]),
                         tuple((str(label), tuple(int(i) for i in indices)) for label, indices in d["parts"]))
+        if not target.classes or not all(0 <= c.index < 1000 and 0 < c.weight <= 1 for c in target.classes):
+            raise ValueError(f"entry {d['id']!r}: classes out of range")
         return cls(str(d["id"]), target, [str(u) for u in d["users"]], int(d["votes"]),
-                   float(d["arrived"]) - wall_offset)
+                   min(now, _finite(d["arrived"]) - wall_offset))
 
 
 @dataclass
@@ -87,6 +91,26 @@ class _User:
 
 
 PRUNE_EVERY = 256  # attempts between sweeps of idle senders
+
+
+def _finite(value) -> float:
+    v = float(value)
+    if v != v or v in (float("inf"), float("-inf")):
+        raise ValueError(f"{value!r} is not a time")
+    return v
+
+
+class _Kept:
+    """A store that holds one kept state and writes nothing: what `check_saved` restores from."""
+
+    def __init__(self, saved: dict):
+        self.saved = saved
+
+    def load_queue(self) -> dict:
+        return self.saved
+
+    def save_queue(self, state: dict) -> None:
+        pass
 
 
 def _key(target: Target) -> tuple:
@@ -217,8 +241,6 @@ class RequestQueue:
             now = self.clock()
             if now - self._started >= self.policy.hold_s:
                 self._advance(now)
-            elif self.store is not None:
-                self.store.retry()  # after a failed save: the newest state, once the disk takes it
             return self._current.target
 
     def _advance(self, now: float) -> None:
@@ -277,15 +299,24 @@ class RequestQueue:
                                "playlist_at": self._playlist_at, "next_id": self._next_id})
 
     def _restore(self, saved: dict) -> None:
-        offset = self.wall() - self.clock()
+        now = self.clock()
+        offset = self.wall() - now
         try:
-            self._current = Entry.from_json(saved["current"], offset)
-            self._started = float(saved["since"]) - offset
-            self._queue = [Entry.from_json(e, offset) for e in saved["queue"]]
+            self._current = Entry.from_json(saved["current"], offset, now)
+            # a wall clock set back between runs (NTP, a board without a clock battery) would
+            # put the start in the future and hold the dream past its time: it starts now then
+            self._started = min(now, _finite(saved["since"]) - offset)
+            self._queue = [Entry.from_json(e, offset, now) for e in saved["queue"]]
             self._playlist_at = int(saved["playlist_at"])
             self._next_id = int(saved["next_id"])
         except (KeyError, IndexError, ValueError, TypeError) as e:
             raise SavedStateError(f"{type(e).__name__}: {e}") from None
+
+    @staticmethod
+    def check_saved(saved: dict) -> None:
+        """Raise SavedStateError for a kept state a queue could not pick up (the store asks
+        before it writes anything to the file)."""
+        RequestQueue(QueuePolicy(), ["volcano"], store=_Kept(saved))
 
     # -- state ----------------------------------------------------------------------------
     def snapshot(self) -> dict:

@@ -187,10 +187,10 @@ class Service:
             return
         thumb = await asyncio.to_thread(thumbnail, frame.rgb)  # encoding stays off the event loop
         self.recent.appendleft(Recent(ended["id"], ended["label"], ended.get("user"), thumb))
-        if self.store is not None:  # a thumbnail is ~10 kB: written off the event loop too
-            await asyncio.to_thread(self.store.add_recent, ended["id"], ended["label"], ended.get("user"), thumb)
         if self.clips is not None:
             self.clips.cut(ended["label"], ended.get("user"), ended["id"])
+        if self.store is not None:  # a thumbnail is ~10 kB: written off the event loop too
+            await asyncio.to_thread(self.store.add_recent, ended["id"], ended["label"], ended.get("user"), thumb)
 
     def clip_written(self, clip, ended_id: str) -> None:
         """From the clip writer's thread: link the clip from its dream in the recent strip."""

@@ -6,11 +6,13 @@ restart picks up where it was. The rules stay in `stream/requests.py`; this modu
 keeps state, behind two calls a second store (Redis, later) can also answer:
 `load_queue()` / `save_queue(state)` and `load_recent()` / `add_recent(...)`.
 
-Each save is one short transaction in WAL mode with synchronous=NORMAL: committed to the
-WAL without an fsync, so it survives the process dying (kill -9, a crash), not the machine
-losing power; it costs ~0.1 ms (scripts/bench.py, "queue_store"). A save that fails (a full
-disk) is one warning; the stream and the in-memory queue go on, and the newest state is
-written again as soon as a write succeeds.
+The queue's saves never wait for the disk: `save_queue` hands the newest state to one writer
+thread ("state-writer", latest wins) and returns, so the event loop and the dream thread
+never block on SQLite; the writer commits it within a fraction of a millisecond, one short
+transaction in WAL mode with synchronous=NORMAL (to the WAL without an fsync: it survives
+the process dying, kill -9 or a crash, not the machine losing power). A save that fails (a
+full disk) is one warning; the stream and the in-memory queue go on, and the writer tries the
+newest state again every RETRY_EVERY_S until the disk takes it.
 
 A folder is used by one process at a time: `serve` holds an flock on `serve.lock` there
 (the kernel lets go when the process dies, however it dies).
@@ -25,13 +27,14 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
 STATE_FILE = "queue.sqlite3"
 LOCK_FILE = "serve.lock"
 SCHEMA_VERSION = 1  # PRAGMA user_version of the files this code writes
-RETRY_EVERY_S = 5.0  # after a failed save, the newest state is tried again this often (and on every change)
+RETRY_EVERY_S = 5.0  # after a failed save, the writer tries the newest state again this often
 RECENT_KEPT = 8
 
 SCHEMA = """
@@ -50,27 +53,33 @@ def _why(e: BaseException) -> str:
 
 
 class SqliteStore:
-    def __init__(self, folder: Path | str, fresh: bool = False):
+    def __init__(self, folder: Path | str, fresh: bool = False, check: Callable[[dict], None] | None = None):
         """Open (or create) the state in `folder`, held for this process alone.
 
         Raises StateError, leaving every file as it was, for a folder that cannot be made or
         written, a folder another process holds, or a state file that cannot be read or is
-        not one of ours. `fresh`: an existing file is moved aside (its new name is logged)
-        and the state starts empty."""
-        self.folder = Path(folder).expanduser()
+        not one of ours: the file is read whole through a read-only connection, the saved
+        queue given to `check` (which raises ValueError for one it cannot use), before
+        anything is written. `fresh`: an existing file is moved aside (its new name is
+        logged) and the state starts empty."""
+        self.folder = Path(folder).expanduser().absolute()
         self.path = self.folder / STATE_FILE
-        self._lock = threading.Lock()
-        self._pending: str | None = None  # the newest queue state not yet written (after a failure)
+        self.retry_every_s = RETRY_EVERY_S
+        self._lock = threading.Lock()  # the connection: one statement or transaction at a time
+        self._slot = threading.Condition()  # the writer's slot: the newest queue state not yet written
+        self._pending: dict | None = None
+        self._closing = False
         self._failing_since: float | None = None
-        self._last_try = 0.0
         self._lock_file = self._hold_folder()
         try:
             if fresh:
                 self._move_aside()
-            self._db = self._open()
+            self._db = self._open(check)
         except BaseException:
             self._lock_file.close()
             raise
+        self._writer = threading.Thread(target=self._write_loop, name="state-writer", daemon=True)
+        self._writer.start()
 
     # -- opening --------------------------------------------------------------------------
     def _hold_folder(self):
@@ -102,7 +111,10 @@ class SqliteStore:
     def _move_aside(self) -> None:
         if not self.path.exists():
             return
-        aside = self.folder / f"{STATE_FILE}.{time.strftime('%Y%m%d-%H%M%S')}.old"
+        stamp, n = f"{STATE_FILE}.{time.strftime('%Y%m%d-%H%M%S')}", 0
+        while any(Path(f"{self.folder / stamp}{'-' + str(n) if n else ''}.old{x}").exists() for x in ("", "-wal", "-shm")):
+            n += 1  # never over an earlier one
+        aside = Path(f"{self.folder / stamp}{'-' + str(n) if n else ''}.old")
         for suffix in ("", "-wal", "-shm"):  # the WAL holds committed changes: it goes with its file
             part = Path(f"{self.path}{suffix}")
             if part.exists():
@@ -112,19 +124,18 @@ class SqliteStore:
                     raise StateError(f"--fresh: cannot move {part} aside ({_why(e)})") from None
         log.warning("--fresh: the old state was moved aside to %s; starting with an empty queue", aside)
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, check: Callable[[dict], None] | None) -> sqlite3.Connection:
         fresh_hint = "; --fresh moves it aside and starts with an empty queue"
-        existed = self.path.exists()
-        if existed and not os.access(self.path, os.R_OK | os.W_OK):
-            raise StateError(f"cannot read and write the state file {self.path} (permission denied){fresh_hint}")
+        if self.path.exists():
+            if not os.access(self.path, os.R_OK | os.W_OK):
+                raise StateError(f"cannot read and write the state file {self.path} (permission denied){fresh_hint}")
+            self._check(check)
         try:
             # autocommit: each statement is its own transaction unless BEGIN says otherwise
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=1.0)
         except sqlite3.Error as e:
             raise StateError(f"cannot open the state file {self.path} ({e}){fresh_hint}") from None
         try:
-            if existed:  # read before anything is written: a file that is not ours stays as it was
-                self._check(db)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(SCHEMA)
@@ -132,33 +143,39 @@ class SqliteStore:
         except sqlite3.Error as e:
             db.close()
             raise StateError(f"the state file {self.path} cannot be used ({e}){fresh_hint}") from None
-        except StateError:
-            db.close()
-            raise
         return db
 
-    def _check(self, db: sqlite3.Connection) -> None:
-        """A file we can read whole, of a version we know, with state we can parse."""
+    def _check(self, check: Callable[[dict], None] | None) -> None:
+        """A file we can read whole, of a version we know, with state we can use; read through
+        a read-only connection, which neither writes nor folds a WAL into the file on close."""
         bad = f"the state file {self.path} is not a dreamstream state file or is damaged"
         hint = "; --fresh moves it aside and starts with an empty queue"
+        try:
+            db = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error as e:
+            raise StateError(f"cannot open the state file {self.path} ({e}){hint}") from None
         try:
             verdict = db.execute("PRAGMA quick_check").fetchone()[0]
             version = db.execute("PRAGMA user_version").fetchone()[0]
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if verdict != "ok":
+                raise StateError(f"{bad} ({verdict}){hint}")
+            if version > SCHEMA_VERSION:
+                raise StateError(f"the state file {self.path} was written by a newer dreamstream (version "
+                                 f"{version}); use that one, or --fresh to start with an empty queue here")
+            if tables and not {"kv", "recent"} <= tables:
+                raise StateError(f"{bad} (tables {', '.join(sorted(tables))}){hint}")
+            if tables:
+                state = self._read_queue(db)
+                if state is not None and check is not None:
+                    check(state)
+                self._read_recent(db)
         except sqlite3.DatabaseError as e:
             raise StateError(f"{bad} ({e}){hint}") from None
-        if verdict != "ok":
-            raise StateError(f"{bad} ({verdict}){hint}")
-        if version > SCHEMA_VERSION:
-            raise StateError(f"the state file {self.path} was written by a newer dreamstream (version {version}); "
-                             f"use that one, or --fresh to start with an empty queue here")
-        if tables and not {"kv", "recent"} <= tables:
-            raise StateError(f"{bad} (tables {', '.join(sorted(tables))}){hint}")
-        if tables:
-            try:
-                self._read_queue(db)
-            except (ValueError, TypeError, sqlite3.Error) as e:
-                raise StateError(f"{bad} (the queue: {e}){hint}") from None
+        except (ValueError, TypeError, KeyError) as e:
+            raise StateError(f"{bad} (the saved queue: {e}){hint}") from None
+        finally:
+            db.close()
 
     # -- the queue ------------------------------------------------------------------------
     @staticmethod
@@ -166,7 +183,7 @@ class SqliteStore:
         row = db.execute("SELECT value FROM kv WHERE key='queue'").fetchone()
         if row is None:
             return None
-        state = json.loads(row[0])
+        state = json.loads(row[0], parse_constant=_no_constant)
         if not isinstance(state, dict):
             raise ValueError("not a JSON object")
         return state
@@ -177,34 +194,59 @@ class SqliteStore:
             return self._read_queue(self._db)
 
     def save_queue(self, state: dict) -> None:
-        """Keep `state` (JSON-able). Never raises: a failure is logged once, and the newest
-        state is written with the next save or `retry()` that succeeds."""
-        self._pending = json.dumps(state, separators=(",", ":"))
-        self._write()
+        """Keep `state` (JSON-able, not changed afterwards): handed to the writer, which writes
+        the newest one it has; returns at once."""
+        with self._slot:
+            self._pending = state
+            self._slot.notify()
 
-    def retry(self) -> None:
-        """After a failed save, try again (at most every RETRY_EVERY_S); cheap otherwise."""
-        if self._pending is not None and time.monotonic() - self._last_try >= RETRY_EVERY_S:
-            self._write()
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the newest state is written (True), or a write failed or `timeout` passed."""
+        end = time.monotonic() + timeout
+        with self._slot:
+            while self._pending is not None and self._failing_since is None and not self._closing:
+                if not self._slot.wait(max(0.0, end - time.monotonic())):
+                    break
+            return self._pending is None
 
     @property
     def failing(self) -> bool:
         return self._failing_since is not None
 
-    def _write(self) -> None:
+    def _write_loop(self) -> None:
+        while True:
+            with self._slot:
+                while self._pending is None and not self._closing:
+                    self._slot.wait()
+                state = self._pending
+                if state is None:
+                    return  # closing, everything written
+            try:
+                ok = self._write(json.dumps(state, separators=(",", ":"), allow_nan=False))
+            except (TypeError, ValueError):  # a state no JSON can hold (a bug): said, dropped, the next one written
+                log.exception("the queue's state cannot be saved")
+                ok = True
+            with self._slot:
+                if ok and self._pending is state:
+                    self._pending = None
+                self._slot.notify_all()  # flush() waits on this
+                if not ok:
+                    if self._closing:
+                        return
+                    self._slot.wait(self.retry_every_s)  # a newer state or closing wakes it sooner
+
+    def _write(self, value: str) -> bool:
         with self._lock:
-            value, self._last_try = self._pending, time.monotonic()
-            if value is None or self._db is None:
-                return
+            if self._db is None:
+                return True
             try:
                 self._db.execute("INSERT INTO kv (key, value) VALUES ('queue', ?) "
                                  "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (value,))
             except sqlite3.Error as e:
                 self._failed(e)
-                return
-            if self._pending is value:
-                self._pending = None
+                return False
             self._recovered()
+            return True
 
     def _failed(self, e: sqlite3.Error) -> None:
         if self._failing_since is None:
@@ -219,18 +261,27 @@ class SqliteStore:
 
     def _recovered(self) -> None:
         if self._failing_since is not None:
-            log.warning("the queue's state is saved again in %s (after %.0f s)", self.path,
-                        time.monotonic() - self._failing_since)
+            log.info("the queue's state is saved again in %s (after %.0f s)", self.path,
+                     time.monotonic() - self._failing_since)
             self._failing_since = None
 
     # -- recent dreams --------------------------------------------------------------------
+    @staticmethod
+    def _read_recent(db: sqlite3.Connection) -> list[dict]:
+        rows = db.execute("SELECT id, label, user, clip, jpeg FROM recent ORDER BY seq DESC LIMIT ?",
+                          (RECENT_KEPT,)).fetchall()
+        out = []
+        for i, label, user, clip, jpeg in rows:
+            if not (isinstance(i, str) and isinstance(label, str) and isinstance(jpeg, bytes)
+                    and isinstance(user, (str, type(None))) and isinstance(clip, (str, type(None)))):
+                raise ValueError(f"recent dream {i!r} is not what this code writes")
+            out.append({"id": i, "label": label, "user": user, "clip": clip, "jpeg": jpeg})
+        return out
+
     def load_recent(self) -> list[dict]:
         """The last RECENT_KEPT finished dreams, newest first: id, label, user, clip, jpeg."""
         with self._lock:
-            rows = self._db.execute("SELECT id, label, user, clip, jpeg FROM recent ORDER BY seq DESC LIMIT ?",
-                                    (RECENT_KEPT,)).fetchall()
-        return [{"id": i, "label": label, "user": user, "clip": clip, "jpeg": bytes(jpeg)}
-                for i, label, user, clip, jpeg in rows]
+            return self._read_recent(self._db)
 
     def add_recent(self, id: str, label: str, user: str | None, jpeg: bytes) -> None:
         """A dream has ended (its thumbnail, ~10 kB); only the newest RECENT_KEPT are kept."""
@@ -255,10 +306,13 @@ class SqliteStore:
                 return
             self._recovered()
 
-    def close(self) -> None:
-        """Write what is pending, fold the WAL into the file, let go of the folder."""
-        if self._pending is not None:
-            self._write()
+    def close(self, timeout: float = 2.0) -> None:
+        """Write what is pending (a failing disk gets one more try), fold the WAL into the
+        file, let go of the folder."""
+        with self._slot:
+            self._closing = True
+            self._slot.notify_all()
+        self._writer.join(timeout)
         with self._lock:
             if self._db is None:
                 return
@@ -268,3 +322,7 @@ class SqliteStore:
                 pass
             self._db = None  # a thread still running may save: nothing happens
         self._lock_file.close()
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number this code writes")

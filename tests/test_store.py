@@ -1,7 +1,10 @@
 """The queue kept in SQLite (stream/store.py): real files, injected clocks, no sleeping."""
 import fcntl
+import json
+import logging
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -26,10 +29,25 @@ class Clocks:
         self.wall += down_s
 
 
+@pytest.fixture(autouse=True)
+def closed_after(monkeypatch):
+    """Every store a test opens is closed at its end (its writer thread, its files)."""
+    opened = []
+    real = SqliteStore.__init__
+
+    def init(self, *a, **kw):
+        real(self, *a, **kw)
+        opened.append(self)
+    monkeypatch.setattr(SqliteStore, "__init__", init)
+    yield
+    for store in opened:
+        store.close()
+
+
 def make(folder, clocks: Clocks, **kw) -> RequestQueue:
     policy = QueuePolicy(**{"cooldown_s": 0, **kw})
     return RequestQueue(policy, ["volcano", "jellyfish", "daisy"], lambda: clocks.mono,
-                        store=SqliteStore(folder), wall=lambda: clocks.wall)
+                        store=SqliteStore(folder, check=RequestQueue.check_saved), wall=lambda: clocks.wall)
 
 
 def test_queue_votes_and_remaining_time_survive_a_restart(tmp_path):
@@ -42,7 +60,7 @@ def test_queue_votes_and_remaining_time_survive_a_restart(tmp_path):
     clocks.advance(20)
     before = q.snapshot()
     assert before["target"]["remaining_s"] == 40
-    q.store._lock_file.close()  # the process dies: the kernel lets go of the folder; nothing else is written
+    q.store.close()
 
     clocks.restart(down_s=5)
     q2 = make(tmp_path, clocks, hold_s=60)
@@ -124,11 +142,42 @@ def test_another_programs_database_is_refused(tmp_path):
         SqliteStore(tmp_path)
 
 
-def test_a_saved_queue_that_cannot_be_read_says_so(tmp_path):
-    store = SqliteStore(tmp_path)
-    store.save_queue({"current": {"id": "r1"}})
-    with pytest.raises(SavedStateError, match="KeyError"):
-        RequestQueue(QueuePolicy(), ["volcano"], store=store)
+@pytest.mark.parametrize("saved", [{"current": {"id": "r1"}}, "NaN", "future"])
+def test_a_saved_queue_that_cannot_be_picked_up_is_refused_before_anything_is_written(tmp_path, saved):
+    clocks = Clocks()
+    q = make(tmp_path, clocks, hold_s=30)
+    q.submit("pizza", "ann")
+    q.store.flush()
+    state = q.store.load_queue()
+    if saved == "future":  # the wall clock was set back an hour between runs: starts now, not in an hour
+        q.store.close()
+        clocks.restart(down_s=-3600)
+        q2 = make(tmp_path, clocks, hold_s=30)
+        assert q2.snapshot()["target"]["remaining_s"] == 30 and q2.current().label == "pizza"
+        clocks.advance(30)
+        assert q2.current().label != "pizza"
+        return
+    q.store.close()
+    db = sqlite3.connect(tmp_path / STATE_FILE)  # written as no dreamstream writes it
+    value = json.dumps(saved) if saved != "NaN" else json.dumps(state).replace('"since":', '"since": NaN, "x":')
+    db.execute("UPDATE kv SET value=? WHERE key='queue'", (value,))
+    db.commit()
+    db.close()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(StateError, match="not a dreamstream state file or is damaged.*--fresh"):
+        SqliteStore(tmp_path, check=RequestQueue.check_saved)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name in before} == before
+
+
+def test_a_recent_table_of_another_shape_is_refused(tmp_path):
+    SqliteStore(tmp_path).close()
+    db = sqlite3.connect(tmp_path / STATE_FILE)
+    db.execute("DROP TABLE recent")
+    db.execute("CREATE TABLE recent (seq INTEGER PRIMARY KEY, id TEXT, label TEXT)")
+    db.commit()
+    db.close()
+    with pytest.raises(StateError, match="is damaged"):
+        SqliteStore(tmp_path)
 
 
 def test_fresh_moves_the_old_file_aside(tmp_path, caplog):
@@ -142,31 +191,42 @@ def test_fresh_moves_the_old_file_aside(tmp_path, caplog):
     assert len(aside) == 1 and aside[0].read_bytes() == b"junk"
     assert str(aside[0]) in caplog.text
     assert store.load_queue() is None
+    store.close()
+    (tmp_path / STATE_FILE).write_bytes(b"more junk")
+    SqliteStore(tmp_path, fresh=True).close()  # within the same second: a second name, the first kept
+    aside = sorted(p.read_bytes() for p in tmp_path.iterdir() if p.name.endswith(".old"))
+    assert aside == [b"junk", b"more junk"]
 
 
 def test_a_full_disk_is_one_warning_and_saving_resumes(tmp_path, caplog):
+    caplog.set_level(logging.INFO, "stream.store")
     clocks = Clocks()
     q = make(tmp_path, clocks, hold_s=30, max_queue=200)
-    db = q.store._db
-    pages = db.execute("PRAGMA page_count").fetchone()[0]
-    db.execute(f"PRAGMA max_page_count={pages}")  # SQLite answers SQLITE_FULL past this: a full disk
+    store = q.store
+    store.retry_every_s = 0.05
+    assert store.flush()
+    with store._lock:
+        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+        store._db.execute(f"PRAGMA max_page_count={pages}")  # SQLite answers SQLITE_FULL past this: a full disk
     labels = ["pizza", "lemon", "daisy", "castle", "broccoli", "goldfish", "jellyfish", "coral reef",
               "strawberry", "lighthouse", "peafowl", "volcano", "monarch butterfly", "orange", "banana"]
     for i, label in enumerate(labels):
         q.submit(label, f"user{i}")  # every one accepted, whatever the disk says
     for i in range(60):  # votes from long names: the state outgrows the pages it has
         q.submit("lemon", f"{i:03d}".ljust(40, "x"))
+    assert not store.flush()
     assert [r.levelname for r in caplog.records].count("WARNING") == 1
-    assert "cannot save the queue's state" in caplog.text and q.store.failing
+    assert "cannot save the queue's state" in caplog.text and store.failing
     assert len(q.snapshot()["queue"]) == len(labels) - 1
 
-    db.execute("PRAGMA max_page_count=1073741823")  # room again
-    clocks.advance(1)
-    q.current()  # within the retry interval: not yet
-    q.store._last_try = 0  # the interval has passed
-    q.current()
-    assert not q.store.failing and "saved again" in caplog.text
-    q.store.close()
+    with store._lock:
+        store._db.execute("PRAGMA max_page_count=1073741823")  # room again: the writer's next try takes
+    deadline = time.monotonic() + 5
+    while store.failing and time.monotonic() < deadline:
+        store.flush(0.1)
+    assert store.flush() and not store.failing and "saved again" in caplog.text
+    assert [r.levelname for r in caplog.records].count("WARNING") == 1
+    store.close()
     q2 = make(tmp_path, clocks, hold_s=30, max_queue=200)
     snap = q2.snapshot()["queue"]
     assert snap[0]["label"] == "lemon" and snap[0]["votes"] == 61
