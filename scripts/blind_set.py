@@ -16,10 +16,11 @@ against the key: named at the first guess, and within three, live apart from sti
 
 A guess names the class when the request parser (`dreamer.classes.parse`, the stream's own:
 synonyms, plurals, typos) reads it as that class (or a group of at most three that holds it),
-or when it is part of one of the class's names as a person shortens it: "penguin" for king
-penguin, "panda" for giant panda, "apple" for Granny Smith, "car" for sports car. Another
-class's name ("race car" for a sports car, "broccoli" for cauliflower) or a wider kind
-("bird" for an ostrich, "cat" for a lion) does not.
+or when it (or its first words, before what qualifies them: "apple cut in half", "lion cub")
+is part of one of the class's names as a person shortens it: "penguin" for king penguin,
+"panda" for giant panda, "apple" for Granny Smith, "car" for sports car. Another class's name
+("race car" for a sports car, "broccoli" for cauliflower) or a wider kind ("bird" for an
+ostrich, "cat" for a lion) does not.
 
 Tune on TUNE, report on REPORT: the class changes the score more than most settings do, so
 variants are compared on the same classes in one run, and the figures reported are on
@@ -149,14 +150,20 @@ def names_class(guess: str, wanted: str) -> bool:
     if not words:
         return False
     index = parse(wanted).classes[0].index
+    names = [key for key, i in catalogue().keys.items() if i == index]
+
+    def shortens(w: str) -> bool:
+        return any(f" {v} " in f" {name} " for v in {w, singular(w)} for name in names)
     try:
         indices = {c.index for c in parse(words).classes}
-        if len(indices) <= MAX_GROUP and index in indices:
-            return True
     except RequestError:
-        pass
-    names = [key for key, i in catalogue().keys.items() if i == index]
-    return any(f" {w} " in f" {name} " for w in {words, singular(words)} for name in names)
+        indices = set()
+    if index in indices and len(indices) <= MAX_GROUP or shortens(words):
+        return True
+    if len(indices) == 1:  # the parser reads it as another class ("race car", "hot dog")
+        return False
+    tokens = words.split()  # its first words, before what qualifies them ("apple cut in half")
+    return any(shortens(" ".join(tokens[:n])) for n in range(1, len(tokens)))
 
 
 def score(key: dict, names: dict) -> dict:
@@ -168,9 +175,14 @@ def score(key: dict, names: dict) -> dict:
         hits = [names_class(g, what["class"]) for g in guesses]
         rows.append({"picture": name, **what, "guesses": guesses,
                      "first": bool(hits and hits[0]), "within_three": any(hits)})
-    n = len(rows)
-    return {"pictures": n, "named_first": sum(r["first"] for r in rows),
-            "named_within_three": sum(r["within_three"] for r in rows), "rows": rows}
+    by = {}  # live frames by their moment in the hold ("5.0 s": [first, within three, pictures])
+    for r in rows:
+        if "at_s" in r:
+            tally = by.setdefault(f"{r['at_s']:g} s", [0, 0, 0])
+            tally[0], tally[1], tally[2] = tally[0] + r["first"], tally[1] + r["within_three"], tally[2] + 1
+    return {"pictures": len(rows), "named_first": sum(r["first"] for r in rows),
+            "named_within_three": sum(r["within_three"] for r in rows),
+            **({"by_moment": by} if by else {}), "rows": rows}
 
 
 def main() -> None:

@@ -11,11 +11,12 @@ import blind_set as bs
 def test_guesses_name_a_class_as_people_shorten_it_not_a_neighbour_or_a_kind():
     for guess, wanted in [("penguin", "king penguin"), ("Pandas", "giant panda"), ("an apple", "Granny Smith"),
                           ("A teapot.", "teapot"), ("ladybird", "ladybug"), ("car", "sports car"),
-                          ("golf balls", "golf ball")]:
+                          ("golf balls", "golf ball"), ("an apple cut in half", "Granny Smith"),
+                          ("a lion cub", "lion")]:
         assert bs.names_class(guess, wanted), (guess, wanted)
     for guess, wanted in [("race car", "sports car"), ("broccoli", "cauliflower"), ("bird", "ostrich"),
                           ("cat", "lion"), ("hedgehog", "giant panda"), ("", "lion"), ("a", "lion"),
-                          ("knitted wool", "teapot")]:
+                          ("knitted wool", "teapot"), ("a race car toy", "sports car"), ("hot dog", "dog")]:
         assert not bs.names_class(guess, wanted), (guess, wanted)
 
 
@@ -29,6 +30,10 @@ def test_score_counts_first_guesses_and_within_three_and_unanswered_as_missed():
     rows = {r["picture"]: r for r in result["rows"]}
     assert rows["02.jpg"]["guesses"] == ["vase", "jug", "teapot"] and rows["02.jpg"]["within_three"]
     assert rows["04.jpg"]["guesses"] == [] and not rows["04.jpg"]["within_three"]
+    assert "by_moment" not in result
+    live = bs.score({"01.jpg": {"class": "lion", "at_s": 5.0}, "02.jpg": {"class": "teapot", "at_s": 15.0},
+                     "03.jpg": {"class": "banana", "at_s": 5.0}}, {"01.jpg": ["lion"], "03.jpg": ["moon", "banana"]})
+    assert live["by_moment"] == {"5 s": [1, 2, 2], "15 s": [0, 0, 1]}
 
 
 def test_folders_hold_numbered_player_size_pictures_and_the_key_says_which_is_which(tmp_path):
