@@ -32,6 +32,7 @@ SHOW_PEOPLE = ("scuba diver", "bridegroom", "baseball player", "military uniform
 # qualified name asks for that one (the bare name is the first).
 TWINS = {657: "missile (rocket)", 744: "missile (projectile)",
          836: "sunglasses (sunglass)", 837: "sunglasses (dark glasses, shades)"}
+TWIN_OF = {657: 744, 744: 657, 836: 837, 837: 836}
 
 # Groups by ImageNet index ranges (the WordNet subtrees, contiguous in the 1k ordering).
 GROUPS: dict[str, tuple[range, ...]] = {
@@ -183,6 +184,21 @@ class Catalogue:
                                "people class, but some show people", list(SHOW_PEOPLE))
         raise RequestError("unknown_class", f"{part.strip()!r} is not an ImageNet class", self.suggest(key))
 
+    def twins(self, text: str) -> list[str]:
+        """The other readings of a request in which a part is a name two classes share
+        ("missile" is read as missile (rocket)): the whole request with that part as the other
+        class, as it can be asked for. Raises RequestError for a text that is not understood."""
+        parts = [p.strip() for p in text.split("+")]
+        labels = [self.lookup(p)[0] for p in parts]
+        out = []
+        for n, part in enumerate(parts):
+            members = self.lookup(part)[1]
+            i = members[0]
+            bare = re.sub(r"\s*\(.*\)", "", TWINS.get(i, ""))
+            if len(members) == 1 and i in TWIN_OF and singular(normalize(part)) == singular(normalize(bare)):
+                out.append(" + ".join(labels[:n] + [TWINS[TWIN_OF[i]]] + labels[n + 1:]))
+        return out
+
     def near_miss(self, key: str) -> str | None:
         """A typo of a known name ("pizzza", "jellyfsh"), or None. Close in spelling is not
         enough ("person" is not "prison", "people" is not "pole"): at most one edit for words
@@ -269,6 +285,14 @@ def _understood(text: str) -> Target | RequestError:
         return catalogue().parse(text)
     except RequestError as e:
         return e
+
+
+def twins(text: str) -> list[str]:
+    """`Catalogue.twins`: [] for a text that is not understood."""
+    try:
+        return catalogue().twins(text)
+    except RequestError:
+        return []
 
 
 def parse(text: str) -> Target:

@@ -21,7 +21,7 @@ import time
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from dreamer.classes import MAX_TEXT, RequestError, catalogue, parse, suggest
+from dreamer.classes import MAX_TEXT, RequestError, catalogue, parse, suggest, twins
 from dreamer.runtime import give_back_freed_memory, lower_this_thread
 
 from . import mjpeg
@@ -123,12 +123,16 @@ async def api_classes(request: web.Request) -> web.Response:
     except RequestError as e:
         return web.json_response({"query": q, "matches": [], "error": e.code, "message": e.message,
                                   "suggestions": e.suggestions})
-    last = q.split("+")[-1]
+    # suggestions are whole requests, as they can be asked for: the other class of a shared
+    # name first, then ways to finish the last part; never the text's own reading again
+    head, _, last = q.rpartition("+")
+    prefix = f"{head.strip()} + " if head.strip() else ""
+    finished = [prefix + s for s in suggest(last, 8)]
     return web.json_response({"query": q, "target": target.to_json(),
                               "matches": [{"index": c.index, "name": c.name, "weight": round(c.weight, 4),
                                            "score": round(c.weight, 4)}  # "score": the old name, kept
                                           for c in target.classes],
-                              "suggestions": suggest(last, 8)})
+                              "suggestions": [s for s in twins(q) + finished if s != target.label]})
 
 
 async def api_request(request: web.Request) -> web.Response:

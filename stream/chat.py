@@ -320,8 +320,10 @@ class ChatReader:
             await self._reply(t, f"@{user} {e.message}" + (f" - try {tips}" if tips else ""))
             return
         log.info("chat: %s asked for %s", user, ack.target.label)
-        await self._reply(t, f"@{user} dreaming {ack.target.label}" +
-                          (f" (#{ack.position} in the queue)" if ack.position else " now"))
+        n, parts = len(ack.target.classes), len(ack.target.label.split(" + "))
+        await self._reply(t, f"@{user} dreaming {ack.target.label}" + (f" ({n} kinds)" if n > parts else "") +
+                          (f" (#{ack.position} in the queue)" if ack.position else " now") +
+                          "".join(f" - or {self.s.prefix} {other}" for other in ack.also[:1]))
 
     async def _reply(self, t: Transport, text: str) -> None:
         now = time.monotonic()

@@ -124,6 +124,11 @@ def test_chat_commands_help_queue_and_requests():
     assert handle(r, say("ann", "!help")) == [usage]
     (ack,) = handle(r, say("ann", "!dream pizza"))
     assert "dreaming pizza now" in ack and queue.current().label == "pizza"
+    (ack,) = handle(r, say("cat", "!dream missile"))  # a name two classes share: the other is offered
+    assert "dreaming missile (rocket) (#1 in the queue) - or !dream missile (projectile)" in ack
+    (ack,) = handle(r, say("dan", "!dream dog"))  # a group is said as one
+    assert "dreaming dog (118 kinds) (#2 in the queue)" in ack
+    queue.clear()
     (err,) = handle(r, say("bob", "!dream person"))
     assert "@bob" in err and queue.snapshot()["queue"] == []
     assert handle(r, say("bob", "!queue")) == ["PRIVMSG #dream :@bob now: pizza"]

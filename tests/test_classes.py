@@ -124,3 +124,12 @@ def test_twin_names_are_told_apart_and_each_can_be_asked_for():
         assert [c.index for c in parse(names[i]).classes] == [i]
         assert parse(names[i]).label == names[i]
     assert [c.index for c in parse("shades").classes] == [837]
+
+
+def test_a_name_two_classes_share_offers_the_other_one():
+    from dreamer.classes import twins
+
+    assert twins("missile") == ["missile (projectile)"]
+    assert twins("Sunglass") == ["sunglasses (dark glasses, shades)"]
+    assert twins("pizza + missiles") == ["pizza + missile (projectile)"]
+    assert twins("missile (rocket)") == [] and twins("volcano") == [] and twins("qqxxzz") == []

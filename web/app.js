@@ -32,13 +32,11 @@ function render() {  // several times a second: the countdown runs between state
   $("next").textContent = "next: " + (q.length ? q.slice(0, 3).map((e) => e.label + (e.votes > 1 ? " ×" + e.votes : "")).join(", ") +
     (q.length > 3 ? " …" : "") : state.next + " (from the playlist)");
   document.title = `${t.label || "dreaming"} · dreamstream`;
-  let yours = "";
-  if (mine.has(t.id)) yours = "now playing yours";
-  else {
-    const i = q.findIndex((e) => mine.has(e.id));
-    if (i >= 0) yours = `yours (${q[i].label}) plays in ~${secondsLeft() + i * state.hold_s} s`;
-  }
-  $("yours").textContent = yours;
+  // what this page asked for that is still to come first (the newest request is what its
+  // asker waits for), then whether one of its requests plays now
+  const i = q.findIndex((e) => mine.has(e.id));
+  $("yours").textContent = [i >= 0 ? `yours (${q[i].label}) plays in ~${secondsLeft() + i * state.hold_s} s` : "",
+    mine.has(t.id) ? "now playing yours" : ""].filter(Boolean).join(" · ");
 }
 
 function showState(s) {
@@ -65,8 +63,12 @@ function showState(s) {
 function showReply(r) {
   if (r.type === "ack") {
     mine.add(r.id);
-    say(r.position === 0 ? `dreaming <b>${esc(r.target.label)}</b> now` :
-        `<b>${esc(r.target.label)}</b> is number ${r.position} in the queue`, "ok");
+    const also = (r.also || []).map((s) => `<button type="button" data-s="${esc(s)}">${esc(s)}</button>`).join("");
+    // a group ("dog": 118 breeds) is said as one, never as a list no one reads
+    const n = r.target.classes.length, kinds = n > r.target.label.split(" + ").length ? ` (${n} kinds)` : "";
+    const what = `<b>${esc(r.target.label)}</b>${kinds}`;
+    say((r.position === 0 ? `dreaming ${what} now` : `${what} is number ${r.position} in the queue`) +
+        (also ? " — or " + also : ""), "ok");
     render();
   } else if (r.type === "error") {
     const sugg = (r.suggestions || []).map((s) => `<button type="button" data-s="${esc(s)}">${esc(s)}</button>`).join("");
@@ -96,6 +98,8 @@ function connect() {
     lost = true;
     state = null;  // nothing to count down until the server is back
     $("now").textContent = "reconnecting…";
+    // what was live a moment ago is not: no rates, no viewers, no "next" until the server is back
+    $("next").textContent = ""; $("stats").textContent = "server unreachable: reconnecting"; $("yours").textContent = "";
     setTimeout(connect, retry);
     retry = Math.min(retry * 2, 8000);
   };

@@ -180,6 +180,52 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
         assert rc == 0 and took < 5
 
 
+def test_the_first_minutes_on_the_page(tmp_path):
+    """What a new user met (issue 47): the time to a queued request while another of theirs
+    plays, a request box wide enough to read, a dark strip, a status line that does not
+    pretend to be live while the server is gone, a shared name and a group said plainly."""
+    from playwright.sync_api import expect, sync_playwright
+
+    server = start_server(tmp_path, TEST_CONFIG.replace("hold_s = 4.0", "hold_s = 60.0"))
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.base + "/")
+            page.wait_for_function("document.getElementById('stats').textContent !== ''", timeout=30_000)
+            assert page.locator("#text").bounding_box()["width"] >= 250  # "jellyfish + volcano" fits
+            assert page.evaluate("getComputedStyle(document.getElementById('recent')).scrollbarColor") != "auto"
+
+            page.fill("#text", "pizza")
+            page.click("#ask button[type=submit]")
+            expect(page.locator("#yours")).to_contain_text("now playing yours", timeout=10_000)
+            page.wait_for_timeout(700)  # the cooldown
+            page.fill("#text", "missile")
+            page.click("#ask button[type=submit]")
+            expect(page.locator("#message")).to_contain_text("number 1 in the queue", timeout=10_000)
+            expect(page.locator("#message button")).to_have_text("missile (projectile)")  # the other one, to click
+            expect(page.locator("#yours")).to_contain_text(
+                re.compile(r"yours \(missile \(rocket\)\) plays in ~\d+ s · now playing yours"))
+            page.wait_for_timeout(700)
+            page.fill("#text", "dog")
+            page.click("#ask button[type=submit]")
+            expect(page.locator("#message")).to_contain_text("dog (118 kinds) is number 2 in the queue",
+                                                             timeout=10_000)
+
+            rc, took = stop_server(server)
+            assert rc == 0 and took < 5
+            expect(page.locator("#now")).to_contain_text("reconnecting", timeout=10_000)
+            expect(page.locator("#stats")).to_have_text("server unreachable: reconnecting")
+            assert page.locator("#next").text_content() == "" and page.locator("#yours").text_content() == ""
+            browser.close()
+            assert not errors, errors
+    finally:
+        if server.proc.poll() is None:
+            stop_server(server)
+
+
 EVIL_PAGE = """<!doctype html><title>evil</title>
 <form id="f" action="{base}/api/request" method="POST" enctype="text/plain">
 <input name='{{"text": "broccoli", "x": "' value='"}}'></form>

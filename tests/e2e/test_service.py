@@ -85,6 +85,10 @@ def test_http_routes(server):
     assert classes["matches"][0]["index"] == 980
     unknown = server.get_json("/api/classes?q=qqxxzz")
     assert unknown["error"] == "unknown_class" and unknown["suggestions"]
+    mix = server.get_json("/api/classes?q=pizza%20%2B%20volcano")  # understood: nothing else to suggest
+    assert [m["index"] for m in mix["matches"]] == [963, 980] and mix["suggestions"] == []
+    shared = server.get_json("/api/classes?q=missile")  # read as the rocket; the other one offered first
+    assert shared["matches"][0]["index"] == 657 and shared["suggestions"][0] == "missile (projectile)"
 
 
 def test_post_request_and_its_errors(server):
