@@ -140,6 +140,9 @@ def make(args: argparse.Namespace) -> dict:
 
 # -- scoring ----------------------------------------------------------------------------------
 ARTICLES = ("a ", "an ", "the ", "some ")
+# "a bunch of bananas" is bananas: what a guess is a quantity of
+QUANTITIES = {"bunch", "pile", "heap", "stack", "bowl", "plate", "basket", "box", "group", "pair", "piece",
+              "slice", "handful", "cluster", "row", "couple", "lot", "few", "field"}
 
 
 def names_class(guess: str, wanted: str) -> bool:
@@ -147,6 +150,9 @@ def names_class(guess: str, wanted: str) -> bool:
     words = normalize(guess)
     for article in ARTICLES:
         words = words.removeprefix(article)
+    head, of, rest = words.partition(" of ")
+    if of and rest and singular(head) in QUANTITIES:
+        words = rest
     if not words:
         return False
     index = parse(wanted).classes[0].index

@@ -12,11 +12,13 @@ def test_guesses_name_a_class_as_people_shorten_it_not_a_neighbour_or_a_kind():
     for guess, wanted in [("penguin", "king penguin"), ("Pandas", "giant panda"), ("an apple", "Granny Smith"),
                           ("A teapot.", "teapot"), ("ladybird", "ladybug"), ("car", "sports car"),
                           ("golf balls", "golf ball"), ("an apple cut in half", "Granny Smith"),
-                          ("a lion cub", "lion")]:
+                          ("a lion cub", "lion"), ("a bunch of bananas", "banana"),
+                          ("golf balls on grass", "golf ball")]:
         assert bs.names_class(guess, wanted), (guess, wanted)
     for guess, wanted in [("race car", "sports car"), ("broccoli", "cauliflower"), ("bird", "ostrich"),
                           ("cat", "lion"), ("hedgehog", "giant panda"), ("", "lion"), ("a", "lion"),
-                          ("knitted wool", "teapot"), ("a race car toy", "sports car"), ("hot dog", "dog")]:
+                          ("knitted wool", "teapot"), ("a race car toy", "sports car"), ("hot dog", "dog"),
+                          ("a bowl of soup", "ladybug")]:
         assert not bs.names_class(guess, wanted), (guess, wanted)
 
 

@@ -16,7 +16,7 @@ def test_presets_load(name):
 def test_defaults_match_the_contract():
     cfg = load_config()
     assert (cfg.serve.host, cfg.serve.port, cfg.serve.ws_port) == ("127.0.0.1", 8080, 8765)
-    assert cfg.queue.hold_s == 30.0
+    assert cfg.queue.hold_s == 20.0
 
 
 @pytest.mark.parametrize("text,message", [
