@@ -288,11 +288,17 @@ def _understood(text: str) -> Target | RequestError:
 
 
 def twins(text: str) -> list[str]:
-    """`Catalogue.twins`: [] for a text that is not understood."""
+    """`Catalogue.twins`, remembered (a misspelled mix costs tens of ms), each short enough to
+    be asked for; [] for a text that is not understood."""
+    return list(_twins(text)) if isinstance(text, str) else []
+
+
+@lru_cache(maxsize=4096)
+def _twins(text: str) -> tuple[str, ...]:
     try:
-        return catalogue().twins(text)
+        return tuple(t for t in catalogue().twins(text) if len(t) <= MAX_TEXT)
     except RequestError:
-        return []
+        return ()
 
 
 def parse(text: str) -> Target:

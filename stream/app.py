@@ -21,7 +21,7 @@ import time
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from dreamer.classes import MAX_TEXT, RequestError, catalogue, parse, suggest, twins
+from dreamer.classes import MAX_TEXT, RequestError, catalogue, normalize, parse, suggest, twins
 from dreamer.runtime import give_back_freed_memory, lower_this_thread
 
 from . import mjpeg
@@ -124,15 +124,15 @@ async def api_classes(request: web.Request) -> web.Response:
         return web.json_response({"query": q, "matches": [], "error": e.code, "message": e.message,
                                   "suggestions": e.suggestions})
     # suggestions are whole requests, as they can be asked for: the other class of a shared
-    # name first, then ways to finish the last part; never the text's own reading again
-    head, _, last = q.rpartition("+")
-    prefix = f"{head.strip()} + " if head.strip() else ""
-    finished = [prefix + s for s in suggest(last, 8)]
+    # name first, then ways to finish the last part ("pizz" -> "pizza"); never the text itself
+    last = q.rpartition("+")[2]
+    prefix = "".join(f"{label} + " for label, _ in target.parts[:-1])  # the parts before, as understood
+    finished = list(dict.fromkeys(twins(q) + [prefix + s for s in suggest(last, 8)]))
     return web.json_response({"query": q, "target": target.to_json(),
                               "matches": [{"index": c.index, "name": c.name, "weight": round(c.weight, 4),
                                            "score": round(c.weight, 4)}  # "score": the old name, kept
                                           for c in target.classes],
-                              "suggestions": [s for s in twins(q) + finished if s != target.label]})
+                              "suggestions": [s for s in finished if normalize(s) != normalize(q)]})
 
 
 async def api_request(request: web.Request) -> web.Response:

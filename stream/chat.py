@@ -45,6 +45,7 @@ TAG_ESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 
 
 RFC_NICKLEN = 9
+REPLY_MAX = 400  # characters of one reply (Twitch cuts at 500)
 CLOSE_TIMEOUT_S = 0.5  # a chat server that does not answer our close is cut off (websockets' default: 10 s)
 
 
@@ -320,14 +321,15 @@ class ChatReader:
             await self._reply(t, f"@{user} {e.message}" + (f" - try {tips}" if tips else ""))
             return
         log.info("chat: %s asked for %s", user, ack.target.label)
-        n, parts = len(ack.target.classes), len(ack.target.label.split(" + "))
-        await self._reply(t, f"@{user} dreaming {ack.target.label}" + (f" ({n} kinds)" if n > parts else "") +
-                          (f" (#{ack.position} in the queue)" if ack.position else " now") +
-                          "".join(f" - or {self.s.prefix} {other}" for other in ack.also[:1]))
+        n = len(ack.target.classes)
+        reply = (f"@{user} dreaming {ack.target.label}" + (f" ({n} kinds)" if len(ack.target.parts) == 1 < n else "")
+                 + (f" (#{ack.position} in the queue)" if ack.position else " now"))
+        offer = "".join(f" - or {self.s.prefix} {other}" for other in ack.also[:1])
+        await self._reply(t, reply + offer if len(reply + offer) <= REPLY_MAX else reply)
 
     async def _reply(self, t: Transport, text: str) -> None:
         now = time.monotonic()
         if not self.can_reply or now - self._last_reply < self.s.reply_every_s:
             return  # read-only, or over Twitch's 20 messages per 30 s
         self._last_reply = now
-        await t.send(f"PRIVMSG {self.channel} :{text[:400]}")
+        await t.send(f"PRIVMSG {self.channel} :{text[:REPLY_MAX]}")

@@ -159,6 +159,7 @@ class RequestQueue:
             self._spend(key, now)
             self._check_rate(key, now)
         target = parse(text)  # unknown_class / too_long / bad_request
+        also = twins(text)  # "missile" plays as missile (rocket): the ack offers missile (projectile)
         with self._lock:
             now = self.clock()
             self._check_rate(key, now)  # again: another submit may have landed meanwhile
@@ -175,8 +176,7 @@ class RequestQueue:
                 self._advance(now)  # nobody asked before: the first request plays at once
             else:
                 self._save()
-            # "missile" plays as missile (rocket): the ack offers missile (projectile)
-            return Ack(entry.id, entry.target, self._position(entry), twins(text))
+            return Ack(entry.id, entry.target, self._position(entry), also)
 
     def attempt(self, key: str) -> None:
         """Spend one token of `key`'s budget (a class lookup, say); RequestError when empty."""

@@ -32,8 +32,8 @@ function render() {  // several times a second: the countdown runs between state
   $("next").textContent = "next: " + (q.length ? q.slice(0, 3).map((e) => e.label + (e.votes > 1 ? " ×" + e.votes : "")).join(", ") +
     (q.length > 3 ? " …" : "") : state.next + " (from the playlist)");
   document.title = `${t.label || "dreaming"} · dreamstream`;
-  // what this page asked for that is still to come first (the newest request is what its
-  // asker waits for), then whether one of its requests plays now
+  // the next of this page's requests still to come first (what its asker waits for), then
+  // whether one of its requests plays now
   const i = q.findIndex((e) => mine.has(e.id));
   $("yours").textContent = [i >= 0 ? `yours (${q[i].label}) plays in ~${secondsLeft() + i * state.hold_s} s` : "",
     mine.has(t.id) ? "now playing yours" : ""].filter(Boolean).join(" · ");
@@ -65,7 +65,8 @@ function showReply(r) {
     mine.add(r.id);
     const also = (r.also || []).map((s) => `<button type="button" data-s="${esc(s)}">${esc(s)}</button>`).join("");
     // a group ("dog": 118 breeds) is said as one, never as a list no one reads
-    const n = r.target.classes.length, kinds = n > r.target.label.split(" + ").length ? ` (${n} kinds)` : "";
+    const n = (r.target.classes || []).length, one = !r.target.label.includes(" + ");
+    const kinds = one && n > 1 ? ` (${n} kinds)` : "";
     const what = `<b>${esc(r.target.label)}</b>${kinds}`;
     say((r.position === 0 ? `dreaming ${what} now` : `${what} is number ${r.position} in the queue`) +
         (also ? " — or " + also : ""), "ok");
