@@ -69,3 +69,26 @@ def test_spatial_split_dreams_each_part_in_its_strip(lite0):
     left, right = probe.strip_logits(0, 2)[0], probe.strip_logits(1, 2)[0]
     assert torch.allclose(value, (left[980] + right[107]) / 2)
     assert obj.spatial_split(parse("volcano")).description.startswith("logits")
+
+
+
+class _Logits:
+    def __init__(self, x):
+        self.x = x
+
+    def logits(self):
+        return self.x
+
+
+def test_a_group_is_scored_by_its_strongest_member_so_one_of_them_wins():
+    x = torch.zeros(1, 1000, requires_grad=True)
+    with torch.no_grad():
+        x[0, 200] = 5.0  # one breed ahead of the other 117
+    obj.target(parse("dog"))(_Logits(x)).backward()
+    grad = x.grad[0]
+    assert float(grad[200]) > 0.5 and float(grad[151]) < 0.01  # the leader gets the step, not all 118 alike
+    assert abs(float(grad[151:269].sum()) - 1.0) < 1e-4 and float(grad[:151].abs().sum()) == 0
+    y = torch.randn(1, 1000)
+    mix = obj.target(parse("dog + pizza"))(_Logits(y))  # a group beside a class: each part its own
+    assert torch.allclose(mix, (torch.logsumexp(y[0, 151:269], 0) + y[0, 963]) / 2)
+    assert torch.allclose(obj.target(parse("pizza + volcano"))(_Logits(y)), (y[0, 963] + y[0, 980]) / 2)
