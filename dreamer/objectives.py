@@ -113,15 +113,16 @@ def class_logits(weights: dict[int, float], sharpness: float = 0.0, label: str |
     return Objective(lambda p: classes.score(p.logits(), sharpness), f"logits[{text}]")
 
 
-class _Groups:
-    """Each part of a target scored by its strongest member (log-sum-exp of the members'
-    logits), the parts averaged. For a single class that is its logit; for a group ("dog",
-    118 breeds) one member wins and is drawn whole, where the mean of all 118 was a mush no
-    breed won (named blind as a dog 0 of 2, docs/quality.md "Groups")."""
+class _Parts:
+    """Each part of a target scored by its strongest member (log-sum-exp of its classes'
+    logits), the parts averaged. For a single class that is its logit, so a class or a mix of
+    classes is the plain mean of their logits; a group ("dog", 118 breeds) lets one member win
+    and be drawn whole, where the mean of all 118 was a mush no breed won (named blind as a
+    dog 0 of 2, docs/quality.md "Groups")."""
 
     def __init__(self, parts):
         self.parts = [torch.tensor(list(members)) for _, members in parts]
-        self._on: dict[tuple, list[torch.Tensor]] = {}
+        self._on: dict = {}
 
     def score(self, logits: torch.Tensor, sharpness: float) -> torch.Tensor:
         if logits.device not in self._on:
@@ -134,10 +135,8 @@ class _Groups:
 
 
 def target(t: Target, sharpness: float = 0.0) -> Objective:
-    if any(len(members) > 1 for _, members in t.parts):  # a group: its strongest member, not their mean
-        groups = _Groups(t.parts)
-        return Objective(lambda p: groups.score(p.logits(), sharpness), f"groups[{t.label}]")
-    return class_logits(t.weights(), sharpness, t.label)
+    parts = _Parts(t.parts)
+    return Objective(lambda p: parts.score(p.logits(), sharpness), f"logits[{t.label}]")
 
 
 def spatial_split(t: Target, sharpness: float = 0.0) -> Objective:
