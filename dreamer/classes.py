@@ -90,6 +90,11 @@ class Target:
     def weights(self) -> dict[int, float]:
         return {c.index: c.weight for c in self.classes}
 
+    @property
+    def group_size(self) -> int:
+        """How many classes a request of one group stands for ("dog": 118); 0 for a class or a mix."""
+        return len(self.classes) if len(self.parts) == 1 < len(self.classes) else 0
+
 
 def normalize(text: str) -> str:
     """Lower-case, drop punctuation except spaces, collapse whitespace."""

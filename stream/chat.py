@@ -321,8 +321,8 @@ class ChatReader:
             await self._reply(t, f"@{user} {e.message}" + (f" - try {tips}" if tips else ""))
             return
         log.info("chat: %s asked for %s", user, ack.target.label)
-        n = len(ack.target.classes)
-        reply = (f"@{user} dreaming {ack.target.label}" + (f" ({n} kinds)" if len(ack.target.parts) == 1 < n else "")
+        n = ack.target.group_size
+        reply = (f"@{user} dreaming {ack.target.label}" + (f" ({n} kinds)" if n else "")
                  + (f" (#{ack.position} in the queue)" if ack.position else " now"))
         offer = "".join(f" - or {self.s.prefix} {other}" for other in ack.also[:1])
         await self._reply(t, reply + offer if len(reply + offer) <= REPLY_MAX else reply)

@@ -421,8 +421,8 @@ def cmd_classes(args: argparse.Namespace) -> int:
             print(f"{i:4d}  {cat.display_name(i)}")  # twins qualified: "sunglasses (sunglass)"
         return 0
     target = parse(" ".join(args.query))
-    group = len(target.parts) == 1 < len(target.classes)
-    print(target.label + (f" ({len(target.classes)} classes, dreamed together)" if group else ""))
+    n = target.group_size
+    print(target.label + (f" ({n} classes, dreamed together)" if n else ""))
     for c in sorted(target.classes, key=lambda c: -c.weight):
         print(f"  {c.index:4d}  {c.name:40s} weight {c.weight:.3f}")
     return 0
