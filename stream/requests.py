@@ -20,6 +20,7 @@ are not kept: a restart forgets who asked how often.
 """
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -72,6 +73,8 @@ class Entry:
                         tuple((str(label), tuple(int(i) for i in indices)) for label, indices in d["parts"]))
         if not target.classes or not all(0 <= c.index < 1000 and 0 < c.weight <= 1 for c in target.classes):
             raise ValueError(f"entry {d['id']!r}: classes out of range")
+        if {i for _, members in target.parts for i in members} != {c.index for c in target.classes}:
+            raise ValueError(f"entry {d['id']!r}: parts that are not its classes")  # what the dream scores
         return cls(str(d["id"]), target, [str(u) for u in d["users"]], int(d["votes"]),
                    min(now, _finite(d["arrived"]) - wall_offset))
 
@@ -98,8 +101,7 @@ PRUNE_EVERY = 256  # attempts between sweeps of idle senders
 
 
 def _finite(value) -> float:
-    v = float(value)
-    if v != v or v in (float("inf"), float("-inf")):
+    if not math.isfinite(v := float(value)):
         raise ValueError(f"{value!r} is not a time")
     return v
 

@@ -20,6 +20,7 @@ A folder is used by one process at a time: `serve` holds an flock on `serve.lock
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ LOCK_FILE = "serve.lock"
 SCHEMA_VERSION = 1  # PRAGMA user_version of the files this code writes
 RETRY_EVERY_S = 5.0  # after a failed save, the writer tries the newest state again this often
 RECENT_KEPT = 8
+SIDE_FILES = ("", "-wal", "-shm")  # a SQLite file in WAL mode is these three
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -111,11 +113,10 @@ class SqliteStore:
     def _move_aside(self) -> None:
         if not self.path.exists():
             return
-        stamp, n = f"{STATE_FILE}.{time.strftime('%Y%m%d-%H%M%S')}", 0
-        while any(Path(f"{self.folder / stamp}{'-' + str(n) if n else ''}.old{x}").exists() for x in ("", "-wal", "-shm")):
-            n += 1  # never over an earlier one
-        aside = Path(f"{self.folder / stamp}{'-' + str(n) if n else ''}.old")
-        for suffix in ("", "-wal", "-shm"):  # the WAL holds committed changes: it goes with its file
+        stamp = self.folder / f"{STATE_FILE}.{time.strftime('%Y%m%d-%H%M%S')}"
+        names = (Path(f"{stamp}{f'-{n}' if n else ''}.old") for n in itertools.count())
+        aside = next(a for a in names if not any(Path(f"{a}{x}").exists() for x in SIDE_FILES))  # never over one
+        for suffix in SIDE_FILES:  # the WAL holds committed changes: it goes with its file
             part = Path(f"{self.path}{suffix}")
             if part.exists():
                 try:

@@ -142,7 +142,7 @@ def test_another_programs_database_is_refused(tmp_path):
         SqliteStore(tmp_path)
 
 
-@pytest.mark.parametrize("saved", [{"current": {"id": "r1"}}, "NaN", "future"])
+@pytest.mark.parametrize("saved", [{"current": {"id": "r1"}}, "NaN", "no parts", "future"])
 def test_a_saved_queue_that_cannot_be_picked_up_is_refused_before_anything_is_written(tmp_path, saved):
     clocks = Clocks()
     q = make(tmp_path, clocks, hold_s=30)
@@ -159,7 +159,9 @@ def test_a_saved_queue_that_cannot_be_picked_up_is_refused_before_anything_is_wr
         return
     q.store.close()
     db = sqlite3.connect(tmp_path / STATE_FILE)  # written as no dreamstream writes it
-    value = json.dumps(saved) if saved != "NaN" else json.dumps(state).replace('"since":', '"since": NaN, "x":')
+    value = (json.dumps(state).replace('"since":', '"since": NaN, "x":') if saved == "NaN" else
+             json.dumps({**state, "current": {**state["current"], "parts": []}}) if saved == "no parts" else
+             json.dumps(saved))
     db.execute("UPDATE kv SET value=? WHERE key='queue'", (value,))
     db.commit()
     db.close()
