@@ -22,6 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from live_frames import state
 from loadtest import free_port, wait_healthy
 
 from dreamer.classes import catalogue
@@ -45,11 +46,6 @@ def post(base: str, text: str, user: str) -> dict:
     req = urllib.request.Request(base + "/api/request", data=json.dumps({"text": text, "user": user}).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
-
-def state(base: str) -> dict:
-    with urllib.request.urlopen(base + "/api/state", timeout=10) as r:
         return json.loads(r.read())
 
 

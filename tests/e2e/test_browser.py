@@ -76,6 +76,16 @@ def overlaps(a: dict, b: dict) -> bool:
     return a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
 
 
+def viewer_page(browser, server):
+    """The viewer page at 1280x720, its script errors collected, once its first state is shown."""
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.base + "/")
+    page.wait_for_function("document.getElementById('stats').textContent !== ''", timeout=30_000)
+    return page, errors
+
+
 def test_page_shows_the_dream_and_takes_a_request(tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
@@ -83,13 +93,9 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.base + "/")
             # The status line counts this page from the first pushes (it said "0 watching"
             # until the next 2-s push) and never reads more frames than are shown (40-57 did).
-            page.wait_for_function("document.getElementById('stats').textContent !== ''", timeout=30_000)
+            page, errors = viewer_page(browser, server)
             expect(page.locator("#stats")).to_contain_text("1 watching", timeout=1_000)
             wait_for_picture(page)
             expect(page.locator("#now")).to_contain_text(re.compile(r"\w+\s+· \d+ s left"), timeout=15_000)
@@ -190,11 +196,7 @@ def test_the_first_minutes_on_the_page(tmp_path):
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 720})
-            errors = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(server.base + "/")
-            page.wait_for_function("document.getElementById('stats').textContent !== ''", timeout=30_000)
+            page, errors = viewer_page(browser, server)
             assert page.locator("#text").bounding_box()["width"] >= 250  # "jellyfish + volcano" fits
             assert page.evaluate("getComputedStyle(document.getElementById('recent')).scrollbarColor") != "auto"
 
