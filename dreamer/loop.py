@@ -10,7 +10,7 @@ seeded generator.
 Time, not frames: a frame is told how many seconds of motion it stands for (`dt`), and the
 motion (zoom, spin, drift), the blur and the fade to a new target are set per second, so a
 stream looks the same however many frames a second the machine dreams. How many steps a
-frame takes is the caller's budget (`stream.engine` fits them to the frame's time; a render
+frame takes is the caller's budget (`stream.spine.engine` fits them to the frame's time; a render
 takes `steps`).
 
     dreamer = Dreamer(load_model(), DreamSettings(size=(480, 270)), seed=0)
@@ -44,7 +44,7 @@ class DreamSettings:
     # read at 1-1.5x and at half resolution, at >= 4 dreamed frames/s on a 2-core CPU.
     size: tuple[int, int] = (480, 270)  # (width, height)
     steps: int = 5  # gradient steps per frame where no clock sets them (render, eval), and the budget's first guess
-    # The frame budget (stream/engine.py): the live dream aims at `fps` dreamed frames a second
+    # The frame budget (stream/spine/engine.py): the live dream aims at `fps` dreamed frames a second
     # (never more than the output shows) and fits the steps into each frame's 1/fps seconds:
     # a fast machine takes more, a busy one fewer, never outside [min_steps, max_steps].
     fps: float = 5.0

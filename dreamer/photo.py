@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import math
 
+import cv2
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -62,3 +64,20 @@ def shape_note(photo: tuple[int, int], size: tuple[int, int], how: str) -> str:
     other = {"crop": "--fit pad keeps all of it", "pad": "--fit crop fills the frame",
              "stretch": "--fit crop or pad keep its shape"}[how]
     return f"start image {pw}x{ph} {done} {w}x{h} ({other})"
+
+
+def cover(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A video frame ((H, W, 3) uint8) cropped to the aspect of `size` (w, h), centred, and
+    scaled to it: the picture keeps its shape (a live source's frames, as `fit(..., "crop")` a photo)."""
+    h, w = rgb.shape[:2]
+    tw, th = size
+    if w * th > tw * h:  # wider than wanted: crop the sides
+        cw = round(h * tw / th)
+        rgb = rgb[:, (w - cw) // 2:(w - cw) // 2 + cw]
+    elif w * th < tw * h:  # taller: crop top and bottom
+        ch = round(w * th / tw)
+        rgb = rgb[(h - ch) // 2:(h - ch) // 2 + ch]
+    if rgb.shape[1] == tw and rgb.shape[0] == th:
+        return np.ascontiguousarray(rgb)
+    shrink = rgb.shape[1] > tw
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)

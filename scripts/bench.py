@@ -14,7 +14,7 @@
 - what a user runs (scripts/bench_live.py): `serve` idle, `serve --rtmp` into a local
   listener and `serve --source` on a 30 fps file, interleaved rounds, with dreamed frames/s, steps/s, shown frames/s, what the
   ingest received, each part's ms per frame, and the ratios between them;
-- the queue kept in SQLite (stream/store.py): a request's cost from text to ack with the store
+- the queue kept in SQLite (stream/queue/store.py): a request's cost from text to ack with the store
   and without, interleaved, and the dream thread's per-frame `current()` with and without;
 - peak resident memory.
 
@@ -41,9 +41,8 @@ import urllib.request
 from pathlib import Path
 
 import cv2
-import torch
-
 import numpy as np
+import torch
 from bench_live import bench_serve
 from loadtest import free_port, wait_healthy
 from naive import naive_steps_per_s
@@ -54,11 +53,11 @@ from dreamer.loop import Dreamer, DreamSettings
 from dreamer.models import load_model, resolve_device
 from dreamer.runtime import tune_for_cpu_dreaming
 from stream.config import load_config
-from stream.framebus import Frame
-from stream.pipeline import Pipeline
-from stream.presenter import Motion
-from stream.requests import QueuePolicy, RequestQueue
-from stream.store import SqliteStore
+from stream.core.framebus import Frame
+from stream.queue.requests import QueuePolicy, RequestQueue
+from stream.queue.store import SqliteStore
+from stream.spine.pipeline import Pipeline
+from stream.spine.presenter import Motion
 
 ROOT = Path(__file__).resolve().parent.parent
 

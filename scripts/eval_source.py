@@ -27,7 +27,8 @@ from tqdm import tqdm
 from dreamer.flow import Flow, compose, residual_of
 from dreamer.live import LiveDream, LiveSettings, motionless
 from dreamer.loop import Dreamer
-from stream.source import cover, open_input, parse_source
+from dreamer.photo import cover
+from stream.inputs.source import open_input, parse_source
 
 MODES = ("flow", "still", "blend")
 BLEND = 0.5  # DeepDreamVideo's blend of the last dreamed frame into the next

@@ -42,7 +42,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from naive import naive_steps_per_s
 
 from dreamer.classes import parse
@@ -50,8 +49,8 @@ from dreamer.loop import Dreamer, DreamSettings
 from dreamer.models import load_model, resolve_device
 from dreamer.runtime import tune_for_cpu_dreaming
 from stream.config import load_config
-from stream.pipeline import Pipeline
-from stream.requests import QueuePolicy, RequestQueue
+from stream.queue.requests import QueuePolicy, RequestQueue
+from stream.spine.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 PRESET = ROOT / "configs" / "gpu.toml"
@@ -186,7 +185,7 @@ def run_preset(model, settings: DreamSettings, output_fps: float, device, second
 def check_nvenc(plan: Plan, dry_run: bool) -> dict:
     import av
 
-    from stream.rtmp import NVENC_OPTIONS, nvenc_error
+    from stream.outputs.rtmp import NVENC_OPTIONS, nvenc_error
 
     sizes = [(128, 72)] if dry_run else [(1280, 720), (1920, 1080)]
     out = {}

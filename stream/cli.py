@@ -20,13 +20,24 @@ from dreamer.classes import RequestError, catalogue, parse
 from dreamer.models import DEFAULT_MODEL, REGISTRY, ModelUnavailable
 from dreamer.render import OutputError
 
-from .config import (Config, ConfigError, journald_stderr, load_config, output_size, parse_size, state_dir,
-                     systemd_notify, twitch_oauth_token, twitch_stream_key, validate)
+from .config import (
+    Config,
+    ConfigError,
+    journald_stderr,
+    load_config,
+    output_size,
+    parse_size,
+    state_dir,
+    systemd_notify,
+    twitch_oauth_token,
+    twitch_stream_key,
+    validate,
+)
+from .core.sanitize import mask_url
+from .inputs.source import SourceError
 from .logs import LogFileError, configure
+from .queue.store import StateError
 from .resources import folder
-from .rtmp import mask_url
-from .source import SourceError
-from .store import StateError
 
 log = logging.getLogger("dreamstream")
 
@@ -184,20 +195,25 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from dreamer.runtime import (load_for_dreaming, no_huge_pages, set_dream_threads, share_heap_arenas,
-                                 tune_for_cpu_dreaming)
+    from dreamer.runtime import (
+        load_for_dreaming,
+        no_huge_pages,
+        set_dream_threads,
+        share_heap_arenas,
+        tune_for_cpu_dreaming,
+    )
 
-    from .app import make_app
-    from .chat import ChatActions, ChatReader
-    from .clips import Clips
+    from .front.app import make_app
+    from .front.chat import ChatActions, ChatReader
+    from .front.runner import run
+    from .front.service import About, Service
     from .notify import Notifier
-    from .overlay import call_to_action
-    from .pipeline import Pipeline
-    from .requests import RequestQueue
-    from .rtmp import RtmpEncoder
-    from .service import About, Service
-    from .serving import run
-    from .store import SqliteStore
+    from .outputs.clips import Clips
+    from .outputs.overlay import call_to_action
+    from .outputs.rtmp import RtmpEncoder
+    from .queue.requests import RequestQueue
+    from .queue.store import SqliteStore
+    from .spine.pipeline import Pipeline
 
     share_heap_arenas()  # before any thread: a run of hours keeps less memory resident
     no_huge_pages()  # before any frame: heap pages given back stay given back
@@ -259,8 +275,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def open_source(cfg: Config, size: tuple[int, int], loop: bool | None = None):
     """The live source's reader, its input opened and its first frame read (or None without
     one); a source that cannot be read is a SourceError, before anything else starts."""
-    from .framebus import FrameBus
-    from .source import SourceReader, open_input, parse_source
+    from .core.framebus import FrameBus
+    from .inputs.source import SourceReader, open_input, parse_source
 
     if not cfg.source.input:
         return None
@@ -338,10 +354,10 @@ def cmd_screensaver(args: argparse.Namespace) -> int:
     from dreamer.runtime import load_for_dreaming, tune_for_cpu_dreaming
 
     from .config import display, pictures_dir
-    from .pipeline import Pipeline
-    from .requests import RequestQueue
-    from .screensaver import Screensaver, ScreensaverOptions, window_size
-    from .xdisplay import XDisplay
+    from .desktop.screensaver import Screensaver, ScreensaverOptions, window_size
+    from .desktop.xdisplay import XDisplay
+    from .queue.requests import RequestQueue
+    from .spine.pipeline import Pipeline
 
     if args.config is None:  # the screensaver's own preset, not the stream's
         args.config = folder("configs") / SCREENSAVER_PRESET
@@ -504,8 +520,8 @@ def render_source(args: argparse.Namespace, cfg: Config, target) -> int:
     """render --source: every frame of the clip dreamed (or --frames of them), at its rate, with its sound."""
     from dreamer.runtime import load_for_dreaming, tune_for_cpu_dreaming
 
-    from .clip import clip_size, render_clip
-    from .source import open_input, parse_source
+    from .inputs.source import open_input, parse_source
+    from .render_video import clip_size, render_clip
 
     spec = parse_source(cfg.source.input)
     if args.start:

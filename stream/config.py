@@ -18,7 +18,7 @@ from dreamer.classes import RequestError, parse
 from dreamer.live import LiveSettings
 from dreamer.loop import DreamSettings
 
-from .requests import QueuePolicy
+from .queue.requests import QueuePolicy
 from .resources import folder
 
 if sys.version_info >= (3, 11):
@@ -37,7 +37,7 @@ class ConfigError(ValueError):
 class QueueSettings(QueuePolicy):
     """The queue's rules (QueuePolicy) and where its state is kept."""
 
-    # The folder of the queue's state file (stream/store.py): requests survive a restart.
+    # The folder of the queue's state file (stream/queue/store.py): requests survive a restart.
     # Empty: $STATE_DIRECTORY (systemd's StateDirectory=), else $XDG_STATE_HOME/dreamstream,
     # else ~/.local/state/dreamstream. Only `serve` uses it.
     state_dir: str = ""
@@ -82,7 +82,7 @@ class RtmpSettings:
     # libx264's speed preset; a faster one leaves the dream more CPU at some cost in picture
     # quality at the same bitrate (docs/performance.md has what each costs at 720p30)
     x264_preset: str = "veryfast"
-    threads: int = 0  # libx264's threads; 0: 1 up to 720p, 2 above (off the dream's cores; stream/rtmp.py)
+    threads: int = 0  # libx264's threads; 0: 1 up to 720p, 2 above (off the dream's cores; stream/outputs/rtmp.py)
     audio_file: str = ""  # looped under the stream; empty = silence
     overlay: bool = True  # draw what plays, who asked, the countdown and how to ask into the stream
     overlay_position: str = "bottom"  # or "top"
@@ -118,7 +118,7 @@ class SourceSettings(LiveSettings):
 class ClipSettings:
     # Each finished dream's last `seconds` as an mp4 at the output size (the page links it
     # from its recent strip); past max_mb the oldest go first. Off while folder is empty:
-    # a clip costs disk, and without RTMP an encode (stream/clips.py gives the figures).
+    # a clip costs disk, and without RTMP an encode (stream/outputs/clips.py gives the figures).
     folder: str = ""
     max_mb: float = 500.0
     seconds: float = 8.0

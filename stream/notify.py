@@ -19,7 +19,7 @@ import logging
 import socket
 from collections.abc import Callable
 
-from .framebus import BusClosed, FrameBus
+from .core.framebus import BusClosed, FrameBus
 
 log = logging.getLogger(__name__)
 

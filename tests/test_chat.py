@@ -1,4 +1,4 @@
-from stream.chat import is_garbage, parse_line, unescape_tag
+from stream.front.chat import is_garbage, parse_line, unescape_tag
 
 
 def test_privmsg_with_ircv3_tags():
@@ -43,8 +43,8 @@ class Lines:
 
 
 def reader(url="irc://irc.example:6667"):
-    from stream.chat import ChatReader
     from stream.config import ChatSettings
+    from stream.front.chat import ChatReader
 
     return ChatReader(ChatSettings(url=url, channel="dream"), actions=None)
 
@@ -52,7 +52,7 @@ def reader(url="irc://irc.example:6667"):
 def handle(r, *lines):
     import asyncio
 
-    from stream.worker import Backoff
+    from stream.core.worker import Backoff
 
     t = Lines()
 
@@ -65,7 +65,7 @@ def handle(r, *lines):
 
 
 def test_anonymous_nicks_fit_the_server():
-    from stream.chat import anonymous_nick, max_length
+    from stream.front.chat import anonymous_nick, max_length
 
     assert reader("wss://irc-ws.chat.twitch.tv:443").nick.startswith("justinfan")
     nick = reader().nick
@@ -86,7 +86,7 @@ def test_refused_nicks_are_replaced_and_the_channel_joined_after_the_welcome():
 def test_refusals_we_cannot_fix_end_the_session_with_the_servers_reason():
     import pytest
 
-    from stream.chat import ChatRefused
+    from stream.front.chat import ChatRefused
 
     for line, reason in [(":irc.test 464 * :Password mismatch", "Password mismatch"),
                          ("ERROR :Closing link: too many connections", "too many connections"),
@@ -96,16 +96,16 @@ def test_refusals_we_cannot_fix_end_the_session_with_the_servers_reason():
 
 
 def test_the_token_goes_to_twitch_only():
-    from stream.chat import is_twitch
+    from stream.front.chat import is_twitch
 
     assert is_twitch("wss://irc-ws.chat.twitch.tv:443") and is_twitch("ircs://irc.chat.twitch.tv:6697")
     assert not is_twitch("irc://irc.libera.chat:6667") and not is_twitch("irc://twitch.tv.evil.example")
 
 
 def commands_reader():
-    from stream.chat import ChatActions, ChatReader
     from stream.config import ChatSettings
-    from stream.requests import QueuePolicy, RequestQueue
+    from stream.front.chat import ChatActions, ChatReader
+    from stream.queue.requests import QueuePolicy, RequestQueue
 
     queue = RequestQueue(QueuePolicy(cooldown_s=0), ["volcano", "jellyfish"])
     actions = ChatActions(lambda text, user: queue.submit(text, user, f"chat:{user}"),

@@ -3,10 +3,10 @@ import asyncio
 
 from websockets.asyncio.server import serve
 
-from stream.chat import ChatActions, ChatReader
 from stream.config import ChatSettings
-from stream.requests import QueuePolicy, RequestQueue
-from stream.worker import supervise
+from stream.core.worker import supervise
+from stream.front.chat import ChatActions, ChatReader
+from stream.queue.requests import QueuePolicy, RequestQueue
 
 
 def test_reader_over_websocket_handles_pings_tags_batches_and_reconnect():

@@ -8,9 +8,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from stream.clips import ClipFolder, Clip, Clips, file_name
 from stream.config import ClipSettings
-from stream.framebus import FrameBus
+from stream.core.framebus import FrameBus
+from stream.outputs.clips import Clip, ClipFolder, Clips, file_name
 
 
 def picture(n: int, w: int, h: int) -> np.ndarray:
@@ -102,7 +102,7 @@ def test_the_cap_removes_the_oldest_first_and_counts_an_earlier_runs_clips(tmp_p
 def test_an_unwritable_folder_stops_clips_with_one_line_and_nothing_else(tmp_path, caplog):
     (tmp_path / "a-file").write_text("")
     clips = Clips(ClipSettings(str(tmp_path / "a-file" / "clips")), fps=25, nice=0)
-    with caplog.at_level(logging.WARNING, logger="stream.clips"):
+    with caplog.at_level(logging.WARNING, logger="stream.outputs.clips"):
         assert not clips.open()
         assert not clips.cut("volcano", None, "p1")
     assert [r.getMessage() for r in caplog.records] == [
@@ -121,7 +121,7 @@ def test_a_folder_that_goes_away_mid_run_stops_clips_once(tmp_path, caplog):
         time.sleep(0.04)
     folder.rmdir()
     folder.write_text("the disk was swapped")  # the folder is now a file: every write fails
-    with caplog.at_level(logging.WARNING, logger="stream.clips"):
+    with caplog.at_level(logging.WARNING, logger="stream.outputs.clips"):
         assert clips.cut("volcano", None, "p1")
         for _ in range(100):
             if not clips.enabled:

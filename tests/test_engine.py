@@ -3,9 +3,9 @@ import numpy as np
 
 from dreamer.classes import parse
 from dreamer.loop import DreamSettings
-from stream.engine import DreamEngine, FrameBudget
-from stream.framebus import FrameBus
-from stream.requests import QueuePolicy, RequestQueue
+from stream.core.framebus import FrameBus
+from stream.queue.requests import QueuePolicy, RequestQueue
+from stream.spine.engine import DreamEngine, FrameBudget
 
 
 def test_budget_fits_steps_into_the_frame_time_within_bounds():

@@ -5,9 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
-from stream.framebus import BusClosed, Frame, FrameBus
 from dreamer.loop import MAX_DT_S, DreamSettings
-from stream.presenter import Motion, Presenter, upscale, zoom_rgb
+from stream.core.framebus import BusClosed, Frame, FrameBus
+from stream.spine.presenter import Motion, Presenter, upscale, zoom_rgb
 
 
 def rgb(value: int, h=24, w=32) -> np.ndarray:
@@ -158,7 +158,7 @@ def test_motion_upscales_to_the_output_size():
 
 
 def test_mjpeg_part_is_built_once_per_frame_and_never_mixes_buses():
-    from stream.mjpeg import Parts
+    from stream.outputs.mjpeg import Parts
     parts, a, b = Parts(), FrameBus(), FrameBus()
     a.publish(np.zeros((8, 8, 3), np.uint8))
     b.publish(np.full((8, 8, 3), 255, np.uint8))  # also seq 1

@@ -8,11 +8,11 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from dreamer.loop import DreamSettings
-from stream.app import SERVE, SERVICE, healthz
 from stream.config import ServeSettings
-from stream.pipeline import DREAM_STALL_S, SHOWN_STALL_S, Pipeline
-from stream.requests import QueuePolicy, RequestQueue
-from stream.service import About, Service
+from stream.front.app import SERVE, SERVICE, healthz
+from stream.front.service import About, Service
+from stream.queue.requests import QueuePolicy, RequestQueue
+from stream.spine.pipeline import DREAM_STALL_S, SHOWN_STALL_S, Pipeline
 
 
 def build(model) -> Service:

@@ -43,7 +43,7 @@ def test_an_unwritable_log_file_is_one_clear_error(tmp_path, root_logging):
 
 def test_the_journal_gets_a_priority_and_no_timestamp(capsys, root_logging):
     configure(logging.INFO, journal=True)
-    logging.getLogger("stream.rtmp").warning("rtmp: the ingest went away")
-    logging.getLogger("stream.engine").info("dreaming volcano")
-    assert capsys.readouterr().err.splitlines() == ["<4>WARNING stream.rtmp: rtmp: the ingest went away",
-                                                    "<6>INFO stream.engine: dreaming volcano"]
+    logging.getLogger("stream.outputs.rtmp").warning("rtmp: the ingest went away")
+    logging.getLogger("stream.spine.engine").info("dreaming volcano")
+    assert capsys.readouterr().err.splitlines() == ["<4>WARNING stream.outputs.rtmp: rtmp: the ingest went away",
+                                                    "<6>INFO stream.spine.engine: dreaming volcano"]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from stream.config import systemd_notify
-from stream.framebus import FrameBus
+from stream.core.framebus import FrameBus
 from stream.notify import Notifier, tell_systemd
 
 

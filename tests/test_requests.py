@@ -1,8 +1,8 @@
 import pytest
 
 from dreamer.classes import RequestError
-from stream.budget import TokenBucket
-from stream.requests import QueuePolicy, RequestQueue
+from stream.core.token_bucket import TokenBucket
+from stream.queue.requests import QueuePolicy, RequestQueue
 
 
 class Clock:
@@ -139,7 +139,7 @@ def test_every_attempt_spends_the_budget_before_any_matching():
 
 
 def test_idle_senders_are_forgotten():
-    from stream.requests import PRUNE_EVERY
+    from stream.queue.requests import PRUNE_EVERY
 
     q, clock = make(attempts_per_s=1.0, attempt_burst=5, window_s=60, cooldown_s=0)
     for i in range(PRUNE_EVERY - 1):

@@ -4,9 +4,14 @@ import pytest
 
 from dreamer.classes import RequestError
 from stream.config import ServeSettings
-from stream.origins import origin_allowed
-from stream.overlay import call_to_action, draw_overlay, hershey_text, overlay_lines
-from stream.sanitize import MAX_NAME, clean, clean_name, clean_request
+from stream.core.sanitize import MAX_NAME, clean, clean_name, clean_request
+from stream.front.origins import origin_allowed
+from stream.outputs.overlay import (
+    call_to_action,
+    draw_overlay,
+    hershey_text,
+    overlay_lines,
+)
 
 
 @pytest.mark.parametrize("raw, want", [
@@ -115,7 +120,7 @@ def test_origin_star_allows_any():
 
 
 def test_client_address_trusts_forwarded_for_only_from_our_proxies():
-    from stream.origins import client_address
+    from stream.front.origins import client_address
 
     proxies = ["127.0.0.1", "10.0.0.0/8"]
     assert client_address("203.0.113.9", "1.2.3.4", proxies) == "203.0.113.9"  # not a proxy: ignored

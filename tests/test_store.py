@@ -1,4 +1,4 @@
-"""The queue kept in SQLite (stream/store.py): real files, injected clocks, no sleeping."""
+"""The queue kept in SQLite (stream/queue/store.py): real files, injected clocks, no sleeping."""
 import fcntl
 import json
 import logging
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from stream.requests import QueuePolicy, RequestQueue, SavedStateError
-from stream.store import LOCK_FILE, STATE_FILE, SqliteStore, StateError
+from stream.queue.requests import QueuePolicy, RequestQueue
+from stream.queue.store import LOCK_FILE, STATE_FILE, SqliteStore, StateError
 
 
 class Clocks:
@@ -201,7 +201,7 @@ def test_fresh_moves_the_old_file_aside(tmp_path, caplog):
 
 
 def test_a_full_disk_is_one_warning_and_saving_resumes(tmp_path, caplog):
-    caplog.set_level(logging.INFO, "stream.store")
+    caplog.set_level(logging.INFO, "stream.queue.store")
     clocks = Clocks()
     q = make(tmp_path, clocks, hold_s=30, max_queue=200)
     store = q.store

@@ -1,10 +1,9 @@
 """Supervision: one backoff rule, one rate meter, and a worker that comes back after a failure."""
 import asyncio
+import logging
 import threading
 
-import logging
-
-from stream.worker import Backoff, RateMeter, Repeats, Worker, again, supervise
+from stream.core.worker import Backoff, RateMeter, Repeats, Worker, again, supervise
 
 
 def test_backoff_doubles_to_its_cap_and_resets():

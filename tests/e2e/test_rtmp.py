@@ -13,7 +13,7 @@ import cv2
 import imageio_ffmpeg
 import numpy as np
 
-from stream.overlay import draw_overlay
+from stream.outputs.overlay import draw_overlay
 
 from .conftest import TEST_CONFIG, free_port, start_server, stop_server
 

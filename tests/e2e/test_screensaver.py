@@ -16,7 +16,7 @@ if any(shutil.which(t) is None for t in NEEDED) and not os.environ.get("CI"):
     pytest.skip("needs Debian xvfb, xdotool and imagemagick (make test installs them as root)",
                 allow_module_level=True)
 
-from stream.screensaver import HELP, draw_plate  # noqa: E402
+from stream.desktop.screensaver import HELP, draw_plate  # noqa: E402
 
 SCREEN = (320, 200)
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -335,7 +335,7 @@ def test_the_paint_watch_reads_the_window_back_and_maps_a_black_one_again(deskto
     window reads grey, a black one black) and a window is found by name and pid; told that
     grey was drawn into the black one, the watch maps it again (it stays readable) and, its
     tries spent, says once that the window does not show what is drawn and stops looking."""
-    from stream.xdisplay import PaintWatch, XDisplay, sample_points
+    from stream.desktop.xdisplay import PaintWatch, XDisplay, sample_points
     monkeypatch.setenv("DISPLAY", desktop)
     env = {**os.environ, "QT_QPA_FONTDIR": "/usr/share/fonts", "QT_LOGGING_RULES": "*.debug=false;qt.*=false"}
     grey, black = (subprocess.Popen([sys.executable, "-c", SHOW, v, at], env=env)
@@ -363,7 +363,7 @@ def test_the_paint_watch_reads_the_window_back_and_maps_a_black_one_again(deskto
         for name, w in watch.items():
             w.window = windows[name]  # another process's: found by pid above
         grey_picture = np.full((200, 320, 3), 128, np.uint8)
-        caplog.set_level("INFO", logger="stream.xdisplay")
+        caplog.set_level("INFO", logger="stream.desktop.xdisplay")
         for name in ("grey", "black"):
             watch[name].drawn(grey_picture)
             for _ in range(4):

@@ -32,10 +32,10 @@ import numpy as np
 from dreamer.flow import residual_of
 from dreamer.live import LiveSettings, Residual
 from dreamer.loop import MAX_DT_S, DreamSettings, motion_pose
+from dreamer.photo import cover
 
-from .framebus import Frame, FrameBus
-from .source import cover
-from .worker import RateMeter, Worker
+from ..core.framebus import Frame, FrameBus
+from ..core.worker import RateMeter, Worker
 
 log = logging.getLogger(__name__)
 

@@ -28,30 +28,17 @@ import av
 import cv2
 import numpy as np
 
-from .config import RtmpSettings, bitrate_k
-from .framebus import FrameBus
+from ..config import RtmpSettings, bitrate_k
+from ..core.framebus import FrameBus
+from ..core.sanitize import mask_url
+from ..core.worker import Worker, again
 from .overlay import draw_overlay
-from .worker import Worker, again
 
 log = logging.getLogger(__name__)
 
 AUDIO_RATE = 44100
 AUDIO_FRAME = 1024  # samples per AAC frame
 
-
-def mask_url(url: str) -> str:
-    """rtmp://host:port/app/KEY -> rtmp://host:port/app/****: the application name stays
-    (it is no secret), every later path part, the userinfo and the query go. A URL with only
-    one path part (rtmp://host/KEY) may carry the key there: it is masked too."""
-    parts = urlsplit(url)
-    path = [p for p in parts.path.split("/") if p]
-    shown = path[:1] if len(path) > 1 else []
-    host = parts.hostname or ""
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{host}{port}/" + "/".join(shown + ["****"] * bool(path or parts.query))
 
 
 def x264_threads(configured: int, width: int, height: int) -> int:

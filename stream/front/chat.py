@@ -10,7 +10,7 @@ server has welcomed it (001), answers PING, obeys RECONNECT, unescapes IRCv3 tag
 splits frames that hold several lines. A nick the server refuses (432 too long or invalid,
 433 in use) is replaced by another that fits; a refusal it cannot fix (464 bad password, an
 ERROR line) ends the session with the server's own reason in the log. `session()` is one
-connection; `stream.worker.supervise` runs it again after a backoff when it ends. Long,
+connection; `stream.core.worker.supervise` runs it again after a backoff when it ends. Long,
 binary or zalgo messages are ignored. Requests go to the same queue as the web page's,
 rate-limited per chat user.
 """
@@ -32,10 +32,10 @@ from websockets.exceptions import WebSocketException
 
 from dreamer.classes import RequestError
 
-from .config import ChatSettings
-from .requests import Ack
-from .sanitize import clean_name
-from .worker import Backoff, again
+from ..config import ChatSettings
+from ..core.sanitize import clean_name
+from ..core.worker import Backoff, again
+from ..queue.requests import Ack
 
 log = logging.getLogger(__name__)
 

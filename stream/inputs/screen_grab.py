@@ -1,11 +1,11 @@
 """A screen as raw RGB frames on stdout, read by FFmpeg's x11grab through PyAV, in a process of
-its own: `screen:DISPLAY` sources run this (stream/source.py).
+its own: `screen:DISPLAY` sources run this (stream/inputs/source.py).
 
 Why a process of its own: with torch and OpenCV loaded, x11grab crashed the process in the X
 libraries each wheel bundles, and loading PyAV first instead broke OpenCV's windows (seen with
 av 18, torch 2.14, opencv-python 4.x). Here only PyAV is loaded.
 
-    python -m stream.grab_screen :0 30      # prints "W H", then W*H*3 bytes a frame
+    python -m stream.inputs.screen_grab :0 30      # prints "W H", then W*H*3 bytes a frame
 """
 from __future__ import annotations
 

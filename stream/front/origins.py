@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from .config import ServeSettings
+from ..config import ServeSettings
 
 LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 

@@ -2,7 +2,7 @@
 
 `serve` keeps what plays and since when, the queue in order with its votes and who asked,
 the playlist's position and the strip of recent dreams here, so a crash, a kill -9 or a
-restart picks up where it was. The rules stay in `stream/requests.py`; this module only
+restart picks up where it was. The rules stay in `stream/queue/requests.py`; this module only
 keeps state, behind two calls a second store (Redis, later) can also answer:
 `load_queue()` / `save_queue(state)` and `load_recent()` / `add_recent(...)`.
 

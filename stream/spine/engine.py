@@ -27,11 +27,11 @@ from collections.abc import Callable
 
 from dreamer.live import LiveDream, LiveSettings, motionless
 from dreamer.loop import MAX_DT_S, Dreamer, DreamSettings
+from dreamer.photo import cover
 
-from .framebus import FrameBus
-from .requests import RequestQueue
-from .source import cover
-from .worker import RateMeter, Repeats, Worker, again
+from ..core.framebus import FrameBus
+from ..core.worker import RateMeter, Repeats, Worker, again
+from ..queue.requests import RequestQueue
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@
 The engine (one thread, owns the model) publishes each optimized frame on `dreamed`; the
 presenter (its own thread) turns them into a steady `output_fps`, zooming between dreamed
 frames and cross-fading, and publishes on `shown`, where every sink reads: MJPEG, /frame.jpg,
-the RTMP encoder, the screensaver window. Both threads run supervised (`stream.worker`):
+the RTMP encoder, the screensaver window. Both threads run supervised (`stream.core.worker`):
 one that fails is restarted, and `health()` says so meanwhile, from the age of the newest
-frame on each bus. With a live source (`stream.source`), its reader is one more supervised
+frame on each bus. With a live source (`stream.inputs.source`), its reader is one more supervised
 worker in front: the engine dreams on its newest frame, the presenter shows every one of them
 with the dream carried on; a source that stops leaves the stream running on its last frame
 while health reports it.
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from dreamer.live import LiveSettings
 from dreamer.loop import DreamSettings
 
+from ..core.framebus import FrameBus
+from ..inputs.source import SourceReader
+from ..queue.requests import RequestQueue
 from .engine import DreamEngine
-from .framebus import FrameBus
 from .presenter import Presenter
-from .requests import RequestQueue
-from .source import SourceReader
 
 DREAM_STALL_S = 30.0  # no dreamed frame for this long: the dream is stuck (a frame takes < 2 s)
 SHOWN_STALL_S = 5.0  # no shown frame for this long: the presenter is stuck (it shows 25 a second)

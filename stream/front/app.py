@@ -1,12 +1,12 @@
 """The aiohttp app factory: routes, and the long-lived work started and stopped with the app.
 
     app = make_app(service, cfg.serve)   # tests build the same app on free ports
-    serving.run(app, http_socket)          # the command: until SIGTERM or SIGINT
+    runner.run(app, http_socket)           # the command: until SIGTERM or SIGINT
 
 Long-lived pieces live in `cleanup_ctx`: the dream and presenter threads (and the RTMP
 encoder), the websocket server, the state watcher, the chat reader and the systemd
 notifications start before the first request. On shutdown every part is told at once, the
-moment the signal arrives, and each close has its own bound (stream/serving.py), so Ctrl-C
+moment the signal arrives, and each close has its own bound (stream/front/runner.py), so Ctrl-C
 and SIGTERM end everything within SHUTDOWN_S however many viewers are attached. The chat
 reader runs supervised like every thread.
 """
@@ -21,20 +21,28 @@ import time
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from dreamer.classes import MAX_TEXT, RequestError, catalogue, normalize, parse, suggest, twins
+from dreamer.classes import (
+    MAX_TEXT,
+    RequestError,
+    catalogue,
+    normalize,
+    parse,
+    suggest,
+    twins,
+)
 from dreamer.runtime import give_back_freed_memory, lower_this_thread
 
-from . import mjpeg
-from .config import ServeSettings
-from .framebus import encode_jpeg
+from ..config import ServeSettings
+from ..core.framebus import encode_jpeg
+from ..core.sanitize import clean
+from ..core.worker import supervise
+from ..notify import Notifier, tell_systemd
+from ..outputs import mjpeg
+from ..resources import folder
 from .metrics import CONTENT_TYPE
-from .notify import Notifier, tell_systemd
 from .origins import client_address, origin_allowed
-from .resources import folder
-from .sanitize import clean
+from .runner import CLOSING, SHUTDOWN_S, Closing
 from .service import Service, error, error_json
-from .serving import CLOSING, SHUTDOWN_S, Closing
-from .worker import supervise
 from .ws import WebsocketServer
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,10 @@ from tqdm import tqdm
 from dreamer.flow import compose
 from dreamer.live import LiveDream, motionless
 from dreamer.loop import Dreamer
+from dreamer.photo import cover
 from dreamer.render import open_writer
 
-from .source import SourceSpec, cover, open_input
+from .inputs.source import SourceSpec, open_input
 
 log = logging.getLogger(__name__)
 

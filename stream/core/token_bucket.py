@@ -1,5 +1,5 @@
 """A token bucket: `rate` tokens a second, at most `burst` saved up. Each request sender's
-attempt budget (stream/requests.py) and each websocket's message budget (stream/ws.py)."""
+attempt budget (stream/queue/requests.py) and each websocket's message budget (stream/front/ws.py)."""
 from __future__ import annotations
 
 

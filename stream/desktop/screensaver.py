@@ -15,7 +15,7 @@ its first image. While the model loads the window is kept live (painted when the
 asks, a key still ends it): Qt paints only while OpenCV waits for a key, and a window mapped
 after that first wait stayed black until the dream began. Even so Qt 5.15 on a busy machine
 sometimes maps the window and never paints it: the window is read back from the X server
-for its first seconds and mapped again when it does not show the picture (stream.xdisplay).
+for its first seconds and mapped again when it does not show the picture (stream.desktop.xdisplay).
 The dream and presenter threads are the live service's, run at a low priority so that a
 saver never gets in the way; the presenter renders straight at the screen's size, so the
 picture keeps zooming smoothly at the display rate even when dreaming is slow.
@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .pipeline import Pipeline
+from ..spine.pipeline import Pipeline
 from .xdisplay import PaintWatch, XDisplay
 
 log = logging.getLogger(__name__)

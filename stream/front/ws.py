@@ -21,8 +21,8 @@ from websockets.exceptions import ConnectionClosed
 
 from dreamer.classes import RequestError
 
-from .budget import TokenBucket
-from .config import ServeSettings
+from ..config import ServeSettings
+from ..core.token_bucket import TokenBucket
 from .origins import client_address, origin_allowed
 from .service import STATE_EVERY_S, Service, error, error_json
 

@@ -13,8 +13,8 @@ import logging
 
 from aiohttp import web
 
-from .config import ServeSettings
-from .framebus import BusClosed
+from ..config import ServeSettings
+from ..core.framebus import BusClosed
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ Pure logic with an injected clock, so every rule is unit-tested without a networ
   voted wins and the ballot is cleared.
 Thread-safe: the web/websocket side submits, the dream thread reads `current()`.
 
-With a store (`stream/store.py`), every change is saved as it happens and a new queue picks
+With a store (`stream/queue/store.py`), every change is saved as it happens and a new queue picks
 up the saved one: what plays and since when (on the wall clock, so the time a restart took
 counts), the queue with its votes, the playlist's place and the next id. Rate-limit windows
 are not kept: a restart forgets who asked how often.
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from dreamer.classes import ClassWeight, RequestError, Target, parse, twins
 
-from .budget import TokenBucket
+from ..core.token_bucket import TokenBucket
 
 
 class SavedStateError(ValueError):
@@ -127,7 +127,7 @@ class RequestQueue:
     def __init__(self, policy: QueuePolicy, playlist: list[str], clock=time.monotonic, first: str | None = None,
                  store=None, wall=time.time):
         """`first`: what plays before anything else (then the playlist); default the playlist's first.
-        `store`: where the state is kept (a `stream.store.SqliteStore`); a saved state is picked
+        `store`: where the state is kept (a `stream.queue.store.SqliteStore`); a saved state is picked
         up instead of starting with `first`. `wall`: the wall clock, for times kept across runs."""
         self.policy, self.clock, self.store, self.wall = policy, clock, store, wall
         self.playlist = [parse(p) for p in playlist] or [parse("volcano")]

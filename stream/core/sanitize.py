@@ -1,4 +1,5 @@
-"""Text from outside (request texts, viewer names, chat lines), normalised once where it enters.
+"""Text from outside (request texts, viewer names, chat lines), normalised once where it enters;
+and what a log or the page may show of a URL that holds a secret (`mask_url`).
 
 Everything behind this boundary (the queue, the state JSON, logs, the page, the RTMP
 overlay drawn by OpenCV) may trust what it gets: valid Unicode in NFC, printable, one line,
@@ -12,6 +13,7 @@ JSON) are the dangerous case: OpenCV's text functions crashed the process on one
 from __future__ import annotations
 
 import unicodedata
+from urllib.parse import urlsplit
 
 from dreamer.classes import MAX_TEXT, RequestError
 
@@ -59,3 +61,18 @@ def clean_request(text) -> str:
     if not text:
         raise RequestError("bad_request", "empty request: type a class name such as 'volcano'")
     return text
+
+
+def mask_url(url: str) -> str:
+    """rtmp://host:port/app/KEY -> rtmp://host:port/app/****: the application name stays
+    (it is no secret), every later path part, the userinfo and the query go. A URL with only
+    one path part (rtmp://host/KEY) may carry the key there: it is masked too."""
+    parts = urlsplit(url)
+    path = [p for p in parts.path.split("/") if p]
+    shown = path[:1] if len(path) > 1 else []
+    host = parts.hostname or ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}/" + "/".join(shown + ["****"] * bool(path or parts.query))

@@ -35,9 +35,9 @@ import numpy as np
 
 from dreamer.runtime import lower_this_thread
 
-from .config import ClipSettings
-from .framebus import FrameBus
-from .worker import Worker
+from ..config import ClipSettings
+from ..core.framebus import FrameBus
+from ..core.worker import Worker
 
 log = logging.getLogger(__name__)
 

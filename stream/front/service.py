@@ -20,12 +20,12 @@ import numpy as np
 
 from dreamer.classes import RequestError
 
-from .framebus import encode_jpeg
+from ..core.framebus import encode_jpeg
+from ..core.sanitize import clean_name, clean_request
+from ..outputs.overlay import overlay_lines
+from ..queue.requests import Ack
+from ..spine.pipeline import Health, Pipeline
 from .metrics import Metrics, Reading
-from .overlay import overlay_lines
-from .pipeline import Health, Pipeline
-from .requests import Ack
-from .sanitize import clean_name, clean_request
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class About:
 
 class Service:
     def __init__(self, pipeline: Pipeline, about: About, store=None):
-        """`store`: where the queue is kept (stream/store.py); the recent strip is kept there
+        """`store`: where the queue is kept (stream/queue/store.py); the recent strip is kept there
         too, and picked up from it."""
         self.pipeline, self.queue, self.about, self.store = pipeline, pipeline.queue, about, store
         self.metrics = Metrics(self.reading)

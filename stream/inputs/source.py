@@ -3,7 +3,7 @@
     --source clip.mp4 | camera[:N] | screen[:DISPLAY] | rtmp://... rtsp://... srt://... https://....m3u8
 
 Files and network streams are read with PyAV's FFmpeg; a screen with its x11grab in a child
-process (`stream.grab_screen` says why); a camera with OpenCV's VideoCapture (PyAV's FFmpeg
+process (`stream.inputs.screen_grab` says why); a camera with OpenCV's VideoCapture (PyAV's FFmpeg
 has no v4l2, OpenCV's wheel has). `open_input` opens one
 and reads its first frame, so a missing file, an absent camera, an unreachable URL or an
 unreadable format is one `SourceError` line before anything else starts. `SourceReader` is
@@ -29,9 +29,11 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from .framebus import FrameBus
-from .rtmp import mask_url
-from .worker import RateMeter, Worker
+from dreamer.photo import cover
+
+from ..core.framebus import FrameBus
+from ..core.sanitize import mask_url
+from ..core.worker import RateMeter, Worker
 
 log = logging.getLogger(__name__)
 
@@ -85,21 +87,6 @@ def parse_source(text: str) -> SourceSpec:
         raise SourceError("--source needs a file, camera[:N], screen[:DISPLAY] or a URL")
     return SourceSpec("file", text)
 
-
-def cover(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Crop to the aspect of `size` (w, h), centred, and scale to it: the picture keeps its shape."""
-    h, w = rgb.shape[:2]
-    tw, th = size
-    if w * th > tw * h:  # wider than wanted: crop the sides
-        cw = round(h * tw / th)
-        rgb = rgb[:, (w - cw) // 2:(w - cw) // 2 + cw]
-    elif w * th < tw * h:  # taller: crop top and bottom
-        ch = round(w * th / tw)
-        rgb = rgb[(h - ch) // 2:(h - ch) // 2 + ch]
-    if rgb.shape[1] == tw and rgb.shape[0] == th:
-        return np.ascontiguousarray(rgb)
-    shrink = rgb.shape[1] > tw
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
 class Input:
@@ -173,13 +160,13 @@ class AvInput(Input):
 
 
 class ScreenInput(Input):
-    """An X screen, grabbed 30 times a second by `stream.grab_screen` in a child process."""
+    """An X screen, grabbed 30 times a second by `stream.inputs.screen_grab` in a child process."""
 
     fps = 30.0
 
     def __init__(self, spec: SourceSpec):
         self.spec = spec
-        self.proc = subprocess.Popen([sys.executable, "-m", "stream.grab_screen", spec.target, str(int(self.fps))],
+        self.proc = subprocess.Popen([sys.executable, "-m", "stream.inputs.screen_grab", spec.target, str(int(self.fps))],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         header = self.proc.stdout.readline().split()
         if len(header) != 2:

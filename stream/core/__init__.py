@@ -1,0 +1,1 @@
+"""The parts every room uses: the latest-frame bus, supervised workers, text cleaning, token buckets."""

@@ -1,0 +1,1 @@
+"""The front door: HTTP routes, the websocket, chat, and the service state they share."""

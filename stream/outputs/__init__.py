@@ -1,0 +1,1 @@
+"""Where shown frames go: MJPEG, RTMP (with the overlay drawn in), clips."""

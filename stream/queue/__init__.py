@@ -1,0 +1,1 @@
+"""The request queue: its rules (requests) and where its state is kept (store)."""

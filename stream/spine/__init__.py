@@ -1,0 +1,1 @@
+"""The frame pipeline: the dream thread and the presenter between the buses."""
