@@ -79,11 +79,6 @@ class DreamSettings:
     # blur_per_s * sqrt(dt) (0.4 a frame at 4 frames/s). Less keeps the detail that reads magnified.
     blur_per_s: float = 0.8
     blend_s: float = 3.0  # a new target fades in over this many seconds
-    # A growth phase when the target changes: for `growth_s` seconds the blur between frames
-    # is stronger, by a sigma adding up to `growth_blur` over the phase, so the old class's
-    # detail washes out and the new one grows on its shapes and colours (0: off)
-    growth_s: float = 0.0
-    growth_blur: float = 0.0
     # The GPU's settings (docs/performance.md, "On a GPU"); on a CPU they cost or change nothing.
     # "auto": the network in bf16 autocast on CUDA (tensor cores; image and gradient stay fp32), fp32 elsewhere
     precision: str = "auto"  # auto | fp32 | bf16
@@ -134,7 +129,6 @@ class Dreamer:
         self._objective: obj.Objective | None = None
         self._previous: obj.Objective | None = None
         self._blend = 1.0  # 0 -> only the previous objective, 1 -> only the current one
-        self._growth_left = 0.0  # seconds of the growth phase still to come
         self._taps: obj.LayerTaps | None = None
 
     # -- targets ----------------------------------------------------------------------------
@@ -151,8 +145,6 @@ class Dreamer:
         new = self.objective_for(target)
         if self._objective is not None and self.settings.blend_s > 0:
             self._previous, self._blend = self.current_objective(), 0.0
-        if self._objective is not None:
-            self._growth_left = self.settings.growth_s
         self.target, self._objective = target, new
         self._retap()
 
@@ -177,18 +169,12 @@ class Dreamer:
     # -- one frame --------------------------------------------------------------------------
     def advance(self, dt: float) -> None:
         """`dt` seconds of the between-frames motion: zoom/spin/drift about the centre, then
-        the blur those seconds add up to (variances add), with the growth phase's share."""
+        the blur those seconds add up to."""
         s = self.settings
-        dt = max(0.0, dt)
         scale, angle, shift = motion_pose(s, dt)
         if scale != 1.0 or angle or any(shift):
             self.image = reg.affine(self.image, scale, angle, shift)
-        variance = s.blur_per_s ** 2 * dt
-        if self._growth_left > 0:
-            grown = min(dt, self._growth_left)
-            self._growth_left -= grown
-            variance += s.growth_blur ** 2 * grown / s.growth_s
-        self.image = reg.gaussian_blur(self.image, math.sqrt(variance))
+        self.image = reg.gaussian_blur(self.image, s.blur_per_s * math.sqrt(max(0.0, dt)))
 
     def _network_in_precision(self, views: torch.Tensor) -> torch.Tensor:
         """(B, 3, h, w) views -> (B, 1000) fp32 logits; in bf16 autocast when `precision` says so

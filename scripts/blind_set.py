@@ -199,7 +199,7 @@ def main() -> None:
     p.add_argument("--variant", required=True, help="a name for this config (a folder under --out)")
     p.add_argument("--config", type=Path, help="TOML config (default configs/default.toml); needs a [serve] table")
     p.add_argument("--classes", default="report", help='"report" (default), "tune" or "a, b, c"')
-    p.add_argument("--hold", type=float, default=30.0, help="seconds each class plays live (default 30)")
+    p.add_argument("--hold", type=float, default=20.0, help="seconds each class plays live (default 20, as serve)")
     p.add_argument("--seed", type=int, default=0, help="the shuffle's and the live dream's seed")
     p.add_argument("--no-live", action="store_true")
     p.add_argument("--no-stills", action="store_true")

@@ -232,7 +232,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "dream.start_blur": (0.0, 20.0), "dream.sharpness": (0.0, 10.0), "dream.jitter_px": (0, 256),
     "dream.scale_range": (0.1, 4.0), "dream.rotate_deg": (0.0, 180.0), "dream.zoom_per_s": (-0.5, 2.0),
     "dream.spin_deg_per_s": (-180.0, 180.0), "dream.drift_per_s": (-1.0, 1.0), "dream.blur_per_s": (0.0, 20.0),
-    "dream.blend_s": (0.0, 600.0), "dream.growth_s": (0.0, 600.0), "dream.growth_blur": (0.0, 20.0), "dream.fps": (0.0, 240.0), "dream.min_steps": (1, 64),
+    "dream.blend_s": (0.0, 600.0), "dream.fps": (0.0, 240.0), "dream.min_steps": (1, 64),
     "dream.max_steps": (1, 256), "dream.views_per_step": (1, 16),
     "serve.port": (1, 65535), "serve.ws_port": (1, 65535), "serve.jpeg_quality": (1, 100),
     "serve.max_ws_per_ip": (1, 10_000), "serve.max_viewers": (1, 100_000), "serve.web_nice": (0, 19), "serve.output_nice": (0, 19),

@@ -87,21 +87,3 @@ def test_a_frame_is_blurred_by_what_its_seconds_add_up_to(lite0):
     before = d.image.clone()
     d.frame(0.25)
     assert torch.equal(d.image, reg.gaussian_blur(before, 0.4))
-
-
-def test_a_new_target_grows_under_the_growth_blur_whatever_the_frame_rate(lite0):
-    """After a target change the growth phase adds growth_blur's variance over growth_s seconds,
-    shared by the frames in it in proportion to their seconds; the first target has none."""
-    s = DreamSettings(size=(64, 48), steps=0, zoom_per_s=0.0, blur_per_s=0.8, growth_s=1.0, growth_blur=2.0)
-    d = Dreamer(lite0, s, seed=0)
-    d.set_target(parse("volcano"))
-    d.frame()
-    before = d.image.clone()
-    d.frame(0.5)
-    assert torch.equal(d.image, reg.gaussian_blur(before, 0.8 * 0.5 ** 0.5))  # the first target: no growth
-    d.set_target(parse("jellyfish"))
-    for dt, grown in ((0.75, 0.75), (0.5, 0.25), (0.5, 0.0)):  # 1 s of growth, then none
-        before = d.image.clone()
-        d.frame(dt)
-        sigma = (0.8 ** 2 * dt + 2.0 ** 2 * grown / 1.0) ** 0.5
-        assert torch.equal(d.image, reg.gaussian_blur(before, sigma))
