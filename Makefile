@@ -3,8 +3,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the end-to-end tests drive for real (installed only when run as root);
-# mate-backgrounds: nature photos the natural-image prior is fitted on (scripts/fit_prior.py).
-TEST_DEBS := chromium xvfb xdotool imagemagick ngircd nginx libnginx-mod-rtmp mate-backgrounds opencv-doc
+# mate-backgrounds: nature photos the natural-image prior is fitted on (scripts/fit_prior.py);
+# redis-server: the shared queue's store (tests start their own, on a free port).
+TEST_DEBS := chromium xvfb xdotool imagemagick ngircd nginx libnginx-mod-rtmp mate-backgrounds opencv-doc \
+	redis-server
 
 .PHONY: serve test install install-test bench eval loadtest soak gpu-check gpu-wheels clean
 

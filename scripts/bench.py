@@ -46,6 +46,7 @@ import torch
 from bench_live import bench_serve
 from loadtest import free_port, wait_healthy
 from naive import naive_steps_per_s
+from peers import REDIS_SERVER, RedisServer
 
 from dreamer.classes import parse
 from dreamer.flow import Flow
@@ -55,6 +56,7 @@ from dreamer.runtime import tune_for_cpu_dreaming
 from stream.config import load_config
 from stream.core.framebus import Frame
 from stream.queue.requests import QueuePolicy, RequestQueue
+from stream.queue.shared import RedisShared
 from stream.queue.store import SqliteStore
 from stream.spine.pipeline import Pipeline
 from stream.spine.presenter import Motion
@@ -282,17 +284,22 @@ def bench_queue_store(rounds: int = 5, requests: int = 400) -> dict:
     """A request from text to ack (parse, rules, and with a store the state handed to its
     writer), the time until the writer has committed it, with a queue kept at its usual fill
     (max_queue 20: each request is followed by a skip, not timed), and the dream thread's
-    `current()`; rounds alternate store and none."""
+    `current()`; rounds alternate store and none, and a queue shared through a local
+    redis-server (appendonly, as the README runs it) where Debian's is installed."""
     labels = ["volcano", "jellyfish", "pizza", "coral reef", "peafowl", "monarch butterfly", "strawberry",
               "lighthouse", "goldfish", "daisy", "castle", "broccoli", "lemon", "orange", "banana",
               "tabby cat", "golden retriever", "pizza + volcano", "space shuttle", "mushroom", "daisy + bee"]
-    times: dict[str, list[float]] = {"none": [], "sqlite": []}
-    current: dict[str, list[float]] = {"none": [], "sqlite": []}
+    kinds = ("none", "sqlite") + (("redis",) if REDIS_SERVER else ())
+    times: dict[str, list[float]] = {k: [] for k in kinds}
+    current: dict[str, list[float]] = {k: [] for k in kinds}
     on_disk: list[float] = []
+    server = RedisServer(Path(tempfile.mkdtemp(prefix="dreamstream-bench-redis-"))).start() if REDIS_SERVER else None
     for r in range(rounds):
-        for kind in ("none", "sqlite"):
+        for kind in kinds:
             store = SqliteStore(tempfile.mkdtemp(prefix="dreamstream-bench-")) if kind == "sqlite" else None
-            q = RequestQueue(QueuePolicy(hold_s=1e9, cooldown_s=0, burst=10**6, max_queue=20), labels, store=store)
+            shared = RedisShared(server.url, f"bench{r}:") if kind == "redis" else None
+            q = RequestQueue(QueuePolicy(hold_s=1e9, cooldown_s=0, burst=10**6, max_queue=20), labels, store=store,
+                             shared=shared)
             for i in range(19):  # a full queue: what every save writes
                 q.submit(labels[i % len(labels)], f"viewer-{i:04d}-with-a-name-of-some-length")
             for i in range(requests):
@@ -309,6 +316,8 @@ def bench_queue_store(rounds: int = 5, requests: int = 400) -> dict:
                     q.skip()
             if store is not None:
                 store.close()
+    if server is not None:
+        server.kill()
 
     def ms(xs: list[float]) -> dict:
         xs = sorted(xs)
@@ -316,6 +325,8 @@ def bench_queue_store(rounds: int = 5, requests: int = 400) -> dict:
 
     return {"request_ms": {k: ms(v) for k, v in times.items()},
             "store_adds_ms_median": round(1e3 * (statistics.median(times["sqlite"]) - statistics.median(times["none"])), 4),
+            **({"redis_adds_ms_median": round(1e3 * (statistics.median(times["redis"]) - statistics.median(times["none"])), 4)}
+               if "redis" in times else {}),
             "ack_on_disk_ms": ms(on_disk),
             "current_ms": {k: ms(v) for k, v in current.items()}, "requests": rounds * requests}
 

@@ -1,10 +1,12 @@
 """The real servers a stream talks to, as the end-to-end tests and scripts/soak.py run them:
 Debian's nginx with libnginx-mod-rtmp on the README's recipe (configs/nginx-hls.conf), and
-a stock ngircd on Debian's own config. Only what a second copy on this machine must change
-is changed: ports, loopback, and paths under a temporary folder.
+a stock ngircd on Debian's own config; Debian's redis-server with appendonly on, as the README
+tells users to run it. Only what a second copy on this machine must change is changed:
+ports, loopback, and paths under a temporary folder.
 
     proc = start_nginx(tmp, rtmp_port, http_port)    # RTMP in, HLS out
     proc = start_ngircd(tmp, irc_port)               # returns once it accepts connections
+    redis = RedisServer(tmp).start()                 # redis.url; .kill() and .start() again keep its data
 """
 from __future__ import annotations
 
@@ -16,12 +18,15 @@ import subprocess
 import time
 from pathlib import Path
 
+import redis
+
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "configs" / "nginx-hls.conf"
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 NGINX = shutil.which("nginx", path="/usr/sbin:/usr/bin")
 NGIRCD = shutil.which("ngircd") or ("/usr/sbin/ngircd" if os.path.exists("/usr/sbin/ngircd") else None)
 DEBIAN_NGIRCD_CONF = Path("/etc/ngircd/ngircd.conf")
+REDIS_SERVER = shutil.which("redis-server", path="/usr/bin:/usr/sbin")
 
 
 def nginx_recipe(folder: Path, rtmp_port: int, http_port: int) -> str:
@@ -87,3 +92,44 @@ def stop(proc: subprocess.Popen, timeout: float = 10) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    def __init__(self, folder: Path, password: str | None = None):
+        self.folder, self.port, self.password = folder, _free_port(), password
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://{':' + self.password + '@' if self.password else ''}127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+                "--appendonly", "yes", "--save", "", "--daemonize", "no"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, password=self.password, socket_timeout=0.5)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        """SIGKILL: what its appendonly file holds is what comes back (written before each reply;
+        fsync'd every second, which only a power cut would need)."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None

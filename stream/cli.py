@@ -27,6 +27,7 @@ from .config import (
     load_config,
     output_size,
     parse_size,
+    queue_prefix,
     state_dir,
     systemd_notify,
     twitch_oauth_token,
@@ -123,8 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", metavar="DIR",
                    help="keep the queue here, so requests survive a restart "
                         "(default $XDG_STATE_HOME/dreamstream, else ~/.local/state/dreamstream)")
+    p.add_argument("--queue", metavar="URL",
+                   help="share the queue with other serve processes through Redis: redis://HOST:PORT/DB "
+                        "(rediss:// for TLS; a password in the URL or $REDIS_PASSWORD)")
     p.add_argument("--fresh", action="store_true",
-                   help="start with an empty queue; the old state file is moved aside, not deleted")
+                   help="start with an empty queue; the old state is moved aside, not deleted")
     _log_file(p)
 
     p = sub.add_parser("screensaver", help="a fullscreen local window that dreams through a playlist")
@@ -171,6 +175,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         cfg.clips.folder = flag("clips")
     if flag("state_dir"):
         cfg.queue.state_dir = flag("state_dir")
+    if flag("queue"):
+        cfg.queue.url = flag("queue")
     if flag("rtmp"):
         cfg.rtmp.url = flag("rtmp")
     if flag("chat"):
@@ -221,9 +227,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure(log_level(args), cfg.log, journald_stderr())
     s = cfg.serve
     http_socket, ws_socket = listen(s.host, s.port, "--port"), listen(s.host, s.ws_port, "--ws-port")
-    # held until the process ends; a kept queue this code cannot pick up is refused before any write
-    store = SqliteStore(state_dir(cfg.queue), fresh=args.fresh, check=RequestQueue.check_saved)
-    queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class, store=store)
+    if cfg.queue.url:  # one queue for several processes, in Redis; Redis unreachable: one line, exit 2
+        from .queue.shared import RedisShared
+        store, shared = None, RedisShared(cfg.queue.url, queue_prefix(cfg))
+        if args.fresh:
+            shared.move_aside()
+        queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class, shared=shared)
+        kept = f"shared in {shared.shown} under {shared.prefix}"
+    else:  # held until the process ends; a kept queue this code cannot pick up is refused before any write
+        store = SqliteStore(state_dir(cfg.queue), fresh=args.fresh, check=RequestQueue.check_saved)
+        queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class, store=store)
+        kept = f"kept in {store.path}"
     shown_size = output_size(cfg)
     reader = open_source(cfg, shown_size)  # a source that cannot be read: one line, before the model loads
     model, device = load_for_dreaming(cfg.model, cfg.device)
@@ -260,7 +274,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     f", chat {cfg.chat.url} #{cfg.chat.channel}" if cfg.chat.url else ""])
     shown = f", shown at {shown_size[0]}x{shown_size[1]}" if shown_size != (w, h) else ""
     cpu = f" ({threads} thread{'s' * (threads > 1)})" if device.type == "cpu" else ""
-    log.info("the queue is kept in %s", store.path)  # after the source's check: its error is the only line
+    log.info("the queue is %s", kept)  # after the source's check: its error is the only line
     print(f"dreamstream serving {url}  (websocket :{s.ws_port}, model {cfg.model}, device {device}{cpu}, "
           f"size {w}x{h}{shown}{live})", flush=True)
     # keepalive_timeout also closes a connection whose request never completes (aiohttp arms

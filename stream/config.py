@@ -13,6 +13,7 @@ import sys
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dreamer.classes import RequestError, parse
 from dreamer.live import LiveSettings
@@ -41,6 +42,11 @@ class QueueSettings(QueuePolicy):
     # Empty: $STATE_DIRECTORY (systemd's StateDirectory=), else $XDG_STATE_HOME/dreamstream,
     # else ~/.local/state/dreamstream. Only `serve` uses it.
     state_dir: str = ""
+    # A queue shared by several `serve` processes, kept in Redis (stream/queue/shared.py):
+    # "redis://HOST:PORT/DB" or "rediss://..." (TLS); a password in the URL or $REDIS_PASSWORD.
+    # Empty: the queue is this process's own, kept in state_dir.
+    url: str = ""
+    prefix: str = ""  # the keys' prefix; empty: "dreamstream:" + the chat channel (or "default") + ":"
 
 
 @dataclass
@@ -291,6 +297,8 @@ def validate(cfg: "Config") -> "Config":
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             raise ConfigError(f"serve.trusted_proxies: {proxy!r} is not an address or network") from None
+    if cfg.queue.url and urlsplit(cfg.queue.url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("queue.url: a Redis URL, redis://HOST:PORT/DB or rediss://... (TLS)")
     if cfg.serve.port == cfg.serve.ws_port:
         raise ConfigError(f"serve.port and serve.ws_port are both {cfg.serve.port}: use two ports")
     if not cfg.playlist:
@@ -347,6 +355,11 @@ def pictures_dir() -> Path:
             if line.startswith("XDG_PICTURES_DIR="):
                 return Path(line.split("=", 1)[1].strip().strip('"').replace("$HOME", str(home)))
     return home / "Pictures"
+
+
+def queue_prefix(cfg: "Config") -> str:
+    """The shared queue's keys start with this: one stream's keys apart from another's."""
+    return cfg.queue.prefix or f"dreamstream:{cfg.chat.channel or 'default'}:"
 
 
 def state_dir(queue: QueueSettings) -> Path:

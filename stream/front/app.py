@@ -53,6 +53,8 @@ SERVE = web.AppKey("serve", ServeSettings)
 WS_SOCKET = web.AppKey("ws_socket", socket.socket)  # the websocket port, bound before the model loads
 NOTIFIER = web.AppKey("notifier", Notifier)
 MAX_BODY = 4096
+# a refused request's HTTP status: too fast (429), a shared queue lost (503), else a bad request
+STATUS = {"rate_limited": 429, "unavailable": 503}
 GIVE_BACK_EVERY_S = 60.0
 
 
@@ -119,7 +121,7 @@ async def api_classes(request: web.Request) -> web.Response:
     try:
         request.app[SERVICE].queue.attempt(viewer(request))  # lookups share the request budget
     except RequestError as e:
-        return web.json_response(error_json(e), status=429)
+        return web.json_response(error_json(e), status=STATUS[e.code])
     if request.query.get("all"):  # the page's browsable list
         cat = catalogue()  # twins qualified, so a click asks for the one clicked
         return web.json_response({"classes": [cat.display_name(i) for i in range(len(cat.names))]})
@@ -165,7 +167,7 @@ async def api_request(request: web.Request) -> web.Response:
     try:
         ack = service.request(body.get("text"), body.get("user"), viewer(request))
     except RequestError as e:
-        return web.json_response(error_json(e), status=429 if e.code == "rate_limited" else 400)
+        return web.json_response(error_json(e), status=STATUS.get(e.code, 400))
     return web.json_response(ack.to_json())
 
 

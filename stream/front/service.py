@@ -243,6 +243,10 @@ class Service:
         health = self.pipeline.health()
         if self.encoder is not None:
             health.workers[self.encoder.name] = self.encoder.state
+        shared = self.queue.shared
+        if shared is not None:  # requests are refused while it is lost: not ok, though frames flow
+            health.queue = "ok" if shared.available else "unavailable"
+            health.ok = health.ok and shared.available
         return health
 
     def add_viewer(self, kind: str, delta: int) -> None:

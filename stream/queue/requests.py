@@ -17,6 +17,12 @@ With a store (`stream/queue/store.py`), every change is saved as it happens and 
 up the saved one: what plays and since when (on the wall clock, so the time a restart took
 counts), the queue with its votes, the playlist's place and the next id. Rate-limit windows
 are not kept: a restart forgets who asked how often.
+
+Shared (`stream/queue/shared.py`, `[queue] url`): the state lives in Redis instead of in this
+process, and each call runs as one transaction on it: the newest state (and the sender's
+budget) read, these rules applied, the changes written unless another process changed the
+state meanwhile, in which case the call runs again on the new state. So several processes
+keep one queue: votes add up, a sender is one sender wherever they ask, a hold ends once.
 """
 from __future__ import annotations
 
@@ -96,6 +102,17 @@ class _User:
     budget: TokenBucket  # attempts; its `last` is the sender's last attempt
     recent: deque = field(default_factory=deque)  # times of accepted requests within window_s
 
+    def to_json(self, wall_offset: float) -> dict:
+        """For a shared queue: the budget and the window on the wall clock."""
+        b = self.budget
+        return {"tokens": b.tokens, "last": b.last + wall_offset, "recent": [t + wall_offset for t in self.recent]}
+
+    @classmethod
+    def from_json(cls, d: dict, policy: "QueuePolicy", wall_offset: float, now: float) -> "_User":
+        budget = TokenBucket(policy.attempts_per_s, policy.attempt_burst, min(now, _finite(d["last"]) - wall_offset))
+        budget.tokens = min(float(policy.attempt_burst), _finite(d["tokens"]))
+        return cls(budget, deque(min(now, _finite(t) - wall_offset) for t in d["recent"]))
+
 
 PRUNE_EVERY = 256  # attempts between sweeps of idle senders
 
@@ -125,11 +142,13 @@ def _key(target: Target) -> tuple:
 
 class RequestQueue:
     def __init__(self, policy: QueuePolicy, playlist: list[str], clock=time.monotonic, first: str | None = None,
-                 store=None, wall=time.time):
+                 store=None, wall=time.time, shared=None):
         """`first`: what plays before anything else (then the playlist); default the playlist's first.
         `store`: where the state is kept (a `stream.queue.store.SqliteStore`); a saved state is picked
-        up instead of starting with `first`. `wall`: the wall clock, for times kept across runs."""
-        self.policy, self.clock, self.store, self.wall = policy, clock, store, wall
+        up instead of starting with `first`. `wall`: the wall clock, for times kept across runs.
+        `shared`: a `stream.queue.shared.RedisShared` the state lives in, shared with other
+        processes (then no `store`); its state is picked up, or started as above."""
+        self.policy, self.clock, self.store, self.wall, self.shared = policy, clock, store, wall, shared
         self.playlist = [parse(p) for p in playlist] or [parse("volcano")]
         self._playlist_at = 0  # the playlist's next item
         self._next_id = 1  # ids are r1, r2, ... and playlist-N from one counter, kept across runs
@@ -138,6 +157,7 @@ class RequestQueue:
         self._users: dict[str, _User] = {}
         self._attempts = 0
         self.version = 0  # bumped on every change of current target or queue
+        self._changed = False  # shared: this call changed the state (it is written)
         saved = store.load_queue() if store is not None else None
         if saved is not None:
             self._restore(saved)
@@ -146,6 +166,8 @@ class RequestQueue:
             self._current = Entry("playlist-0", start, [], 0, clock())
             self._started = clock()
             self._save()
+        if shared is not None:  # the shared state wins; this one is written only where there is none
+            shared.start(self)
 
     # -- requests -------------------------------------------------------------------------
     def submit(self, text, user: str, key: str | None = None) -> Ack:
@@ -156,13 +178,13 @@ class RequestQueue:
         """
         user = (user or "anonymous")[: self.policy.max_user_len]
         key = key or user
-        with self._lock:  # rate first: a flood costs a dict lookup, not a fuzzy match
+
+        def spend() -> None:  # rate first: a flood costs a dict lookup, not a fuzzy match
             now = self.clock()
             self._spend(key, now)
             self._check_rate(key, now)
-        target = parse(text)  # unknown_class / too_long / bad_request
-        also = twins(text)  # "missile" plays as missile (rocket): the ack offers missile (projectile)
-        with self._lock:
+
+        def add() -> Ack:
             now = self.clock()
             self._check_rate(key, now)  # again: another submit may have landed meanwhile
             entry = self._merge(target, user)
@@ -180,10 +202,22 @@ class RequestQueue:
                 self._save()
             return Ack(entry.id, entry.target, self._position(entry), also)
 
+        self._atomically(spend, key)
+        target = parse(text)  # unknown_class / too_long / bad_request
+        also = twins(text)  # "missile" plays as missile (rocket): the ack offers missile (projectile)
+        return self._atomically(add, key)
+
     def attempt(self, key: str) -> None:
         """Spend one token of `key`'s budget (a class lookup, say); RequestError when empty."""
+        self._atomically(lambda: self._spend(key, self.clock()), key)
+
+    def _atomically(self, change, sender: str | None = None):
+        """`change()` under the lock; with a shared state, as one transaction on it (with
+        `sender`'s budget), run again if another process changed it meanwhile."""
         with self._lock:
-            self._spend(key, self.clock())
+            if self.shared is None:
+                return change()
+            return self.shared.run(self, change, sender)
 
     def _spend(self, key: str, now: float) -> None:
         p = self.policy
@@ -192,7 +226,7 @@ class RequestQueue:
             u = self._users[key] = _User(TokenBucket(p.attempts_per_s, p.attempt_burst, now))
         wait = u.budget.take(now)
         self._attempts += 1
-        if self._attempts % PRUNE_EVERY == 0:
+        if self._attempts % PRUNE_EVERY == 0 and self.shared is None:  # shared: Redis expires them
             self._forget_idle(now)
         if wait:
             raise RequestError("rate_limited", f"slow down: too many requests (wait {wait:.1f} s)")
@@ -200,10 +234,21 @@ class RequestQueue:
     def _forget_idle(self, now: float) -> None:
         """Senders with a full budget and nothing in the window are forgotten: the table holds
         the active ones only, however many came by."""
-        p = self.policy
-        idle = max(p.window_s, p.attempt_burst / p.attempts_per_s)
+        idle = self.idle_after_s()
         for key in [k for k, u in self._users.items() if now - u.budget.last > idle]:
             del self._users[key]
+
+    def idle_after_s(self) -> float:
+        """How long a sender's budget and window matter after their last attempt."""
+        p = self.policy
+        return max(p.window_s, p.attempt_burst / p.attempts_per_s)
+
+    def user_from_json(self, d: dict, wall_offset: float) -> _User:
+        """A shared sender's budget and window; SavedStateError for one this code cannot read."""
+        try:
+            return _User.from_json(d, self.policy, wall_offset, self.clock())
+        except (KeyError, ValueError, TypeError) as e:
+            raise SavedStateError(f"a sender: {type(e).__name__}: {e}") from None
 
     @property
     def senders(self) -> int:
@@ -244,10 +289,14 @@ class RequestQueue:
     # -- time -----------------------------------------------------------------------------
     def current(self) -> Target:
         """What to dream now; advances the queue when the hold has run out."""
-        with self._lock:
+        def due() -> Target:
             now = self.clock()
             if now - self._started >= self.policy.hold_s:
                 self._advance(now)
+            return self._current.target
+        try:
+            return self._atomically(due)
+        except RequestError:  # shared and unreachable: the dream goes on with what it had
             return self._current.target
 
     def _advance(self, now: float) -> None:
@@ -282,32 +331,38 @@ class RequestQueue:
 
     def skip(self) -> Target:
         """Play the next entry now (screensaver 'next', a moderator's !skip)."""
-        with self._lock:
+        def advance() -> Target:
             self._advance(self.clock())
             return self._current.target
+        return self._atomically(advance)
 
     def clear(self) -> int:
         """Empty the queue (a moderator's !clear); what plays goes on. Returns how many went."""
-        with self._lock:
+        def empty() -> int:
             n = len(self._queue)
             self._queue.clear()
             self.version += 1
             self._save()
             return n
+        return self._atomically(empty)
 
     # -- keeping ---------------------------------------------------------------------------
     def _save(self) -> None:
         """Hand the whole state to the store (called with the lock held, after each change)."""
+        self._changed = True
         if self.store is None:
             return
-        offset = self.wall() - self.clock()  # monotonic -> wall clock
-        self.store.save_queue({"current": self._current.to_json(offset), "since": self._started + offset,
-                               "queue": [e.to_json(offset) for e in self._queue],
-                               "playlist_at": self._playlist_at, "next_id": self._next_id})
+        self.store.save_queue(self.state(self.wall() - self.clock()))
 
-    def _restore(self, saved: dict) -> None:
+    def state(self, offset: float) -> dict:
+        """The whole state, its times on the wall clock (monotonic + `offset`), as kept."""
+        return {"current": self._current.to_json(offset), "since": self._started + offset,
+                "queue": [e.to_json(offset) for e in self._queue],
+                "playlist_at": self._playlist_at, "next_id": self._next_id}
+
+    def _restore(self, saved: dict, offset: float | None = None) -> None:
         now = self.clock()
-        offset = self.wall() - now
+        offset = self.wall() - now if offset is None else offset
         try:
             self._current = Entry.from_json(saved["current"], offset, now)
             # a wall clock set back between runs (NTP, a board without a clock battery) would
@@ -330,6 +385,8 @@ class RequestQueue:
         """The state's queue part: what plays (with its id, who asked, seconds left), the queue,
         what plays next (the queue's first, else the playlist's next) and the hold."""
         with self._lock:
+            if self.shared is not None:
+                self.shared.refresh(self)  # the newest state (the last one read while unreachable)
             cur = self._current
             upcoming = self._queue[0].target if self._queue else self.playlist[self._playlist_next()]
             return {"target": {**cur.target.to_json(), "id": cur.id, "user": ", ".join(cur.users[:3]) or None,

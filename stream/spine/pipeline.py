@@ -39,12 +39,15 @@ class Health:
     workers: dict[str, str]  # name -> running | restarting | ...
     flowing: bool = True  # dreamed and shown frames flow (a dead source leaves them flowing)
     source: dict | None = None  # the live source's health, when there is one
+    queue: str | None = None  # a shared queue's: "ok" or "unavailable" (Redis lost)
 
     def to_json(self) -> dict:
         out = {"ok": self.ok, "frame_age_s": self.dreamed_age_s, "shown_age_s": self.shown_age_s,
                "workers": self.workers}
         if self.source is not None:
             out["source"] = self.source
+        if self.queue is not None:
+            out["queue"] = self.queue
         return out
 
 

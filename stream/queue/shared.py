@@ -1,0 +1,203 @@
+"""The queue shared through Redis: one queue for several `serve` processes.
+
+`[queue] url = "redis://HOST:PORT/DB"` (or `--queue URL`; `rediss://` for TLS; a password in
+the URL or in $REDIS_PASSWORD, never printed). The rules stay in `requests.py`; this module
+keeps their state in Redis, under a prefix per stream, and runs each call of the queue as one
+optimistic transaction: WATCH the keys, read them, apply the rules, MULTI/EXEC the changes,
+and run the call again on the new state when another process changed it meanwhile.
+
+    PREFIX + "queue"          the state a SQLite store keeps: what plays and since when (wall
+                              clock), the queue with its votes and who asked, the playlist's
+                              place, the next id
+    PREFIX + "sender:" + KEY  one sender's attempt budget and request times (an address or a
+                              chat account), expiring once they no longer matter
+
+Redis unreachable while running: a request is refused with RequestError("unavailable"), never
+a false ack; the dream goes on with the last target it read; Redis is tried again after a
+backoff (0.5 s, doubling to 5 s), with one warning when it goes and one line when it is back.
+Run Redis with `appendonly yes` and an acknowledged request survives Redis restarting too.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from dreamer.classes import RequestError
+
+from .requests import SavedStateError
+from .store import StateError
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_S = 0.5  # connect and reply: the dream thread asks before each frame
+RETRY_FIRST_S, RETRY_MAX_S = 0.5, 5.0  # after a failure, Redis is left alone this long, doubling
+TRIES = 20  # transactions lost to other processes' changes before a call gives up
+
+
+class QueueUnreachable(StateError):
+    """Redis cannot be used at start (unreachable, refused, a state this code cannot read):
+    one line for the user, exit 2."""
+
+
+def shown_url(url: str) -> str:
+    """redis://user:secret@host:6379/0 -> redis://****@host:6379/0: no name, password or query."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, ("****@" if "@" in parts.netloc else "") + host, parts.path, "", ""))
+
+
+def _why(e: BaseException) -> str:
+    return str(e) or type(e).__name__
+
+
+class RedisShared:
+    def __init__(self, url: str, prefix: str):
+        """Connect to the Redis at `url` and check it answers; QueueUnreachable if not."""
+        self.shown, self.prefix, self.key = shown_url(url), prefix, prefix + "queue"
+        password = None if urlsplit(url).password else os.environ.get("REDIS_PASSWORD") or None
+        try:
+            self.client = redis.Redis.from_url(url, password=password, socket_timeout=TIMEOUT_S,
+                                               socket_connect_timeout=TIMEOUT_S)
+            self.client.ping()
+        except (redis.RedisError, ValueError) as e:
+            raise QueueUnreachable(f"--queue {self.shown}: {_why(e)}") from None
+        self._seen: bytes | None = None  # the state as last read: another process's change bumps the version
+        self._retry_at = 0.0
+        self._delay = 0.0
+        self.failing_since: float | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.failing_since is None
+
+    def start(self, queue) -> None:
+        """Pick up the shared state into `queue`, or write `queue`'s where there is none yet."""
+        try:
+            self.run(queue, lambda: None, starting=True)
+        except RequestError as e:
+            raise QueueUnreachable(f"--queue {self.shown}: {e.message}") from None
+
+    def move_aside(self) -> str | None:
+        """--fresh: the kept state renamed to PREFIX queue.old-STAMP (never over another); its name."""
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        try:
+            for n in range(1, 100):
+                name = f"{self.key}.old-{stamp}" + (f"-{n}" if n > 1 else "")
+                if self.client.renamenx(self.key, name):
+                    log.info("the kept queue is now %s", name)
+                    return name
+        except redis.ResponseError:  # "no such key": nothing was kept
+            return None
+        except redis.RedisError as e:
+            raise QueueUnreachable(f"--queue {self.shown}: {_why(e)}") from None
+        raise QueueUnreachable(f"--queue {self.shown}: no free name to move {self.key} aside")
+
+    # -- calls ------------------------------------------------------------------------------
+    def run(self, queue, change, sender: str | None = None, starting: bool = False):
+        """`change()` (the queue's rules on its in-memory state) as one transaction on the
+        shared state and `sender`'s budget. Called with the queue's lock held."""
+        if time.monotonic() < self._retry_at:
+            raise RequestError("unavailable", "queue unavailable, try again")
+        try:
+            for _ in range(TRIES):
+                try:
+                    return self._transaction(queue, change, sender)
+                except redis.WatchError:
+                    continue
+            raise RequestError("unavailable", "the queue is busy, try again")
+        except SavedStateError as e:
+            if starting:
+                raise RequestError("unavailable", f"the queue kept in {self.key} cannot be read ({e}); "
+                                                  "--fresh moves it aside") from None
+            self._failed(f"the queue kept in {self.key} cannot be read ({e})")
+        except redis.RedisError as e:
+            self._failed(_why(e))
+        raise RequestError("unavailable", "queue unavailable, try again")
+
+    def _transaction(self, queue, change, sender: str | None):
+        sender_key = None if sender is None else f"{self.prefix}sender:{sender}"
+        keys = [self.key] + ([sender_key] if sender_key else [])
+        with self.client.pipeline() as pipe:
+            pipe.watch(*keys)
+            raw, *raw_sender = pipe.mget(keys)
+            offset = queue.wall() - queue.clock()
+            self._load(queue, raw, offset)
+            queue._changed = raw is None  # nothing kept yet: this process's state is the first
+            if sender is not None:
+                queue._users.pop(sender, None)
+                if raw_sender[0] is not None:
+                    queue._users[sender] = queue.user_from_json(json.loads(raw_sender[0]), offset)
+            refused = None
+            try:
+                result = change()
+            except RequestError as e:  # refused: its sender's spent token is kept, nothing else
+                result, refused = None, e
+            state = json.dumps(queue.state(offset)).encode() if queue._changed and refused is None else None
+            user = queue._users.pop(sender, None) if sender is not None else None
+            if state is not None or user is not None:
+                pipe.multi()
+                if state is not None:
+                    pipe.set(self.key, state)
+                if user is not None:
+                    pipe.set(sender_key, json.dumps(user.to_json(offset)), ex=math.ceil(queue.idle_after_s()) + 1)
+                pipe.execute()  # WatchError when another process changed a key since the read
+            if state is not None:
+                self._seen = state
+        self._recovered()
+        if refused is not None:
+            raise refused
+        return result
+
+    def refresh(self, queue) -> None:
+        """Read the newest state into `queue` (a snapshot); the last one read while unreachable."""
+        if time.monotonic() < self._retry_at:
+            return
+        try:
+            raw = self.client.get(self.key)
+            if raw is not None:
+                self._load(queue, raw, queue.wall() - queue.clock())
+        except SavedStateError as e:
+            self._failed(f"the queue kept in {self.key} cannot be read ({e})")
+            return
+        except redis.RedisError as e:
+            self._failed(_why(e))
+            return
+        self._recovered()
+
+    def _load(self, queue, raw: bytes | None, offset: float) -> None:
+        """Always restored (a transaction lost to another process left its changes in
+        memory); a state another process wrote is a change this one shows."""
+        if raw is None:
+            return
+        try:
+            saved = json.loads(raw)
+        except ValueError as e:
+            raise SavedStateError(f"not JSON: {e}") from None
+        queue._restore(saved, offset)
+        if raw != self._seen:
+            self._seen = raw
+            queue.version += 1
+
+    # -- failures ---------------------------------------------------------------------------
+    def _failed(self, why: str) -> None:
+        now = time.monotonic()
+        if self.failing_since is None:
+            self.failing_since = now
+            log.warning("queue unavailable: %s (%s); requests are refused until it is back", self.shown, why)
+        self._delay = min(RETRY_MAX_S, max(RETRY_FIRST_S, 2 * self._delay))
+        self._retry_at = now + self._delay
+
+    def _recovered(self) -> None:
+        if self.failing_since is not None:
+            log.info("queue reachable again at %s after %.1f s", self.shown, time.monotonic() - self.failing_since)
+            self.failing_since, self._delay, self._retry_at = None, 0.0, 0.0
+
+    def close(self) -> None:
+        self.client.close()

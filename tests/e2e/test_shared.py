@@ -1,0 +1,93 @@
+"""Two real `serve --queue redis://...` processes on one real redis-server: one queue, whichever
+door a viewer uses; Redis lost and back; Redis unreachable at start."""
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+
+import pytest
+from peers import REDIS_SERVER, RedisServer
+
+from .conftest import TEST_CONFIG, free_port, start_server, stop_server
+
+pytestmark = pytest.mark.skipif(REDIS_SERVER is None,
+                                reason="needs Debian redis-server (make test installs it as root)")
+CONFIG = TEST_CONFIG.replace("hold_s = 4.0", "hold_s = 120.0").replace("cooldown_s = 0.5", "cooldown_s = 0.0")
+
+
+def until(check, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return result
+
+
+def ask(server, text, user):
+    return server.post("/api/request", json.dumps({"text": text, "user": user}).encode())
+
+
+def test_two_serves_share_one_queue_and_refuse_while_redis_is_gone(tmp_path):
+    redis = RedisServer(tmp_path).start()
+    a = b = None
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+        a = start_server(tmp_path / "a", CONFIG, ["--queue", redis.url])
+        b = start_server(tmp_path / "b", CONFIG, ["--queue", redis.url])
+        assert "the queue is shared in redis://127.0.0.1" in a.log.read_text()
+        status, ack = ask(a, "pizza", "ann")
+        assert status == 200 and ack["position"] == 0
+        assert until(lambda: b.get_json("/api/state")["target"]["label"] == "pizza")
+        status, ack = ask(b, "daisy", "bob")
+        assert status == 200 and ack["position"] == 1
+        assert [q["label"] for q in a.get_json("/api/state")["queue"]] == ["daisy"]
+
+        redis.kill()
+        status, body = ask(a, "lemon", "cat")
+        assert status == 503 and body["code"] == "unavailable", body
+        status, health = health_of(a)
+        assert status == 503 and health["queue"] == "unavailable" and health["ok"] is False
+        assert a.get_json("/api/state")["target"]["label"] == "pizza"  # from what was read last
+
+        redis.start()  # its appendonly file: what was acknowledged is there
+        status, ack = until(lambda: (r := ask(a, "lemon", "cat"))[0] == 200 and r, timeout=15)
+        assert ack["position"] == 2
+        state = b.get_json("/api/state")
+        assert state["target"]["label"] == "pizza" and [q["label"] for q in state["queue"]] == ["daisy", "lemon"]
+        status, health = health_of(a)
+        assert status == 200 and health["queue"] == "ok"
+    finally:
+        for s in (a, b):
+            if s is not None:
+                stop_server(s)
+        redis.kill()
+
+
+def health_of(server):
+    """/healthz's status and body (it answers 503 while Redis is lost)."""
+    try:
+        status, _, body = server.get("/healthz")
+    except urllib.error.HTTPError as e:
+        status, body = e.code, e.read()
+    return status, json.loads(body)
+
+
+def test_redis_unreachable_at_start_is_one_line_and_exit_2(tmp_path):
+    port = free_port()
+    done = subprocess.run([sys.executable, "-m", "stream", "serve", "--device", "cpu", "--queue",
+                           f"redis://:hunter2@127.0.0.1:{port}/0", "--port", str(free_port()),
+                           "--ws-port", str(free_port())], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"dreamstream: error: --queue redis://****@127.0.0.1:{port}/0: ")
+    assert "hunter2" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:6379/0", "not a url"])
+def test_a_queue_url_that_is_not_redis_is_refused(url):
+    done = subprocess.run([sys.executable, "-m", "stream", "serve", "--device", "cpu", "--queue", url,
+                           "--port", str(free_port()), "--ws-port", str(free_port())],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "queue.url: a Redis URL" in done.stderr, done.stderr
