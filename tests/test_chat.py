@@ -1,3 +1,4 @@
+from dreamer.classes import RequestError
 from stream.front.chat import is_garbage, parse_line, unescape_tag
 
 
@@ -151,3 +152,18 @@ def test_only_moderators_skip_and_clear():
     handle(r, ":mod!mod@h MODE #dream +vo bob bob")
     assert "skipped by bob" in handle(r, say("bob", "!skip"))[0]
     assert "skipped by Ann" in handle(r, say("ann", "!skip", "@badges=moderator/1;display-name=Ann "))[0]
+
+
+def test_a_skip_or_clear_the_queue_cannot_take_is_answered_not_a_dropped_session():
+    from stream.config import ChatSettings
+    from stream.front.chat import ChatActions, ChatReader
+
+    def lost():
+        raise RequestError("unavailable", "queue unavailable, try again")
+    actions = ChatActions(lambda text, user: lost(), lambda: "now: volcano", lost, lost)
+    r = ChatReader(ChatSettings(url="irc://irc.example:6667", channel="dream", nick="dreambot"), actions,
+                   token="oauth:x")
+    r.s.reply_every_s = 0
+    mod = "@badges=moderator/1 :mod!mod@h PRIVMSG #dream :"
+    assert handle(r, mod + "!skip", mod + "!clear", mod + "!dream pizza") == \
+        ["PRIVMSG #dream :@mod queue unavailable, try again"] * 3

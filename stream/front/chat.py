@@ -189,8 +189,8 @@ class ChatActions:
 
     request: Callable[[str, str], Ack]  # (text, user) -> Ack, or raises RequestError
     queue_summary: Callable[[], str]  # "now: volcano (12 s) - next: pizza, daisy"
-    skip: Callable[[], str]  # plays the next one now; returns its label
-    clear: Callable[[], int]  # empties the queue; returns how many went
+    skip: Callable[[], str]  # plays the next one now; returns its label (RequestError: a shared queue lost)
+    clear: Callable[[], int]  # empties the queue; returns how many went (RequestError likewise)
 
 
 OPERATOR_PREFIXES = "~&@"  # owner, admin, operator in a NAMES reply
@@ -305,12 +305,16 @@ class ChatReader:
         elif command in (s.skip_command.lower(), s.clear_command.lower()):
             if not self.is_moderator(msg):
                 await self._reply(t, f"@{user} only moderators may {command}")
-            elif command == s.skip_command.lower():
-                log.info("chat: %s skipped to %s", user, label := a.skip())
-                await self._reply(t, f"skipped by {user}: now dreaming {label}")
-            else:
-                log.info("chat: %s cleared the queue (%d)", user, n := a.clear())
-                await self._reply(t, f"queue cleared by {user} ({n} removed)")
+                return
+            try:
+                if command == s.skip_command.lower():
+                    log.info("chat: %s skipped to %s", user, label := a.skip())
+                    await self._reply(t, f"skipped by {user}: now dreaming {label}")
+                else:
+                    log.info("chat: %s cleared the queue (%d)", user, n := a.clear())
+                    await self._reply(t, f"queue cleared by {user} ({n} removed)")
+            except RequestError as e:  # a shared queue that cannot be reached
+                await self._reply(t, f"@{user} {e.message}")
 
     async def _request(self, t: Transport, user: str, text: str) -> None:
         self.requests_seen += 1

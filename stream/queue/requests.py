@@ -193,7 +193,7 @@ class RequestQueue:
                     raise RequestError("queue_full", f"the queue is full ({self.policy.max_queue}); try again soon")
                 entry = Entry(f"r{self._new_id()}", target, [user], 1, now)
                 self._queue.append(entry)
-            self._users[key].recent.append(now)
+            self._user(key, now).recent.append(now)
             self._sort()
             self.version += 1
             if self._current.id.startswith("playlist") and self.policy.mode == "queue":
@@ -219,12 +219,14 @@ class RequestQueue:
                 return change()
             return self.shared.run(self, change, sender)
 
-    def _spend(self, key: str, now: float) -> None:
-        p = self.policy
+    def _user(self, key: str, now: float) -> _User:
         u = self._users.get(key)
-        if u is None:
-            u = self._users[key] = _User(TokenBucket(p.attempts_per_s, p.attempt_burst, now))
-        wait = u.budget.take(now)
+        if u is None:  # new, forgotten, or (shared) expired between two parts of one request
+            u = self._users[key] = _User(TokenBucket(self.policy.attempts_per_s, self.policy.attempt_burst, now))
+        return u
+
+    def _spend(self, key: str, now: float) -> None:
+        wait = self._user(key, now).budget.take(now)
         self._attempts += 1
         if self._attempts % PRUNE_EVERY == 0 and self.shared is None:  # shared: Redis expires them
             self._forget_idle(now)
@@ -256,7 +258,7 @@ class RequestQueue:
         return len(self._users)
 
     def _check_rate(self, user: str, now: float) -> None:
-        recent = self._users[user].recent
+        recent = self._user(user, now).recent
         while recent and now - recent[0] > self.policy.window_s:
             recent.popleft()
         if recent and now - recent[-1] < self.policy.cooldown_s:

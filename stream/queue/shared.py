@@ -23,9 +23,9 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from datetime import datetime
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 TIMEOUT_S = 0.5  # connect and reply: the dream thread asks before each frame
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 5.0  # after a failure, Redis is left alone this long, doubling
 TRIES = 20  # transactions lost to other processes' changes before a call gives up
+CONFLICT = "Watched variable changed."  # redis-py's WatchError at EXEC; its others are a lost connection
+NOT_A_URL = "not a Redis URL: redis://[:PASSWORD@]HOST:PORT/DB or rediss://... (in a password, write / ? # @ as %2F %3F %23 %40)"
 
 
 class QueueUnreachable(StateError):
@@ -47,27 +49,46 @@ class QueueUnreachable(StateError):
 
 
 def shown_url(url: str) -> str:
-    """redis://user:secret@host:6379/0 -> redis://****@host:6379/0: no name, password or query."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, ("****@" if "@" in parts.netloc else "") + host, parts.path, "", ""))
+    """redis://user:secret@host:6379/0 -> redis://****@host:6379/0: no name, password or query.
+    Everything up to the last "@" goes, whatever it holds (a password may hold / ? #)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "****"
+    if "@" in rest:
+        rest = "****@" + rest.rpartition("@")[2]
+    return f"{scheme}{sep}{re.split(r'[?#]', rest)[0]}"
 
 
-def _why(e: BaseException) -> str:
-    return str(e) or type(e).__name__
+def _secrets(url: str) -> list[str]:
+    """What must never be printed: the URL's user and password (each, and together) and $REDIS_PASSWORD."""
+    userinfo = url.partition("://")[2].rpartition("@")[0]
+    found = {userinfo, *userinfo.split(":"), os.environ.get("REDIS_PASSWORD", "")}
+    return sorted((s for s in found if len(s) >= 3), key=len, reverse=True)
+
+
+def _why(e: BaseException, secrets: list[str]) -> str:
+    """Redis's reason, without a command's text (it holds viewers' names and addresses) or a secret."""
+    text = re.sub(r"Command # \d+ \(.*\) of pipeline caused error: ", "", str(e), flags=re.S)
+    for secret in secrets:
+        text = text.replace(secret, "****")
+    return text.splitlines()[0][:200] if text.strip() else type(e).__name__
 
 
 class RedisShared:
     def __init__(self, url: str, prefix: str):
         """Connect to the Redis at `url` and check it answers; QueueUnreachable if not."""
         self.shown, self.prefix, self.key = shown_url(url), prefix, prefix + "queue"
-        password = None if urlsplit(url).password else os.environ.get("REDIS_PASSWORD") or None
+        self._secrets = _secrets(url)
+        in_url = ":" in url.partition("://")[2].rpartition("@")[0]
         try:
-            self.client = redis.Redis.from_url(url, password=password, socket_timeout=TIMEOUT_S,
-                                               socket_connect_timeout=TIMEOUT_S)
+            self.client = redis.Redis.from_url(url, password=None if in_url else os.environ.get("REDIS_PASSWORD"),
+                                               socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
+        except (ValueError, TypeError):  # its message may quote the password: ours does not
+            raise QueueUnreachable(f"--queue {self.shown}: {NOT_A_URL}") from None
+        try:
             self.client.ping()
-        except (redis.RedisError, ValueError) as e:
-            raise QueueUnreachable(f"--queue {self.shown}: {_why(e)}") from None
+        except redis.RedisError as e:
+            raise QueueUnreachable(f"--queue {self.shown}: {_why(e, self._secrets)}") from None
         self._seen: bytes | None = None  # the state as last read: another process's change bumps the version
         self._retry_at = 0.0
         self._delay = 0.0
@@ -88,15 +109,15 @@ class RedisShared:
         """--fresh: the kept state renamed to PREFIX queue.old-STAMP (never over another); its name."""
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         try:
+            if not self.client.exists(self.key):
+                return None
             for n in range(1, 100):
                 name = f"{self.key}.old-{stamp}" + (f"-{n}" if n > 1 else "")
                 if self.client.renamenx(self.key, name):
                     log.info("the kept queue is now %s", name)
                     return name
-        except redis.ResponseError:  # "no such key": nothing was kept
-            return None
         except redis.RedisError as e:
-            raise QueueUnreachable(f"--queue {self.shown}: {_why(e)}") from None
+            raise QueueUnreachable(f"--queue {self.shown}: {_why(e, self._secrets)}") from None
         raise QueueUnreachable(f"--queue {self.shown}: no free name to move {self.key} aside")
 
     # -- calls ------------------------------------------------------------------------------
@@ -109,8 +130,11 @@ class RedisShared:
             for _ in range(TRIES):
                 try:
                     return self._transaction(queue, change, sender)
-                except redis.WatchError:
-                    continue
+                except redis.WatchError as e:
+                    if str(e) != CONFLICT:  # the connection went while watching: EXEC may have run
+                        raise redis.ConnectionError(str(e)) from None
+                    continue  # another process changed the state first: the call again, on theirs
+            self._forget_changes(queue)
             raise RequestError("unavailable", "the queue is busy, try again")
         except SavedStateError as e:
             if starting:
@@ -118,8 +142,15 @@ class RedisShared:
                                                   "--fresh moves it aside") from None
             self._failed(f"the queue kept in {self.key} cannot be read ({e})")
         except redis.RedisError as e:
-            self._failed(_why(e))
+            self._failed(_why(e, self._secrets))
+        self._forget_changes(queue)
         raise RequestError("unavailable", "queue unavailable, try again")
+
+    def _forget_changes(self, queue) -> None:
+        """A call that did not land leaves nothing behind: the queue as last read or written
+        (never a change the others do not see, dreamed or shown meanwhile)."""
+        if self._seen is not None:
+            queue._restore(json.loads(self._seen), queue.wall() - queue.clock())
 
     def _transaction(self, queue, change, sender: str | None):
         sender_key = None if sender is None else f"{self.prefix}sender:{sender}"
@@ -133,7 +164,10 @@ class RedisShared:
             if sender is not None:
                 queue._users.pop(sender, None)
                 if raw_sender[0] is not None:
-                    queue._users[sender] = queue.user_from_json(json.loads(raw_sender[0]), offset)
+                    try:
+                        queue._users[sender] = queue.user_from_json(json.loads(raw_sender[0]), offset)
+                    except ValueError:  # unreadable: a fresh budget, written over it below
+                        pass
             refused = None
             try:
                 result = change()
@@ -167,7 +201,7 @@ class RedisShared:
             self._failed(f"the queue kept in {self.key} cannot be read ({e})")
             return
         except redis.RedisError as e:
-            self._failed(_why(e))
+            self._failed(_why(e, self._secrets))
             return
         self._recovered()
 
