@@ -11,6 +11,8 @@ Rooms, lowest first; a module imports only its own room and the ones before it
 - `inputs`: `source` (files, cameras, screens, URLs), `screen_grab` (its child process).
   `outputs`: `mjpeg`, `rtmp` (the encoder), `overlay`, `clips`.
 - `spine`: `pipeline` (queue -> `engine` dream thread -> dreamed bus -> `presenter` -> shown bus).
+- `relay`: a dreamer's frames and figures through Redis (`publish`), and a front door's
+  pipeline made of them (`remote`), for `serve --role dreamer|front`.
 - `front`: `app` (HTTP), `ws` (websocket) and `chat` (IRC/Twitch) -> `service` (one request
   path, the state) -> the queue; `origins` (which pages may act), `metrics`, `runner` (the
   event loop's thread, signals, shutdown). `desktop`: `screensaver`, `xdisplay`.

@@ -124,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", metavar="DIR",
                    help="keep the queue here, so requests survive a restart "
                         "(default $XDG_STATE_HOME/dreamstream, else ~/.local/state/dreamstream)")
+    p.add_argument("--role", choices=["all", "front", "dreamer"],
+                   help="all (default): one process; front: the page, websocket and chat, no model; "
+                        "dreamer: the model, RTMP and clips, its picture for the fronts (both need --queue)")
     p.add_argument("--queue", metavar="URL",
                    help="share the queue with other serve processes through Redis: redis://HOST:PORT/DB "
                         "(rediss:// for TLS; a password in the URL or $REDIS_PASSWORD)")
@@ -177,6 +180,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         cfg.queue.state_dir = flag("state_dir")
     if flag("queue"):
         cfg.queue.url = flag("queue")
+    if flag("role"):
+        cfg.serve.role = flag("role")
     if flag("rtmp"):
         cfg.rtmp.url = flag("rtmp")
     if flag("chat"):
@@ -239,44 +244,56 @@ def cmd_serve(args: argparse.Namespace) -> int:
         queue = RequestQueue(cfg.queue, cfg.playlist, first=cfg.start_class, store=store)
         kept = f"kept in {store.path}"
     shown_size = output_size(cfg)
-    reader = open_source(cfg, shown_size)  # a source that cannot be read: one line, before the model loads
-    model, device = load_for_dreaming(cfg.model, cfg.device)
-    tune_for_cpu_dreaming(device)
-    # streaming out, or a live source to read and show at its rate: a core for that work
-    threads = set_dream_threads(cfg.threads, reserve=1 if cfg.rtmp.url or reader is not None else 0)
-    pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, output_rate(cfg, reader), cfg.serve.jpeg_quality,
-                        shown_size, source=reader, live=cfg.source)
     ask = call_to_action(cfg.chat.prefix if cfg.chat.url else None, cfg.rtmp.overlay_ask)
-    service = Service(pipeline, About(cfg.model, str(device), cfg.dream.size, ask), store)
-    if cfg.rtmp.url:
-        r = cfg.rtmp
-        nvenc = r.encoder == "nvenc" or (r.encoder == "auto" and device.type == "cuda")
-        service.encoder = RtmpEncoder(r.url, r, pipeline.shown, service.overlay, nvenc)
-        service.encoder.nice = s.output_nice
-    pipeline.presenter.nice = s.output_nice
+    if s.role == "front":  # no model: the picture and the dreamer's figures come through Redis
+        from .relay.remote import RemotePipeline
 
-    if cfg.clips.folder:  # from the encoder's packets when streaming (no second encode), else the JPEGs
-        clips = Clips(cfg.clips, cfg.rtmp.fps if cfg.rtmp.url else s.output_fps, s.web_nice, bool(cfg.rtmp.url))
-        if clips.open():  # a folder that cannot be written: one line, and the stream without clips
-            clips.on_written = service.clip_written
-            if service.encoder is not None:
-                service.encoder.on_packet = clips.packet
-            else:
-                clips.bus = pipeline.shown
-            service.clips = clips
-    if cfg.chat.url:  # requests from chat share the queue, rate-limited per chat account
+        pipeline = RemotePipeline(queue, shared.client, shared.prefix, s.jpeg_quality)
+        service = Service(pipeline, About(cfg.model, "remote", cfg.dream.size, ask))
+        what = f"front door: no model, the dreamer's picture through {shared.shown}"
+    else:
+        reader = open_source(cfg, shown_size)  # a source that cannot be read: one line, before the model loads
+        model, device = load_for_dreaming(cfg.model, cfg.device)
+        tune_for_cpu_dreaming(device)
+        # streaming out, or a live source to read and show at its rate: a core for that work
+        threads = set_dream_threads(cfg.threads, reserve=1 if cfg.rtmp.url or reader is not None else 0)
+        pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, output_rate(cfg, reader), cfg.serve.jpeg_quality,
+                            shown_size, source=reader, live=cfg.source)
+        service = Service(pipeline, About(cfg.model, str(device), cfg.dream.size, ask), store)
+        if s.role == "dreamer":  # its shown frames and figures, for the front doors
+            from .relay.publish import FramePublisher
+
+            service.publisher = FramePublisher(shared.client, shared.prefix, pipeline.shown, service.figures)
+        if cfg.rtmp.url:
+            r = cfg.rtmp
+            nvenc = r.encoder == "nvenc" or (r.encoder == "auto" and device.type == "cuda")
+            service.encoder = RtmpEncoder(r.url, r, pipeline.shown, service.overlay, nvenc)
+            service.encoder.nice = s.output_nice
+        pipeline.presenter.nice = s.output_nice
+
+        if cfg.clips.folder:  # from the encoder's packets when streaming (no second encode), else the JPEGs
+            clips = Clips(cfg.clips, cfg.rtmp.fps if cfg.rtmp.url else s.output_fps, s.web_nice, bool(cfg.rtmp.url))
+            if clips.open():  # a folder that cannot be written: one line, and the stream without clips
+                clips.on_written = service.clip_written
+                if service.encoder is not None:
+                    service.encoder.on_packet = clips.packet
+                else:
+                    clips.bus = pipeline.shown
+                service.clips = clips
+        w, h = cfg.dream.size
+        live = "".join([source_line(reader), f", rtmp {mask_url(cfg.rtmp.url)}" if cfg.rtmp.url else ""])
+        shown = f", shown at {shown_size[0]}x{shown_size[1]}" if shown_size != (w, h) else ""
+        cpu = f" ({threads} thread{'s' * (threads > 1)})" if device.type == "cpu" else ""
+        role = ", for the front doors" if s.role == "dreamer" else ""
+        what = f"model {cfg.model}, device {device}{cpu}, size {w}x{h}{shown}{live}{role}"
+    if cfg.chat.url and s.role != "dreamer":  # chat is a front door's (a dreamer that read it would act twice)
         actions = ChatActions(lambda text, user: service.request(text, user, f"chat:{user.lower()}"),
                               service.queue_summary, service.skip, service.clear)
         service.chat = ChatReader(cfg.chat, actions, twitch_oauth_token())
-    w, h = cfg.dream.size
+        what += f", chat {cfg.chat.url} #{cfg.chat.channel}"
     url = f"http://{'127.0.0.1' if s.host in ('0.0.0.0', '::') else s.host}:{s.port}/"
-    live = "".join([source_line(reader), f", rtmp {mask_url(cfg.rtmp.url)}" if cfg.rtmp.url else "",
-                    f", chat {cfg.chat.url} #{cfg.chat.channel}" if cfg.chat.url else ""])
-    shown = f", shown at {shown_size[0]}x{shown_size[1]}" if shown_size != (w, h) else ""
-    cpu = f" ({threads} thread{'s' * (threads > 1)})" if device.type == "cpu" else ""
     log.info("the queue is %s", kept)  # after the source's check: its error is the only line
-    print(f"dreamstream serving {url}  (websocket :{s.ws_port}, model {cfg.model}, device {device}{cpu}, "
-          f"size {w}x{h}{shown}{live})", flush=True)
+    print(f"dreamstream serving {url}  (websocket :{s.ws_port}, {what})", flush=True)
     # keepalive_timeout also closes a connection whose request never completes (aiohttp arms
     # it when the connection opens; only a whole request disarms it); lingering_time: after
     # answering a body that never came, wait 1 s (not aiohttp's 10) for the rest of it.

@@ -72,6 +72,10 @@ class ServeSettings:
     client_timeout_s: float = 15.0
     web_nice: int = 10  # niceness of the thread serving viewers: fan-out yields to the dream (0 = equal)
     output_nice: int = 0  # niceness of the presenter and RTMP encoder threads (0: as the dream)
+    # all: one process does everything (the default); front: the page, websocket, /api and chat,
+    # no model; dreamer: the model, the loop, RTMP and clips, its frames published for the
+    # fronts. front and dreamer share the queue and the picture through [queue] url (Redis).
+    role: str = "all"
     output_fps: float = 25.0  # shown frames per second (moving on between dreamed frames); the dream never exceeds it
     # what is shown and sent (MJPEG, RTMP, screensaver), [width, height]; empty: the dream's
     # own size, or 1280x720 when streaming to an RTMP ingest (the dream keeps dream.size)
@@ -257,7 +261,7 @@ RANGES: dict[str, tuple[float, float]] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda", "mps"), "dream.mode": ("class", "layer"),
     "dream.precision": ("auto", "fp32", "bf16"), "dream.capture": ("off", "graphs", "compile"),
-    "queue.mode": ("queue", "democracy"), "rtmp.encoder": ("auto", "libx264", "nvenc"),
+    "queue.mode": ("queue", "democracy"), "serve.role": ("all", "front", "dreamer"), "rtmp.encoder": ("auto", "libx264", "nvenc"),
     "rtmp.overlay_position": ("bottom", "top"),
     "rtmp.x264_preset": ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"),
 }
@@ -299,6 +303,11 @@ def validate(cfg: "Config") -> "Config":
             raise ConfigError(f"serve.trusted_proxies: {proxy!r} is not an address or network") from None
     if cfg.queue.url and urlsplit(cfg.queue.url).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError("queue.url: a Redis URL, redis://HOST:PORT/DB or rediss://... (TLS)")
+    if cfg.serve.role != "all" and not cfg.queue.url:
+        raise ConfigError(f"--role {cfg.serve.role} shares the queue and the picture through Redis: "
+                          "give --queue redis://HOST:PORT/DB ([queue] url)")
+    if cfg.serve.role == "front" and (cfg.rtmp.url or cfg.source.input or cfg.clips.folder):
+        raise ConfigError("--role front serves viewers only: --rtmp, --source and --clips go to the dreamer")
     if cfg.serve.port == cfg.serve.ws_port:
         raise ConfigError(f"serve.port and serve.ws_port are both {cfg.serve.port}: use two ports")
     if not cfg.playlist:

@@ -13,6 +13,7 @@ LAYERS = [
     ["logs.py", "notify.py"],
     ["inputs", "outputs"],
     ["spine"],
+    ["relay"],
     ["front", "desktop", "render_video.py"],
     ["cli.py"],
     ["__main__.py", "__init__.py"],

@@ -56,9 +56,10 @@ class FrameBus:
         self.jpeg_encodes = 0  # for tests and metrics: one per frame, however many viewers
 
     def publish(self, rgb: np.ndarray, moment: float | None = None, source: np.ndarray | None = None,
-                source_time: float = 0.0) -> int:
+                source_time: float = 0.0, jpeg: bytes | None = None) -> int:
+        """`jpeg`: the picture's JPEG when it came encoded (a front door's frames from a dreamer)."""
         now = time.monotonic()
-        frame = Frame(0, rgb, now, now if moment is None else moment, source, source_time)
+        frame = Frame(0, rgb, now, now if moment is None else moment, source, source_time, jpeg)
         if self.encode:
             self.jpeg(frame)  # encode here, in the producer's thread
         with self._cond:

@@ -73,6 +73,7 @@ class Service:
         self.pipeline, self.queue, self.about, self.store = pipeline, pipeline.queue, about, store
         self.metrics = Metrics(self.reading)
         self.encoder = None  # an RtmpEncoder, when streaming out
+        self.publisher = None  # a FramePublisher, when dreaming for front doors (--role dreamer)
         self.chat = None  # a ChatReader, when reading chat
         self.clips = None  # a Clips, when [clips] folder is set
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -212,11 +213,11 @@ class Service:
     # -- parts ----------------------------------------------------------------------------
     @property
     def workers(self) -> list:
-        return self.pipeline.workers + [w for w in (self.encoder, self.clips) if w is not None]
+        return self.pipeline.workers + [w for w in (self.encoder, self.clips, self.publisher) if w is not None]
 
     def start(self) -> None:
         self.pipeline.start()
-        for worker in (self.encoder, self.clips):
+        for worker in (self.encoder, self.clips, self.publisher):
             if worker is not None:
                 worker.start()
 
@@ -247,6 +248,15 @@ class Service:
         if shared is not None:  # said, not failed: the picture flows, and every process would fail alike
             health.queue = "ok" if shared.available else "unavailable"
         return health
+
+    def figures(self) -> dict:
+        """What a front door shows of this dreamer (stream/relay): rates, work, health."""
+        engine, presenter = self.pipeline.engine, self.pipeline.presenter
+        return {"model": self.about.model, "device": self.about.device, "size": list(self.about.size),
+                "fps": {"dream": round(engine.rate, 2), "output": round(presenter.rate, 2)},
+                "frames": engine.frames, "steps": engine.steps,
+                "frame_ms": {"dream": round(engine.frame_ms, 2), "presenter": round(presenter.frame_ms, 2)},
+                "health": self.health().to_json()}
 
     def add_viewer(self, kind: str, delta: int) -> None:
         self.viewers[kind] += delta

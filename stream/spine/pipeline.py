@@ -51,7 +51,7 @@ class Health:
         return out
 
 
-def _age(bus: FrameBus, now: float) -> float | None:
+def bus_age(bus: FrameBus, now: float) -> float | None:
     frame = bus.latest()
     return None if frame is None else round(now - frame.time, 2)
 
@@ -104,7 +104,7 @@ class Pipeline:
 
     def health(self, now: float | None = None) -> Health:
         now = time.monotonic() if now is None else now
-        dreamed, shown = _age(self.dreamed, now), _age(self.shown, now)
+        dreamed, shown = bus_age(self.dreamed, now), bus_age(self.shown, now)
         flowing = (dreamed is not None and dreamed < DREAM_STALL_S and shown is not None and shown < SHOWN_STALL_S)
         source = self.source_health(now)
         ok = flowing and (source is None or source["ok"])

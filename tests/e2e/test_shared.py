@@ -1,11 +1,15 @@
-"""Two real `serve --queue redis://...` processes on one real redis-server: one queue, whichever
-door a viewer uses; Redis lost and back; Redis unreachable at start."""
+"""Real `serve --queue redis://...` processes on one real redis-server: two that share one queue,
+whichever door a viewer uses; Redis lost and back; Redis unreachable at start; a front door
+without a model showing a dreamer's picture (`--role front` / `--role dreamer`)."""
 import json
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.request
 
+import cv2
+import numpy as np
 import pytest
 from peers import REDIS_SERVER, RedisServer
 
@@ -91,3 +95,47 @@ def test_a_queue_url_that_is_not_redis_is_refused(url):
                            "--port", str(free_port()), "--ws-port", str(free_port())],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "queue.url: a Redis URL" in done.stderr, done.stderr
+
+
+def test_a_front_door_without_a_model_serves_the_dreamers_picture_and_takes_its_requests(tmp_path):
+    redis = RedisServer(tmp_path).start()
+    dreamer = front = None
+    try:
+        for name in ("dreamer", "front"):
+            (tmp_path / name).mkdir()
+        dreamer = start_server(tmp_path / "dreamer", CONFIG, ["--queue", redis.url, "--role", "dreamer"])
+        front = start_server(tmp_path / "front", CONFIG, ["--queue", redis.url, "--role", "front"])
+        assert "front door: no model" in front.log.read_text()
+        status, ack = ask(front, "pizza", "ann")
+        assert status == 200 and ack["position"] == 0
+        assert until(lambda: dreamer.get_json("/api/state")["target"]["label"] == "pizza")
+        status, headers, jpeg = front.get("/frame.jpg")
+        frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert status == 200 and headers["Content-Type"] == "image/jpeg" and frame.shape == (96, 160, 3)
+        state = until(lambda: (s := front.get_json("/api/state"))["fps"]["dream"] > 0 and s)  # the dreamer's figures
+        assert state["device"] == "remote" and state["target"]["label"] == "pizza"
+        with urllib.request.urlopen(front.base + "/stream.mjpg", timeout=10) as r:
+            parts = sum(r.read(4096).count(b"--dreamframe") for _ in range(40))
+        assert parts >= 2
+        dreamer.proc.kill()  # the picture stops: the front door says so, and keeps answering
+        dreamer.proc.wait()
+        assert until(lambda: health_of(front)[0] == 503, timeout=15)
+        assert front.get_json("/api/state")["target"]["label"] == "pizza"
+    finally:
+        for s in (dreamer, front):
+            if s is not None and s.proc.poll() is None:
+                stop_server(s)
+        redis.kill()
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--role", "front"], "--role front shares the queue and the picture through Redis"),
+    (["--role", "dreamer"], "--role dreamer shares the queue and the picture through Redis"),
+    (["--role", "front", "--queue", "redis://127.0.0.1:1/0", "--rtmp", "rtmp://127.0.0.1/live/x"],
+     "--role front serves viewers only"),
+])
+def test_a_role_without_what_it_needs_is_one_line(extra, says):
+    done = subprocess.run([sys.executable, "-m", "stream", "serve", "--device", "cpu", *extra,
+                           "--port", str(free_port()), "--ws-port", str(free_port())],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -1,0 +1,46 @@
+"""The dreamer's side of `serve --role dreamer`: every shown frame, as the JPEG a viewer gets,
+published on the stream's Redis channel, and the dreamer's figures (rates, steps, health) kept
+in one key, so front doors (`stream/relay/remote.py`) serve the picture without a model.
+
+    PREFIX + "frames"    a channel: one message per shown frame (its JPEG)
+    PREFIX + "dreamer"   the figures as JSON, rewritten every second, gone 5 s after the last
+
+A front door costs the dreamer nothing: one publish per frame whatever the number of fronts
+and of their viewers. Redis lost: the worker's backoff, one line per event.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from ..core.framebus import FrameBus
+from ..core.worker import Worker
+
+FIGURES_EVERY_S = 1.0
+FIGURES_TTL_MS = 5000  # a dreamer gone is seen as gone within this
+
+
+class FramePublisher(Worker):
+    name = "frame-relay"
+
+    def __init__(self, client, prefix: str, bus: FrameBus, figures: Callable[[], dict]):
+        """`client`: a redis.Redis; `figures`: the dreamer's figures now (Service.figures)."""
+        super().__init__()
+        self.client, self.bus, self.figures = client, bus, figures
+        self.channel, self.key = prefix + "frames", prefix + "dreamer"
+        self.published = 0
+
+    def job(self) -> None:
+        seq, figures_due = 0, 0.0
+        while not self.stopping:
+            frame = self.bus.wait(seq, timeout=0.5)
+            if time.monotonic() >= figures_due:
+                self.client.set(self.key, json.dumps(self.figures()), px=FIGURES_TTL_MS)
+                figures_due = time.monotonic() + FIGURES_EVERY_S
+            if frame is None:
+                continue
+            seq = frame.seq
+            self.client.publish(self.channel, self.bus.jpeg(frame))  # encoded once, as for MJPEG viewers
+            self.published += 1
+            self.backoff.reset()
