@@ -11,6 +11,12 @@ whether the server logged a traceback.
 
     python scripts/loadtest.py                                 # 500 viewers, 50 stalled, 100 flooders, 60 s
     python scripts/loadtest.py --viewers 50 --stalled 5 --flooders 10 --seconds 20
+    python scripts/loadtest.py --fronts 2    # one dreamer and 2 front doors on a local redis-server
+
+With `--fronts N` the stream is split by roles (README, "One queue for several processes"): a
+redis-server, one `serve --role dreamer` (whose dream rate is measured) and N `serve --role
+front`, the clients spread over the front doors; it also reports how long a request made at
+one front door takes to show in another's /api/state.
 """
 from __future__ import annotations
 
@@ -216,6 +222,35 @@ def audience_config(base: Path, audience: int) -> Path:
     return config
 
 
+def start_serve(config: Path, log, *extra: str) -> tuple[subprocess.Popen, str, str]:
+    """A `serve` on free ports: the process, its HTTP base and its websocket URL."""
+    port, ws_port = free_port(), free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "stream", "serve", "--config", str(config), "--port", str(port),
+                             "--ws-port", str(ws_port), "--device", "cpu",
+                             "--state-dir", tempfile.mkdtemp(dir=config.parent), *extra],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    return proc, f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{ws_port}/"
+
+
+def spread_s(a: str, b: str, trials: int = 10) -> dict:
+    """How long a request made at front door `a` takes to show in front door `b`'s state."""
+    took = []
+    for i in range(trials):
+        text = ["pizza", "daisy", "lemon", "castle", "goldfish"][i % 5]
+        body = json.dumps({"text": text, "user": f"spread {i}"}).encode()
+        req = urllib.request.Request(a + "/api/request", body, {"Content-Type": "application/json",
+                                                               "X-Forwarded-For": address(2000 + i)})
+        t = time.monotonic()
+        with urllib.request.urlopen(req, timeout=5) as r:
+            rid = json.loads(r.read())["id"]
+        while True:
+            state = json.loads(get(b + "/api/state")[1])
+            if state["target"]["id"] == rid or any(q["id"] == rid for q in state["queue"]):
+                break
+        took.append(time.monotonic() - t)
+    return {"median_s": round(statistics.median(took), 4), "max_s": round(max(took), 4), "trials": trials}
+
+
 def split(n: int, parts: int) -> list[int]:
     return [n // parts + (i < n % parts) for i in range(parts)]
 
@@ -229,26 +264,33 @@ def main() -> None:
     ap.add_argument("--idle-seconds", type=float, default=20.0)
     ap.add_argument("--processes", type=int, default=4, help="client processes")
     ap.add_argument("--config", type=Path, default=ROOT / "configs" / "default.toml")
+    ap.add_argument("--fronts", type=int, default=0, help="front doors (--role front) beside one dreamer")
     args = ap.parse_args()
     config = audience_config(args.config, args.viewers + args.stalled)
 
-    port, ws_port = free_port(), free_port()
-    base, ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{ws_port}/"
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, "-m", "stream", "serve", "--config", str(config), "--port", str(port),
-                             "--ws-port", str(ws_port), "--device", "cpu", "--state-dir", str(config.parent / "state")],
-                            stdout=log, stderr=subprocess.STDOUT,
-                            cwd=ROOT)
+    redis, fronts = None, []
+    if args.fronts:
+        from peers import RedisServer
+
+        redis = RedisServer(Path(tempfile.mkdtemp(prefix="dreamstream-load-redis-"))).start()
+        proc, base, _ = start_serve(config, log, "--role", "dreamer", "--queue", redis.url)
+        fronts = [start_serve(config, log, "--role", "front", "--queue", redis.url) for _ in range(args.fronts)]
+    else:
+        proc, base, ws_url = start_serve(config, log)
+    doors = [(b, w) for _, b, w in fronts] or [(base, ws_url)]
     try:
         wait_healthy(base)
+        for _, front, _ in fronts:
+            wait_healthy(front)
         time.sleep(3)  # the first frames settle
         watch = Watch(base, proc.pid)
         rss_before = rss_mb(proc.pid)
         idle = watch.phase(args.idle_seconds)
         queue = mp.Queue()
         parts = [split(n, args.processes) for n in (args.viewers, args.stalled, args.flooders)]
-        clients = [mp.Process(target=client_process, args=(base, ws_url, parts[0][i], parts[1][i], parts[2][i],
-                                                           args.seconds + 4, i * 1000, queue))
+        clients = [mp.Process(target=client_process, args=(*doors[i % len(doors)], parts[0][i], parts[1][i],
+                                                           parts[2][i], args.seconds + 4, i * 1000, queue))
                    for i in range(args.processes)]
         for c in clients:
             c.start()
@@ -260,9 +302,16 @@ def main() -> None:
         time.sleep(5)  # they left
         after = watch.phase(args.idle_seconds)
         rss_after = rss_mb(proc.pid)
+        spread = spread_s(doors[0][0], doors[1][0]) if len(doors) > 1 else None
+        front_rss = [round(rss_mb(f[0].pid), 1) for f in fronts]
     finally:
-        proc.send_signal(signal.SIGTERM)
+        for p in [proc] + [f[0] for f in fronts]:
+            p.send_signal(signal.SIGTERM)
         rc = proc.wait(30)
+        for f in fronts:
+            f[0].wait(30)
+        if redis is not None:
+            redis.kill()
     text = Path(log.name).read_text()
     first = [x for r in results for x in r["first_frame_s"]]
     out = {"viewers": args.viewers, "stalled": args.stalled, "flooders": args.flooders, "seconds": args.seconds,
@@ -276,7 +325,8 @@ def main() -> None:
            "first_frame_s": ({"median": round(statistics.median(first), 2), "max": round(max(first), 2)}
                              if first else None),
            "health": {"checks": watch.checks, "not_200": watch.bad_health},
-           "traceback_in_log": "Traceback" in text, "exit_code": rc, "log": log.name}
+           "traceback_in_log": "Traceback" in text, "exit_code": rc, "log": log.name,
+           **({"fronts": args.fronts, "request_spread": spread, "front_rss_mb": front_rss} if fronts else {})}
     print(json.dumps(out, indent=1))
 
 
