@@ -53,6 +53,30 @@ def start_nginx(tmp: Path, rtmp_port: int, http_port: int) -> subprocess.Popen:
     return proc
 
 
+FRONTS_RECIPE = ROOT / "configs" / "nginx-fronts.conf"
+
+
+def start_nginx_fronts(tmp: Path, http_port: int, ws_port: int, fronts: list[tuple[int, int]]) -> subprocess.Popen:
+    """nginx on the front-doors recipe, its ports moved and its upstreams the given front
+    doors' (HTTP port, websocket port) on this machine; its log in tmp/nginx-fronts.log."""
+    text = FRONTS_RECIPE.read_text()
+    for old, new in (("listen 8080;", f"listen {http_port};"), ("listen 8765;", f"listen {ws_port};"),
+                     ("/tmp/dreamstream-fronts-nginx.pid", str(tmp / "nginx-fronts.pid"))):
+        if old not in text:
+            raise ValueError(f"the recipe no longer has {old!r}")
+        text = text.replace(old, new)
+    for i, (front_http, front_ws) in enumerate(fronts):
+        text = text.replace(f"server 10.0.0.1{i + 1}:8080;", f"server 127.0.0.1:{front_http};")
+        text = text.replace(f"server 10.0.0.1{i + 1}:8765;", f"server 127.0.0.1:{front_ws};")
+    conf = tmp / "nginx-fronts.conf"
+    conf.write_text(text)
+    run_as = " user root;" if os.geteuid() == 0 else ""
+    proc = subprocess.Popen([NGINX, "-e", "stderr", "-c", str(conf), "-g", "daemon off;" + run_as],
+                            stdout=subprocess.DEVNULL, stderr=(tmp / "nginx-fronts.log").open("a"))
+    wait_for_port(http_port, proc, "nginx")
+    return proc
+
+
 def ngircd_conf(port: int, tmp: Path) -> str:
     """Debian's own ngircd.conf as installed, with the port, loopback only and a PID file of
     its own. Its limits stay (a nick of at most 9 characters, the RFC's), as every user of a

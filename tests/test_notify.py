@@ -110,17 +110,18 @@ def test_ready_after_the_first_frame_then_pings_only_while_healthy(listener):
     notifier.close()
 
 
-UNIT = Path(__file__).parents[1] / "scripts" / "systemd" / "dreamstream.service"
+UNITS = Path(__file__).parents[1] / "scripts" / "systemd"
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
-def test_the_shipped_unit_is_valid_and_asks_for_notify_a_watchdog_and_restarts(tmp_path):
-    text = UNIT.read_text()
+@pytest.mark.parametrize("name", ["dreamstream.service", "dreamstream-dreamer.service", "dreamstream-front.service"])
+def test_the_shipped_units_are_valid_and_ask_for_notify_a_watchdog_and_restarts(tmp_path, name):
+    text = (UNITS / name).read_text()
     for line in ("Type=notify", "Restart=on-failure", "EnvironmentFile=/etc/dreamstream.env"):
         assert f"\n{line}\n" in text
     assert int(re.search(r"\nWatchdogSec=(\d+)\n", text).group(1)) > 5  # more than the 5 s shown-frame stall
     # systemd's own parser, with the command pointed at this checkout's (it must exist)
-    unit = tmp_path / "dreamstream.service"
+    unit = tmp_path / name
     ours = Path(sys.executable).with_name("dreamstream")
     unit.write_text(text.replace("/opt/dreamstream/.venv/bin/dreamstream", str(ours)))
     verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=30)

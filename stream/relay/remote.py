@@ -99,9 +99,11 @@ class RemotePipeline:
         return None
 
     def health(self, now: float | None = None) -> Health:
-        """Flowing while the dreamer's frames arrive; its own dreamed frames' age as it says."""
+        """ok while the dreamer's frames arrive (its own dreamed frames' age as it says);
+        flowing (systemd's watchdog) while this process listens for them: a dreamer that is
+        down is not this process's fault, and a restart would not bring it back."""
         now = time.monotonic() if now is None else now
         shown = bus_age(self.shown, now)
-        flowing = shown is not None and shown < SHOWN_STALL_S
+        ok = shown is not None and shown < SHOWN_STALL_S
         dreamed = self.dreamer.get("health", {}).get("frame_age_s")
-        return Health(flowing, dreamed, shown, {w.name: w.state for w in self.workers}, flowing)
+        return Health(ok, dreamed, shown, {w.name: w.state for w in self.workers}, self.subscriber.state == "running")

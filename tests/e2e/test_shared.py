@@ -1,6 +1,7 @@
 """Real `serve --queue redis://...` processes on one real redis-server: two that share one queue,
 whichever door a viewer uses; Redis lost and back; Redis unreachable at start; a front door
 without a model showing a dreamer's picture (`--role front` / `--role dreamer`)."""
+import asyncio
 import json
 import subprocess
 import sys
@@ -11,9 +12,10 @@ import urllib.request
 import cv2
 import numpy as np
 import pytest
-from peers import REDIS_SERVER, RedisServer
+from peers import NGINX, REDIS_SERVER, RedisServer, start_nginx_fronts, stop
+from websockets.asyncio.client import connect
 
-from .conftest import TEST_CONFIG, free_port, start_server, stop_server
+from .conftest import TEST_CONFIG, Server, free_port, start_server, stop_server
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None,
                                 reason="needs Debian redis-server (make test installs it as root)")
@@ -97,35 +99,60 @@ def test_a_queue_url_that_is_not_redis_is_refused(url):
     assert done.returncode == 2 and "queue.url: a Redis URL" in done.stderr, done.stderr
 
 
-def test_a_front_door_without_a_model_serves_the_dreamers_picture_and_takes_its_requests(tmp_path):
+@pytest.mark.skipif(NGINX is None, reason="needs Debian nginx (make test installs it as root)")
+def test_front_doors_without_a_model_behind_nginx_serve_the_dreamers_picture_and_take_its_requests(tmp_path):
+    """One dreamer, two front doors and the README's nginx recipe (configs/nginx-fronts.conf) in
+    front of them: what a viewer meets at nginx's address is the dreamer's picture and queue."""
     redis = RedisServer(tmp_path).start()
-    dreamer = front = None
+    dreamer, fronts, nginx = None, [], None
+    config = CONFIG.replace("[serve]", '[serve]\ntrusted_proxies = ["127.0.0.1"]', 1)
     try:
-        for name in ("dreamer", "front"):
+        for name in ("dreamer", "front-1", "front-2"):
             (tmp_path / name).mkdir()
-        dreamer = start_server(tmp_path / "dreamer", CONFIG, ["--queue", redis.url, "--role", "dreamer"])
-        front = start_server(tmp_path / "front", CONFIG, ["--queue", redis.url, "--role", "front"])
-        assert "front door: no model" in front.log.read_text()
-        status, ack = ask(front, "pizza", "ann")
+        dreamer = start_server(tmp_path / "dreamer", config, ["--queue", redis.url, "--role", "dreamer"])
+        fronts = [start_server(tmp_path / name, config, ["--queue", redis.url, "--role", "front"])
+                  for name in ("front-1", "front-2")]
+        assert "front door: no model" in fronts[0].log.read_text()
+        http, ws = free_port(), free_port()
+        nginx = start_nginx_fronts(tmp_path, http, ws, [(port_of(f.base), port_of(f.ws)) for f in fronts])
+        door = Server(nginx, f"http://127.0.0.1:{http}", f"ws://127.0.0.1:{ws}/", tmp_path / "nginx-fronts.log")
+
+        status, ack = ask(door, "pizza", "ann")
         assert status == 200 and ack["position"] == 0
         assert until(lambda: dreamer.get_json("/api/state")["target"]["label"] == "pizza")
-        status, headers, jpeg = front.get("/frame.jpg")
+        assert asyncio.run(ask_ws(door.ws, "daisy"))["position"] == 1  # the websocket through nginx too
+        status, headers, jpeg = door.get("/frame.jpg")
         frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
         assert status == 200 and headers["Content-Type"] == "image/jpeg" and frame.shape == (96, 160, 3)
-        state = until(lambda: (s := front.get_json("/api/state"))["fps"]["dream"] > 0 and s)  # the dreamer's figures
-        assert state["device"] == "remote" and state["target"]["label"] == "pizza"
-        with urllib.request.urlopen(front.base + "/stream.mjpg", timeout=10) as r:
+        for front in fronts:  # the dreamer's figures, at each door
+            state = until(lambda: (s := front.get_json("/api/state"))["fps"]["dream"] > 0 and s)
+            assert state["device"] == "remote" and [q["label"] for q in state["queue"]] == ["daisy"]
+        with urllib.request.urlopen(door.base + "/stream.mjpg", timeout=10) as r:
             parts = sum(r.read(4096).count(b"--dreamframe") for _ in range(40))
         assert parts >= 2
-        dreamer.proc.kill()  # the picture stops: the front door says so, and keeps answering
+        dreamer.proc.kill()  # the picture stops: the front doors say so, and keep answering
         dreamer.proc.wait()
-        assert until(lambda: health_of(front)[0] == 503, timeout=15)
-        assert front.get_json("/api/state")["target"]["label"] == "pizza"
+        assert until(lambda: health_of(fronts[0])[0] == 503, timeout=15)
+        assert door.get_json("/api/state")["target"]["label"] == "pizza"
     finally:
-        for s in (dreamer, front):
+        if nginx is not None:
+            stop(nginx)
+        for s in (dreamer, *fronts):
             if s is not None and s.proc.poll() is None:
                 stop_server(s)
         redis.kill()
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].strip("/"))
+
+
+async def ask_ws(url: str, text: str) -> dict:
+    async with connect(url) as ws:
+        await ws.send(json.dumps({"type": "request", "text": text, "user": "bob"}))
+        while (reply := json.loads(await ws.recv()))["type"] != "ack":
+            assert reply["type"] != "error", reply
+        return reply
 
 
 @pytest.mark.parametrize("extra, says", [
