@@ -171,7 +171,8 @@ class Service:
         self._loop = asyncio.get_running_loop()
         playing = self.queue.snapshot()["target"]
         while True:
-            self.queue.current()  # let the hold run out even while the dream thread is busy
+            if self.pipeline.dreams:  # let the hold run out even while the dream thread is busy;
+                self.queue.current()  # a front door leaves that to the dreamer (none there: none ends)
             now = time.monotonic()
             if self.queue.version != seen or self._viewers_changed or now - last >= STATE_EVERY_S:
                 seen, last, self._viewers_changed = self.queue.version, now, False
@@ -254,7 +255,8 @@ class Service:
         engine, presenter = self.pipeline.engine, self.pipeline.presenter
         return {"model": self.about.model, "device": self.about.device, "size": list(self.about.size),
                 "fps": {"dream": round(engine.rate, 2), "output": round(presenter.rate, 2)},
-                "frames": engine.frames, "steps": engine.steps,
+                "frames": engine.frames, "steps": engine.steps, "last_steps": engine.last_steps,
+                "dream_errors": engine.frame_errors,
                 "frame_ms": {"dream": round(engine.frame_ms, 2), "presenter": round(presenter.frame_ms, 2)},
                 "health": self.health().to_json()}
 

@@ -11,11 +11,16 @@ and of their viewers. Redis lost: the worker's backoff, one line per event.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 
+import redis
+
 from ..core.framebus import FrameBus
 from ..core.worker import Worker
+
+log = logging.getLogger(__name__)
 
 FIGURES_EVERY_S = 1.0
 FIGURES_TTL_MS = 5000  # a dreamer gone is seen as gone within this
@@ -35,12 +40,15 @@ class FramePublisher(Worker):
         seq, figures_due = 0, 0.0
         while not self.stopping:
             frame = self.bus.wait(seq, timeout=0.5)
+            if frame is not None:
+                seq = frame.seq
+                self.client.publish(self.channel, self.bus.jpeg(frame))  # encoded once, as for MJPEG viewers
+                self.published += 1
+                if self.backoff.reset():
+                    log.info("frame-relay: publishing again")
             if time.monotonic() >= figures_due:
-                self.client.set(self.key, json.dumps(self.figures()), px=FIGURES_TTL_MS)
                 figures_due = time.monotonic() + FIGURES_EVERY_S
-            if frame is None:
-                continue
-            seq = frame.seq
-            self.client.publish(self.channel, self.bus.jpeg(frame))  # encoded once, as for MJPEG viewers
-            self.published += 1
-            self.backoff.reset()
+                try:  # a write refused (a full Redis) must not stop the picture, which PUBLISH still carries
+                    self.client.set(self.key, json.dumps(self.figures()), px=FIGURES_TTL_MS)
+                except redis.ResponseError as e:
+                    log.debug("frame-relay: the figures: %s", e)

@@ -6,21 +6,26 @@ health, workers), so the page, MJPEG, /frame.jpg, /view, the state and /healthz 
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import cv2
 import numpy as np
+import redis
 
 from ..core.framebus import FrameBus
 from ..core.worker import Worker
 from ..spine.pipeline import SHOWN_STALL_S, Health, bus_age
+
+log = logging.getLogger(__name__)
+SILENT_S = 10.0  # a dreamer says it is there (its figures outlive it by 5 s) and no frame came: subscribe again
 
 
 class Figures:
     """The dreamer's engine or presenter as its figures say (all zero until they come)."""
 
     def __init__(self) -> None:
-        self.rate, self.frames, self.steps, self.frame_errors = 0.0, 0, 0, 0
+        self.rate, self.frames, self.steps, self.frame_errors, self.last_steps = 0.0, 0, 0, 0, 0
         self.frame_ms: float = 0.0
         self.carry_ms = None
 
@@ -38,14 +43,27 @@ class FrameSubscriber(Worker):
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(self.channel)
-            figures_due = 0.0
+            figures_due, heard = 0.0, time.monotonic()
             while not self.stopping:
+                newest = None  # a front that fell behind shows the newest frame, not a backlog
                 message = pubsub.get_message(timeout=0.25)
-                if message is not None and message["type"] == "message":
-                    self._show(message["data"])
-                if time.monotonic() >= figures_due:
-                    self.remote.took(self.client.get(self.key))
-                    figures_due = time.monotonic() + 1.0
+                while message is not None:
+                    if message["type"] == "message":
+                        newest, heard = message["data"], time.monotonic()
+                    message = pubsub.get_message(timeout=0.0)
+                if newest is not None:
+                    self._show(newest)
+                now = time.monotonic()
+                if now >= figures_due:
+                    figures_due = now + 1.0
+                    try:
+                        self.remote.took(self.client.get(self.key))
+                    except redis.RedisError as e:  # the frames may still come: say it, go on
+                        log.debug("frame-relay: the dreamer's figures: %s", e)
+                # a connection dropped without a word (a NAT's idle timeout) never errors: a
+                # dreamer that says it is there while no frame comes means subscribing again
+                if self.remote.dreamer and now - heard > SILENT_S:
+                    raise ConnectionError(f"no frame for {SILENT_S:g} s while the dreamer is there")
         finally:
             pubsub.close()
 
@@ -60,6 +78,7 @@ class FrameSubscriber(Worker):
 
 class RemotePipeline:
     source = None
+    dreams = False  # the dreamer ends holds; a front door only shows them
 
     def __init__(self, queue, client, prefix: str, jpeg_quality: int = 85):
         self.queue = queue
@@ -72,13 +91,16 @@ class RemotePipeline:
         """The dreamer's figures (None: no dreamer has said anything for 5 s)."""
         try:
             figures = json.loads(raw) if raw is not None else {}
-        except ValueError:
-            figures = {}
-        self.dreamer = figures if isinstance(figures, dict) else {}
-        fps, frame_ms = self.dreamer.get("fps", {}), self.dreamer.get("frame_ms", {})
-        self.engine.rate, self.presenter.rate = float(fps.get("dream", 0.0)), float(fps.get("output", 0.0))
-        self.engine.frames, self.engine.steps = int(self.dreamer.get("frames", 0)), int(self.dreamer.get("steps", 0))
-        self.engine.frame_ms, self.presenter.frame_ms = frame_ms.get("dream", 0.0), frame_ms.get("presenter", 0.0)
+            fps, frame_ms = figures.get("fps", {}), figures.get("frame_ms", {})
+            e, p = Figures(), Figures()
+            e.rate, p.rate = float(fps.get("dream", 0.0)), float(fps.get("output", 0.0))
+            e.frames, e.steps = int(figures.get("frames", 0)), int(figures.get("steps", 0))
+            e.last_steps, e.frame_errors = int(figures.get("last_steps", 0)), int(figures.get("dream_errors", 0))
+            e.frame_ms, p.frame_ms = float(frame_ms.get("dream", 0.0)), float(frame_ms.get("presenter", 0.0))
+            figures.get("health", {}).get("frame_age_s")
+        except (ValueError, TypeError, AttributeError):  # not figures this code reads (another version's)
+            figures, e, p = {}, Figures(), Figures()
+        self.dreamer, self.engine, self.presenter = figures, e, p
 
     @property
     def workers(self) -> list:

@@ -57,6 +57,8 @@ def bus_age(bus: FrameBus, now: float) -> float | None:
 
 
 class Pipeline:
+    dreams = True  # this process dreams (a front door's RemotePipeline does not)
+
     def __init__(self, model, dream: DreamSettings, seed: int | None, queue: RequestQueue,
                  output_fps: float, jpeg_quality: int | None = None, output_size: tuple[int, int] | None = None,
                  make_dreamer=None, source: SourceReader | None = None, live: LiveSettings | None = None):

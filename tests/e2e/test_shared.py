@@ -130,17 +130,25 @@ def test_front_doors_without_a_model_behind_nginx_serve_the_dreamers_picture_and
         with urllib.request.urlopen(door.base + "/stream.mjpg", timeout=10) as r:
             parts = sum(r.read(4096).count(b"--dreamframe") for _ in range(40))
         assert parts >= 2
+        status, _, metrics = fronts[1].get("/metrics")
+        assert status == 200 and b"dreamstream_frames_total" in metrics
         dreamer.proc.kill()  # the picture stops: the front doors say so, and keep answering
         dreamer.proc.wait()
         assert until(lambda: health_of(fronts[0])[0] == 503, timeout=15)
+        status, ack = ask(door, "lemon", "cat")
+        assert status == 200 and ack["position"] == 2  # requests are still taken, for the next dreamer
         assert door.get_json("/api/state")["target"]["label"] == "pizza"
     finally:
         if nginx is not None:
             stop(nginx)
-        for s in (dreamer, *fronts):
-            if s is not None and s.proc.poll() is None:
-                stop_server(s)
+        stopped = [stop_server(f)[0] for f in fronts if f.proc.poll() is None]
+        if dreamer is not None and dreamer.proc.poll() is None:
+            stop_server(dreamer)
         redis.kill()
+    assert stopped == [0, 0]
+    for front in fronts:
+        log = front.log.read_text()
+        assert "Traceback" not in log and " ERROR " not in log, log
 
 
 def port_of(url: str) -> int:
