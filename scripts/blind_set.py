@@ -12,7 +12,9 @@ named by someone who is told only that each picture shows one everyday thing.
   at the config's settings), two seeds each;
 - `keys/VARIANT.json`: which picture is which class; `BRIEF.txt`: what a namer is told.
 `score` reads a namer's answers for one folder ({"01.jpg": ["first guess", "second", ...]})
-against the key: named at the first guess, and within three, live apart from stills.
+against the key: named at the first guess, and within three, live apart from stills. `sheet`
+puts a folder's pictures side by side at the size they were named, each captioned with what
+was asked (and, given the answers, what its namer said first): docs/live.jpg, docs/dreams.jpg.
 
 A guess names the class when the request parser (`dreamer.classes.parse`, the stream's own:
 synonyms, plurals, typos) reads it as that class (or a group of at most three that holds it),
@@ -29,6 +31,8 @@ classes no setting was chosen on.
     python scripts/blind_set.py make --out out/blind --variant base               # ~15 min on 2 cores
     python scripts/blind_set.py make --out out/blind --variant calm --config calm.toml --classes tune
     python scripts/blind_set.py score --out out/blind --variant base --folder live --names names.json
+    python scripts/blind_set.py sheet --out out/blind --variant base --folder live --names names.json \
+        --sheet docs/live.jpg
 """
 from __future__ import annotations
 
@@ -88,7 +92,7 @@ def write_folder(folder: Path, pictures: list[tuple[dict, np.ndarray]], rng: ran
     return key
 
 
-def dream_stills(config: Path, classes: list[str]) -> list[tuple[dict, np.ndarray]]:
+def dream_stills(config: Path, classes: list[str], seeds=STILL_SEEDS) -> list[tuple[dict, np.ndarray]]:
     """Each class dreamed alone from noise, as `render --class X` does, for each seed."""
     from dreamer.loop import Dreamer, to_uint8
     from dreamer.runtime import load_for_dreaming, tune_for_cpu_dreaming
@@ -98,7 +102,7 @@ def dream_stills(config: Path, classes: list[str]) -> list[tuple[dict, np.ndarra
     model, device = load_for_dreaming(cfg.model, cfg.device)
     tune_for_cpu_dreaming(device)
     out = []
-    for seed in STILL_SEEDS:
+    for seed in seeds:
         for label in classes:
             d = Dreamer(model, cfg.dream, seed=seed)
             d.set_target(parse(label))
@@ -131,7 +135,7 @@ def make(args: argparse.Namespace) -> dict:
         key["live_run"] = {"dream_fps": live.dream_fps, "steps_per_frame": live.steps_per_frame,
                            "output_fps": live.output_fps, "seconds": live.seconds, "hold_s": args.hold}
     if not args.no_stills:
-        key["stills"] = write_folder(out / "stills", dream_stills(config, classes), rng)
+        key["stills"] = write_folder(out / "stills", dream_stills(config, classes, args.seeds), rng)
     (args.out / "keys").mkdir(parents=True, exist_ok=True)
     (args.out / "keys" / f"{args.variant}.json").write_text(json.dumps(key, indent=1))
     (args.out / "BRIEF.txt").write_text(BRIEF)
@@ -191,6 +195,28 @@ def score(key: dict, names: dict) -> dict:
             **({"by_moment": by} if by else {}), "rows": rows}
 
 
+# -- contact sheets ---------------------------------------------------------------------------
+def sheet(folder: Path, key: dict, names: dict, classes: list[str], path: Path, seed: int | None = None,
+          cols: int = 2) -> None:
+    """The folder's pictures in the order of `classes` (one seed of the stills), at player size,
+    each over a caption: what was asked, and what its namer said first."""
+    chosen = sorted((name for name, what in key.items() if seed is None or what.get("seed", seed) == seed),
+                    key=lambda name: (classes.index(key[name]["class"]), key[name].get("at_s", 0)))
+    tiles = []
+    for name in chosen:
+        bgr = cv2.imread(str(folder / name))
+        said = names.get(name, [])
+        caption = f"asked: {key[name]['class']}" + (f"   named blind: {said[0]}" if said else "")
+        bar = np.zeros((44, bgr.shape[1], 3), np.uint8)
+        cv2.putText(bar, caption, (12, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2, cv2.LINE_AA)
+        tiles.append(np.concatenate([bgr, bar], 0))
+    while len(tiles) % cols:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.concatenate(tiles[i:i + cols], 1) for i in range(0, len(tiles), cols)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.concatenate(rows, 0), [cv2.IMWRITE_JPEG_QUALITY, 80])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -203,18 +229,30 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="the shuffle's and the live dream's seed")
     p.add_argument("--no-live", action="store_true")
     p.add_argument("--no-stills", action="store_true")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(STILL_SEEDS), help="the stills' seeds (default 0 1)")
     p = sub.add_parser("score", help="a namer's answers for one folder against the key")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--variant", required=True)
     p.add_argument("--folder", required=True, choices=["live", "early", "stills"])
     p.add_argument("--names", type=Path, required=True, help='JSON: {"01.jpg": ["guess", ...], ...}')
+    p = sub.add_parser("sheet", help="a folder's pictures side by side, captioned")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--variant", required=True)
+    p.add_argument("--folder", required=True, choices=["live", "early", "stills"])
+    p.add_argument("--names", type=Path, help="the namer's answers, to caption what each was named first")
+    p.add_argument("--seed", type=int, help="stills: only this seed's")
+    p.add_argument("--sheet", type=Path, required=True, help="the JPEG to write")
     args = ap.parse_args()
     if args.command == "make":
         key = make(args)
         print(json.dumps({k: v for k, v in key.items() if k not in ("live", "early", "stills")}, indent=1))
-    else:
+    elif args.command == "score":
         key = json.loads((args.out / "keys" / f"{args.variant}.json").read_text())[args.folder]
         print(json.dumps(score(key, json.loads(args.names.read_text())), indent=1))
+    else:
+        kept = json.loads((args.out / "keys" / f"{args.variant}.json").read_text())
+        names = json.loads(args.names.read_text()) if args.names else {}
+        sheet(args.out / args.variant / args.folder, kept[args.folder], names, kept["classes"], args.sheet, args.seed)
 
 
 if __name__ == "__main__":
