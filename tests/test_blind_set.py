@@ -58,3 +58,17 @@ def test_the_brief_names_no_class_that_is_reported_or_tuned_on():
     for label in bs.REPORT + bs.TUNE:
         assert label.lower() not in brief
     assert not set(bs.REPORT) & set(bs.TUNE)
+
+
+def test_a_sheet_shows_the_pictures_in_the_classes_order_with_what_was_asked_under_each(tmp_path):
+    colours = {"teapot": (200, 0, 0), "banana": (0, 200, 0), "lion": (0, 0, 200)}
+    pictures = [({"class": c, "seed": seed}, np.full((27, 48, 3), colours[c], np.uint8))
+                for c in colours for seed in (0, 1)]
+    key = bs.write_folder(tmp_path / "stills", pictures, random.Random(3))
+    bs.sheet(tmp_path / "stills", key, {}, ["lion", "teapot", "banana"], tmp_path / "sheet.jpg", seed=0)
+    sheet = cv2.cvtColor(cv2.imread(str(tmp_path / "sheet.jpg")), cv2.COLOR_BGR2RGB)
+    tile_h = bs.PLAYER[1] + 44  # the picture, then its caption
+    assert sheet.shape == (2 * tile_h, 2 * bs.PLAYER[0], 3)  # three of seed 0, two a row, one left blank
+    centres = [sheet[tile_h * (i // 2) + 270, bs.PLAYER[0] * (i % 2) + 480] for i in range(3)]
+    assert [tuple(int(v) // 50 for v in c) for c in centres] == [(0, 0, 4), (4, 0, 0), (0, 4, 0)]
+    assert sheet[tile_h + 270, bs.PLAYER[0] + 480].max() < 30  # the empty fourth place
