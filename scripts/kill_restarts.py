@@ -5,6 +5,11 @@ votes, and what plays must play on with the time it had left less the restart's.
 
     python scripts/kill_restarts.py                  # 20 restarts, about 4 minutes on a 2-core CPU
     python scripts/kill_restarts.py --restarts 5
+    python scripts/kill_restarts.py --roles          # a redis-server, a dreamer and a front door
+
+With `--roles` the queue is shared through a local redis-server (appendonly, as the README
+runs it), requests go to a `serve --role front`, and each restart kills one of the three in
+turn with SIGKILL: the front door, the dreamer, Redis itself.
 
 Prints one JSON object: restarts, requests acknowledged, requests back, entries whose
 votes or order differed, the seconds each restart took (kill to healthy) and how far the
@@ -19,11 +24,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 from live_frames import state
 from loadtest import free_port, wait_healthy
+from peers import RedisServer
 
 from dreamer.classes import catalogue
 
@@ -59,25 +66,51 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--restarts", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--roles", action="store_true", help="a redis-server, a dreamer and a front door, killed in turn")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     names = catalogue().names
     tmp = Path(tempfile.mkdtemp(prefix="dreamstream-restarts-"))
     (tmp / "restarts.toml").write_text(CONFIG)
-    port, ws_port = free_port(), free_port()
-    base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "stream", "serve", "--config", str(tmp / "restarts.toml"), "--port", str(port),
-               "--ws-port", str(ws_port), "--state-dir", str(tmp / "state")]
     log = (tmp / "server.log").open("a")
+    redis = RedisServer(tmp).start() if args.roles else None
 
-    def start() -> subprocess.Popen:
+    def serve(*extra: str) -> tuple[list[str], str]:
+        port, ws_port = free_port(), free_port()
+        return ([sys.executable, "-m", "stream", "serve", "--config", str(tmp / "restarts.toml"), "--port", str(port),
+                 "--ws-port", str(ws_port), "--state-dir", str(tmp / "state"), *extra], f"http://127.0.0.1:{port}")
+
+    parts = {"serve": serve()} if redis is None else \
+        {"dreamer": serve("--role", "dreamer", "--queue", redis.url), "front": serve("--role", "front", "--queue", redis.url)}
+    base = parts["front" if redis else "serve"][1]
+
+    def start(part: str) -> subprocess.Popen:
+        command, its_base = parts[part]
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        wait_healthy(base)
+        wait_healthy(its_base)
         return proc
 
-    proc = start()
+    def queue_back() -> None:
+        """Until the front door has read the shared queue again (it tries after a backoff; its
+        /healthz says so, whatever its status)."""
+        end = time.monotonic() + 30
+        while True:
+            state(base)  # a read of the queue: the one that finds Redis back
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=10) as r:
+                    body = r.read()
+            except urllib.error.HTTPError as e:  # 503 while the dreamer's frames are not back yet
+                body = e.read()
+            if json.loads(body).get("queue") == "ok":
+                return
+            if time.monotonic() > end:
+                raise RuntimeError("the front door never read the queue again")
+            time.sleep(0.2)
+
+    procs = {part: start(part) for part in parts}
+    victims = ["front", "dreamer", "redis"] if redis else ["serve"]
     acked: set[str] = set()
-    lost, differed, restart_s, drift_s = [], 0, [], []
+    lost, differed, restart_s, drift_s = [], 0, {v: [] for v in victims}, []
     try:
         for i in range(args.restarts):
             queued = [e["label"] for e in state(base)["queue"]]
@@ -86,13 +119,20 @@ def main() -> None:
                 text = rng.choice(queued) if queued and rng.random() < 0.25 else rng.choice(names)
                 acked.add(post(base, text, f"viewer{i}-{j}")["id"])
             before = state(base)
-            proc.kill()
-            proc.wait()
+            victim = victims[i % len(victims)]
             killed = time.monotonic()
-            proc = start()
+            if victim == "redis":
+                redis.kill()
+                redis.start()
+            else:
+                procs[victim].kill()
+                procs[victim].wait()
+                procs[victim] = start(victim)
+            if redis is not None:
+                queue_back()
             after = state(base)
             down = time.monotonic() - killed
-            restart_s.append(round(down, 2))
+            restart_s[victim].append(round(down, 2))
             now = {after["target"]["id"], *(e["id"] for e in after["queue"])}
             lost += sorted(acked - now - {r["id"] for r in after["recent"]})
             differed += kept(before) != kept(after)
@@ -100,11 +140,14 @@ def main() -> None:
             # state read, so a little more than the restart itself)
             drift_s.append(round(before["target"]["remaining_s"] - after["target"]["remaining_s"] - down, 2))
     finally:
-        proc.terminate()
-        proc.wait(10)
-    print(json.dumps({"restarts": args.restarts, "requests_acknowledged": len(acked),
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(10)
+        if redis is not None:
+            redis.kill()
+    print(json.dumps({"restarts": args.restarts, "killed": victims, "requests_acknowledged": len(acked),
                       "requests_back": len(acked) - len(lost), "lost": lost, "rounds_that_differed": differed,
-                      "restart_s": {"min": min(restart_s), "max": max(restart_s), "all": restart_s},
+                      "restart_s": {v: {"min": min(t), "max": max(t), "all": t} for v, t in restart_s.items() if t},
                       "time_left_minus_downtime_s": {"min": min(drift_s), "max": max(drift_s)},
                       "log": str(tmp / "server.log")}, indent=1))
 
