@@ -225,3 +225,16 @@ def test_a_url_redis_cannot_read_is_one_line_without_the_password(password):
     with pytest.raises(QueueUnreachable) as e:
         RedisShared(f"redis://:{password}@127.0.0.1:{free_port()}/0", PREFIX)
     assert password not in str(e.value) and str(e.value).startswith("--queue redis://****@127.0.0.1:")
+
+
+def test_viewers_at_every_process_add_up_and_one_that_went_silent_drops_out(server):
+    a, b = RedisShared(server.url, PREFIX), RedisShared(server.url, PREFIX)
+    assert a.viewers(3, now=100.0) == 3
+    assert b.viewers(2, now=101.0) == 5
+    assert a.viewers(1, now=102.0) == 3
+    assert a.viewers(1, now=112.0) == 1  # b has said nothing for 11 s: killed, say
+    b.viewers(4, now=113.0)
+    b.leave()  # a clean stop
+    assert a.viewers(1, now=114.0) == 1
+    server.kill()
+    assert a.viewers(1) is None  # unreachable: the caller keeps its last sum

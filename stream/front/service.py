@@ -91,6 +91,7 @@ class Service:
         self.state_version = 0  # bumped whenever state_json changes
         self._state_event: asyncio.Event | None = None
         self._viewers_changed = False  # pushed with the next state (a page counts itself at once)
+        self._viewers_everywhere: int | None = None  # with a shared queue: every process's MJPEG viewers
 
     # -- requests -------------------------------------------------------------------------
     def request(self, text, user, key: str) -> Ack:
@@ -133,7 +134,8 @@ class Service:
                                                  "output": round(self.pipeline.presenter.rate, 2)},
                 "size": [w, h], "model": self.about.model, "device": self.about.device,
                 # people watching the picture; websocket clients are counted in /metrics
-                "viewers": self.viewers["mjpeg"], "uptime_s": round(time.monotonic() - self.started, 1),
+                "viewers": self._viewers_everywhere if self._viewers_everywhere is not None
+                else self.viewers["mjpeg"], "uptime_s": round(time.monotonic() - self.started, 1),
                 "stream": {"encoder": None if encoder is None else {
                                "state": "live" if encoder.connected else encoder.state,
                                "bitrate_kbps": round(encoder.bitrate_kbps), "reconnects": encoder.restarts},
@@ -176,6 +178,10 @@ class Service:
             now = time.monotonic()
             if self.queue.version != seen or self._viewers_changed or now - last >= STATE_EVERY_S:
                 seen, last, self._viewers_changed = self.queue.version, now, False
+                if self.queue.shared is not None:  # the viewers at every process (the last sum while Redis is lost)
+                    everywhere = self.queue.shared.viewers(self.viewers["mjpeg"])
+                    if everywhere is not None:
+                        self._viewers_everywhere = everywhere
                 target = self.queue.snapshot()["target"]
                 if target["id"] != playing["id"]:
                     await self._remember(playing)
@@ -239,6 +245,8 @@ class Service:
             worker.stop(max(0.0, deadline - time.monotonic()))
         if self.store is not None:
             self.store.close()
+        if self.queue.shared is not None:
+            self.queue.shared.leave()
         return [w.name for w in self.workers if w.alive]
 
     def health(self) -> Health:

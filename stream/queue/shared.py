@@ -11,6 +11,8 @@ and run the call again on the new state when another process changed it meanwhil
                               place, the next id
     PREFIX + "sender:" + KEY  one sender's attempt budget and request times (an address or a
                               chat account), expiring once they no longer matter
+    PREFIX + "viewers"        each process's MJPEG viewers and when it said so (a hash), added
+                              up for the state every process shows
 
 Redis unreachable while running: a request is refused with RequestError("unavailable"), never
 a false ack; the dream goes on with the last target it read; Redis is tried again after a
@@ -24,7 +26,9 @@ import logging
 import math
 import os
 import re
+import socket
 import time
+import uuid
 from datetime import datetime
 
 import redis
@@ -39,6 +43,7 @@ log = logging.getLogger(__name__)
 TIMEOUT_S = 0.5  # connect and reply: the dream thread asks before each frame
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 5.0  # after a failure, Redis is left alone this long, doubling
 TRIES = 20  # transactions lost to other processes' changes before a call gives up
+VIEWERS_FRESH_S = 10.0  # a process's viewer count older than this is gone (a process killed)
 CONFLICT = "Watched variable changed."  # redis-py's WatchError at EXEC; its others are a lost connection
 NOT_A_URL = "not a Redis URL: redis://[:PASSWORD@]HOST:PORT/DB or rediss://... (in a password, write / ? # @ as %2F %3F %23 %40)"
 
@@ -89,6 +94,7 @@ class RedisShared:
             self.client.ping()
         except redis.RedisError as e:
             raise QueueUnreachable(f"--queue {self.shown}: {_why(e, self._secrets)}") from None
+        self.process = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"  # this process's field
         self._seen: bytes | None = None  # the state as last read: another process's change bumps the version
         self._retry_at = 0.0
         self._delay = 0.0
@@ -218,6 +224,41 @@ class RedisShared:
         if raw != self._seen:
             self._seen = raw
             queue.version += 1
+
+    # -- viewers ----------------------------------------------------------------------------
+    def viewers(self, mine: int, now: float | None = None) -> int | None:
+        """Say this process's viewers; everyone's added up (counts older than VIEWERS_FRESH_S,
+        a process that died, are dropped). None while Redis cannot be reached."""
+        now = time.time() if now is None else now
+        key = self.prefix + "viewers"
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                pipe.hset(key, self.process, f"{mine} {now}")
+                pipe.hgetall(key)
+                _, counts = pipe.execute()
+            total, gone = 0, []
+            for field, value in counts.items():
+                try:
+                    n, said = value.split()
+                    fresh = now - float(said) <= VIEWERS_FRESH_S
+                except ValueError:  # not a count this code wrote
+                    fresh = False
+                if fresh:
+                    total += int(n)
+                else:
+                    gone.append(field)
+            if gone:
+                self.client.hdel(key, *gone)
+            return total
+        except redis.RedisError:
+            return None
+
+    def leave(self) -> None:
+        """A clean stop: this process's viewers are no longer counted."""
+        try:
+            self.client.hdel(self.prefix + "viewers", self.process)
+        except redis.RedisError:
+            pass
 
     # -- failures ---------------------------------------------------------------------------
     def _failed(self, why: str) -> None:

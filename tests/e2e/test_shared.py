@@ -49,6 +49,9 @@ def test_two_serves_share_one_queue_and_refuse_while_redis_is_gone(tmp_path):
         status, ack = ask(b, "daisy", "bob")
         assert status == 200 and ack["position"] == 1
         assert [q["label"] for q in a.get_json("/api/state")["queue"]] == ["daisy"]
+        with urllib.request.urlopen(a.base + "/stream.mjpg", timeout=10) as watching:  # a viewer at a...
+            watching.read(1000)
+            assert until(lambda: b.get_json("/api/state")["viewers"] == 1)  # ...counted at b too
 
         redis.kill()
         status, body = ask(a, "lemon", "cat")
