@@ -18,25 +18,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from .flow import Flow, residual_of
 from .loop import Dreamer
-
-
-@dataclass
-class LiveSettings:
-    mix: float = 1.0  # how much of the dream is laid over the live picture (0.5: half; more of the picture shows)
-    half_life_s: float = 2.0  # the residual halves in this many seconds where the dream stops adding to it
-    flow: bool = True  # carry the residual along optical flow; off: it stays where it was (and smears)
-    flow_scale: float = 0.5  # the flow is computed at this fraction of the dream's size
-    # forward-backward disagreement (dream pixels) up to which the residual is carried whole,
-    # let go gradually beyond it and entirely at 3x it (1 px erased the dream in flat areas,
-    # where DIS's flow is noisy: vtest.avi read 0-10% top-5 with it, 60% with 2 px)
-    max_disagreement_px: float = 2.0
-    still_px: float = 0.5  # motion below this counts as none: a still scene's residual is not resampled each frame
+from .settings import LiveSettings
 
 
 def motionless(settings):

@@ -16,10 +16,10 @@ from torch import nn
 
 from .efficientnet_lite import EfficientNetLite
 from .efficientnet_lite import preprocess as lite_preprocess
+from .settings import DEFAULT_MODEL
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "efficientnet_lite0"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 

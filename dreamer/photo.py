@@ -10,11 +10,13 @@ middle of it kept), padded with its own mean colour (`pad`: all of it kept), or 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:  # torch is imported where it is used: these serve processes that never load it
+    import torch
 
 FITS = ("crop", "pad", "stretch")
 MIN_SIDE, MAX_SIDE = 32, 4096
@@ -30,6 +32,8 @@ def size_for(photo: tuple[int, int], pixels: int) -> tuple[int, int]:
 
 
 def _resize(image: torch.Tensor, w: int, h: int) -> torch.Tensor:
+    import torch.nn.functional as F  # here: cover() below serves processes that never load torch
+
     return F.interpolate(image[None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0]
 
 

@@ -45,9 +45,12 @@ import functools
 import logging
 import os
 import threading
+from typing import TYPE_CHECKING
 
 import cv2
-import torch
+
+if TYPE_CHECKING:  # torch is imported where it is used: these serve processes that never load it
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +130,8 @@ def _tune_cpu() -> None:
 
 def tune_for_cpu_dreaming(device: torch.device | str = "cpu") -> None:
     """Keep freed memory and one OpenCV thread, once per process, when dreaming on the CPU."""
+    import torch
+
     if torch.device(device).type == "cpu":
         _tune_cpu()
 
@@ -145,6 +150,8 @@ def set_dream_threads(configured: int, reserve: int = 0) -> int:
     them losing its core to an encoder stalls them all. On 2 cores, streaming 720p30 to RTMP,
     the dream made 3.1 frames/s with 2 threads and 4.7 with 1 (5.6 and 5.1 without RTMP):
     measured with `dreamstream serve`, docs/performance.md. Returns the count set."""
+    import torch
+
     n = configured or max(1, cores() - reserve)
     torch.set_num_threads(n)
     return n

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from dreamer.classes import RequestError, catalogue, parse
-from dreamer.models import DEFAULT_MODEL, REGISTRY, ModelUnavailable
-from dreamer.render import OutputError
+from dreamer.settings import DEFAULT_MODEL, MODEL_NAMES
 
 from .config import (
     Config,
@@ -57,7 +56,7 @@ def _common(p: argparse.ArgumentParser, preset: str = "default.toml", size: str 
     w, h = cfg.dream.size
     _talk(p, argparse.SUPPRESS)
     p.add_argument("--config", type=Path, help=f"TOML config (default: configs/{preset})")
-    p.add_argument("--model", choices=sorted(REGISTRY), help=f"network to dream with (default {DEFAULT_MODEL})")
+    p.add_argument("--model", choices=sorted(MODEL_NAMES), help=f"network to dream with (default {DEFAULT_MODEL})")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to run (default auto)")
     p.add_argument("--size", metavar="WxH", help=f"dream frame size (default {size.format(w=w, h=h)})")
     p.add_argument("--seed", type=int, help="make the dream repeatable")
@@ -224,7 +223,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .outputs.rtmp import RtmpEncoder
     from .queue.requests import RequestQueue
     from .queue.store import SqliteStore
-    from .spine.pipeline import Pipeline
 
     share_heap_arenas()  # before any thread: a run of hours keeps less memory resident
     no_huge_pages()  # before any frame: heap pages given back stay given back
@@ -252,6 +250,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         service = Service(pipeline, About(cfg.model, "remote", cfg.dream.size, ask))
         what = f"front door: no model, the dreamer's picture through {shared.shown}"
     else:
+        from .spine.pipeline import Pipeline
+
         reader = open_source(cfg, shown_size)  # a source that cannot be read: one line, before the model loads
         model, device = load_for_dreaming(cfg.model, cfg.device)
         tune_for_cpu_dreaming(device)
@@ -595,11 +595,24 @@ def main(argv: list[str] | None = None) -> int:
     except RequestError as e:
         hint = f"; try: {', '.join(e.suggestions)}" if e.suggestions else ""  # as the page and chat say it
         print(f"dreamstream: error: {e.message}{hint}", file=sys.stderr)
-    except (UsageError, ConfigError, ModelUnavailable, OutputError, SourceError, LogFileError, StateError) as e:
-        print(f"dreamstream: error: {e}", file=sys.stderr)
-    except OSError as e:  # a file we may not read or write: say which
-        where = f": {e.filename}" if e.filename else ""
-        print(f"dreamstream: error: {e.strerror or e}{where}", file=sys.stderr)
     except KeyboardInterrupt:
         return 130
+    except Exception as e:
+        if isinstance(e, one_line_errors()):
+            print(f"dreamstream: error: {e}", file=sys.stderr)
+        elif isinstance(e, OSError):  # a file we may not read or write: say which
+            where = f": {e.filename}" if e.filename else ""
+            print(f"dreamstream: error: {e.strerror or e}{where}", file=sys.stderr)
+        else:
+            raise
     return 2
+
+
+def one_line_errors() -> tuple[type[Exception], ...]:
+    """The errors that are one line for the user. The model's and the renderer's only where
+    their modules were loaded (nothing else raises them): a front door never loads torch."""
+    errors = [UsageError, ConfigError, SourceError, LogFileError, StateError]
+    for module, name in (("dreamer.models", "ModelUnavailable"), ("dreamer.render", "OutputError")):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
+    return tuple(errors)

@@ -16,8 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from dreamer.classes import RequestError, parse
-from dreamer.live import LiveSettings
-from dreamer.loop import DreamSettings
+from dreamer.settings import DreamSettings, LiveSettings
 
 from .queue.requests import QueuePolicy
 from .resources import folder

@@ -115,3 +115,10 @@ def test_pointwise_conv_as_a_matrix_product_matches_the_conv():
     assert torch.allclose(out, ref, atol=1e-5) and out.is_contiguous(memory_format=torch.channels_last)
     upstream = torch.rand_like(out)
     assert torch.allclose(torch.autograd.grad(out, x, upstream)[0], torch.autograd.grad(ref, x, upstream)[0], atol=1e-5)
+
+
+def test_the_models_offered_are_the_models_built():
+    from dreamer.models import REGISTRY
+    from dreamer.settings import MODEL_NAMES
+
+    assert sorted(REGISTRY) == sorted(MODEL_NAMES)

@@ -14,6 +14,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -24,8 +25,11 @@ from ..core.framebus import encode_jpeg
 from ..core.sanitize import clean_name, clean_request
 from ..outputs.overlay import overlay_lines
 from ..queue.requests import Ack
-from ..spine.pipeline import Health, Pipeline
+from ..spine.health import Health
 from .metrics import Metrics, Reading
+
+if TYPE_CHECKING:  # a front door's service holds a RemotePipeline, and never imports the dream
+    from ..spine.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import redis
 
 from ..core.framebus import FrameBus
 from ..core.worker import Worker
-from ..spine.pipeline import SHOWN_STALL_S, Health, bus_age
+from ..spine.health import SHOWN_STALL_S, Health, bus_age
 
 log = logging.getLogger(__name__)
 SILENT_S = 10.0  # a dreamer says it is there (its figures outlive it by 5 s) and no frame came: subscribe again

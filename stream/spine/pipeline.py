@@ -15,45 +15,15 @@ while health reports it.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
-from dreamer.live import LiveSettings
-from dreamer.loop import DreamSettings
+from dreamer.settings import DreamSettings, LiveSettings
 
 from ..core.framebus import FrameBus
 from ..inputs.source import SourceReader
 from ..queue.requests import RequestQueue
 from .engine import DreamEngine
+from .health import DREAM_STALL_S, SHOWN_STALL_S, SOURCE_STALL_S, Health, bus_age
 from .presenter import Presenter
-
-DREAM_STALL_S = 30.0  # no dreamed frame for this long: the dream is stuck (a frame takes < 2 s)
-SHOWN_STALL_S = 5.0  # no shown frame for this long: the presenter is stuck (it shows 25 a second)
-SOURCE_STALL_S = 10.0  # no source frame for this long: the source is gone (reconnecting, or dead)
-
-
-@dataclass
-class Health:
-    ok: bool  # everything flows, the source included
-    dreamed_age_s: float | None  # None: no frame yet
-    shown_age_s: float | None
-    workers: dict[str, str]  # name -> running | restarting | ...
-    flowing: bool = True  # dreamed and shown frames flow (a dead source leaves them flowing)
-    source: dict | None = None  # the live source's health, when there is one
-    queue: str | None = None  # a shared queue's: "ok" or "unavailable" (Redis lost)
-
-    def to_json(self) -> dict:
-        out = {"ok": self.ok, "frame_age_s": self.dreamed_age_s, "shown_age_s": self.shown_age_s,
-               "workers": self.workers}
-        if self.source is not None:
-            out["source"] = self.source
-        if self.queue is not None:
-            out["queue"] = self.queue
-        return out
-
-
-def bus_age(bus: FrameBus, now: float) -> float | None:
-    frame = bus.latest()
-    return None if frame is None else round(now - frame.time, 2)
 
 
 class Pipeline:

@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -116,6 +117,7 @@ def test_front_doors_without_a_model_behind_nginx_serve_the_dreamers_picture_and
         fronts = [start_server(tmp_path / name, config, ["--queue", redis.url, "--role", "front"])
                   for name in ("front-1", "front-2")]
         assert "front door: no model" in fronts[0].log.read_text()
+        assert "libtorch" not in Path(f"/proc/{fronts[0].proc.pid}/maps").read_text()  # nor the libraries
         http, ws = free_port(), free_port()
         nginx = start_nginx_fronts(tmp_path, http, ws, [(port_of(f.base), port_of(f.ws)) for f in fronts])
         door = Server(nginx, f"http://127.0.0.1:{http}", f"ws://127.0.0.1:{ws}/", tmp_path / "nginx-fronts.log")
