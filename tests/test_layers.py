@@ -95,3 +95,10 @@ def test_dreamer_knows_nothing_of_stream():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
             assert not any(n == "stream" or n.startswith("stream.") for n in names), path
+
+
+def test_the_wheel_ships_every_room():
+    """pyproject.toml lists the packages the wheel carries: a room left out installs without it."""
+    listed = (ROOT / "pyproject.toml").read_text().split("packages = [", 1)[1].split("]", 1)[0]
+    rooms = {f"stream.{init.parent.name}" for init in (ROOT / "stream").glob("*/__init__.py")}
+    assert rooms and not {room for room in rooms if f'"{room}"' not in listed}

@@ -216,7 +216,10 @@ def test_window_mode_first_picture_hint_caption_keys_and_saving(desktop, tmp_pat
         assert saved, f"s did not save into XDG_PICTURES_DIR:\n{out.text()}"
         assert cv2.imread(str(saved[0])).shape[:2] == (480, 640)  # the window's full size, not the dream's 64x48
         message = [f"saved to {saved[0]}"]
-        assert plate_at(window_shot(desktop, tmp_path), message, "bottom"), "no 'saved to ...' on screen"
+        end = time.monotonic() + 3.0  # the line is printed as the file is written; the plate comes with the next paint
+        while not plate_at(window_shot(desktop, tmp_path), message, "bottom"):
+            assert time.monotonic() < end, "no 'saved to ...' on screen"
+            time.sleep(0.1)
         ARTIFACTS.mkdir(exist_ok=True)
         screenshot(desktop, ARTIFACTS / "screensaver_window.png")  # a plain window: no toolbar, no status bar
 
