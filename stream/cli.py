@@ -247,7 +247,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from .relay.remote import RemotePipeline
 
         pipeline = RemotePipeline(queue, shared.client, shared.prefix, s.jpeg_quality)
-        service = Service(pipeline, About(cfg.model, "remote", cfg.dream.size, ask))
+        service = Service(pipeline, About(cfg.model, "remote", cfg.dream.size, ask), shared)
         what = f"front door: no model, the dreamer's picture through {shared.shown}"
     else:
         from .spine.pipeline import Pipeline
@@ -259,7 +259,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         threads = set_dream_threads(cfg.threads, reserve=1 if cfg.rtmp.url or reader is not None else 0)
         pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, output_rate(cfg, reader), cfg.serve.jpeg_quality,
                             shown_size, source=reader, live=cfg.source)
-        service = Service(pipeline, About(cfg.model, str(device), cfg.dream.size, ask), store)
+        service = Service(pipeline, About(cfg.model, str(device), cfg.dream.size, ask), store or shared)
         if s.role == "dreamer":  # its shown frames and figures, for the front doors
             from .relay.publish import FramePublisher
 

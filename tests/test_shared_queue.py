@@ -238,3 +238,20 @@ def test_viewers_at_every_process_add_up_and_one_that_went_silent_drops_out(serv
     assert a.viewers(1, now=114.0) == 1
     server.kill()
     assert a.viewers(1) is None  # unreachable: the caller keeps its last sum
+
+
+def test_the_recent_strip_is_kept_once_whichever_process_says_so_and_holds_the_newest_eight(server):
+    a, b = RedisShared(server.url, PREFIX), RedisShared(server.url, PREFIX)
+    assert a.load_recent() == []
+    a.add_recent("r1", "pizza", "ann", b"jpeg-a")
+    b.add_recent("r1", "pizza", "ann", b"jpeg-b")  # the same dream ended, seen by another process
+    b.set_clip("r1", "/clips/pizza.mp4")
+    assert b.load_recent() == [{"id": "r1", "label": "pizza", "user": "ann", "clip": "/clips/pizza.mp4",
+                                "jpeg": b"jpeg-a"}]
+    for i in range(2, 11):
+        b.add_recent(f"r{i}", "daisy", None, b"x")
+    assert [r["id"] for r in a.load_recent()] == [f"r{i}" for i in range(10, 2, -1)]  # newest first, eight
+    assert redis.Redis(port=server.port).hlen(PREFIX + "recent:items") == 8  # the dropped ones' thumbnails too
+    server.kill()
+    assert a.load_recent() is None  # unreachable: the caller keeps the strip it has
+    a.add_recent("r11", "lemon", None, b"x")  # not kept, and no error

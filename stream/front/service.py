@@ -73,7 +73,8 @@ class About:
 class Service:
     def __init__(self, pipeline: Pipeline, about: About, store=None):
         """`store`: where the queue is kept (stream/queue/store.py); the recent strip is kept there
-        too, and picked up from it."""
+        too, and picked up from it. With a shared queue, its RedisShared: the strip every
+        process shows, read again with each state refresh."""
         self.pipeline, self.queue, self.about, self.store = pipeline, pipeline.queue, about, store
         self.metrics = Metrics(self.reading)
         self.encoder = None  # an RtmpEncoder, when streaming out
@@ -89,7 +90,7 @@ class Service:
         self.mjpeg_transports: set = set()  # each MJPEG viewer's connection, dropped at shutdown
         self.recent: deque[Recent] = deque(maxlen=RECENT)
         if store is not None:
-            self.recent.extend(Recent(**r) for r in store.load_recent())
+            self.recent.extend(Recent(**r) for r in store.load_recent() or [])
         self.state_json = ""
         self._state: tuple[dict, float] = ({}, 0.0)  # the last state and when it was taken
         self.state_version = 0  # bumped whenever state_json changes
@@ -190,6 +191,10 @@ class Service:
                 if target["id"] != playing["id"]:
                     await self._remember(playing)
                     playing = target
+                if self.queue.shared is not None and self.store is self.queue.shared:  # the strip every process keeps
+                    kept = await asyncio.to_thread(self.store.load_recent)
+                    if kept is not None:
+                        self.recent = deque((Recent(**r) for r in kept), maxlen=RECENT)
                 self.refresh_state()
             await asyncio.sleep(0.2)
 
@@ -247,10 +252,10 @@ class Service:
         deadline = time.monotonic() + timeout
         for worker in self.workers:
             worker.stop(max(0.0, deadline - time.monotonic()))
-        if self.store is not None:
-            self.store.close()
         if self.queue.shared is not None:
             self.queue.shared.leave()
+        if self.store is not None:
+            self.store.close()
         return [w.name for w in self.workers if w.alive]
 
     def health(self) -> Health:

@@ -13,6 +13,9 @@ and run the call again on the new state when another process changed it meanwhil
                               chat account), expiring once they no longer matter
     PREFIX + "viewers"        each process's MJPEG viewers and when it said so (a hash), added
                               up for the state every process shows
+    PREFIX + "recent"         the ids of the newest finished dreams, newest first (a list), and
+    PREFIX + "recent:items"   each one's label, who asked, its thumbnail and clip (a hash): the
+                              strip every process shows, kept as a SQLite store keeps it
 
 Redis unreachable while running: a request is refused with RequestError("unavailable"), never
 a false ack; the dream goes on with the last target it read; Redis is tried again after a
@@ -21,6 +24,7 @@ Run Redis with `appendonly yes` and an acknowledged request survives Redis resta
 """
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import math
@@ -44,6 +48,7 @@ TIMEOUT_S = 0.5  # connect and reply: the dream thread asks before each frame
 RETRY_FIRST_S, RETRY_MAX_S = 0.5, 5.0  # after a failure, Redis is left alone this long, doubling
 TRIES = 20  # transactions lost to other processes' changes before a call gives up
 VIEWERS_FRESH_S = 10.0  # a process's viewer count older than this is gone (a process killed)
+RECENT_KEPT = 8  # finished dreams kept in the strip
 CONFLICT = "Watched variable changed."  # redis-py's WatchError at EXEC; its others are a lost connection
 NOT_A_URL = "not a Redis URL: redis://[:PASSWORD@]HOST:PORT/DB or rediss://... (in a password, write / ? # @ as %2F %3F %23 %40)"
 
@@ -224,6 +229,53 @@ class RedisShared:
         if raw != self._seen:
             self._seen = raw
             queue.version += 1
+
+    # -- the strip of recent dreams (the calls a SqliteStore answers for one process) ----------
+    def load_recent(self) -> list[dict] | None:
+        """The newest RECENT_KEPT finished dreams, newest first: id, label, user, clip, jpeg.
+        None while Redis cannot be reached (the caller keeps the strip it has)."""
+        try:
+            ids = self.client.lrange(self.prefix + "recent", 0, RECENT_KEPT - 1)
+            items = self.client.hmget(self.prefix + "recent:items", ids) if ids else []
+        except redis.RedisError:
+            return None
+        kept = []
+        for raw in items:
+            try:
+                d = json.loads(raw)
+                kept.append({"id": str(d["id"]), "label": str(d["label"]), "user": d["user"], "clip": d["clip"],
+                             "jpeg": base64.b64decode(d["jpeg"])})
+            except (TypeError, ValueError, KeyError):  # gone meanwhile, or not one this code wrote
+                continue
+        return kept
+
+    def add_recent(self, id: str, label: str, user: str | None, jpeg: bytes) -> None:
+        """A dream has ended: kept once, whichever process says so first; the oldest beyond
+        RECENT_KEPT go. Redis lost: this one is not kept (the strip is not the queue)."""
+        items, order = self.prefix + "recent:items", self.prefix + "recent"
+        item = json.dumps({"id": id, "label": label, "user": user, "clip": None,
+                           "jpeg": base64.b64encode(jpeg).decode()})
+        try:
+            if not self.client.hsetnx(items, id, item):
+                return
+            with self.client.pipeline() as pipe:
+                pipe.lpush(order, id)
+                pipe.lrange(order, RECENT_KEPT, -1)
+                pipe.ltrim(order, 0, RECENT_KEPT - 1)
+                _, dropped, _ = pipe.execute()
+            if dropped:
+                self.client.hdel(items, *dropped)
+        except redis.RedisError as e:
+            log.debug("the recent strip: %s", _why(e, self._secrets))
+
+    def set_clip(self, id: str, clip: str) -> None:
+        items = self.prefix + "recent:items"
+        try:
+            raw = self.client.hget(items, id)
+            if raw is not None:
+                self.client.hset(items, id, json.dumps({**json.loads(raw), "clip": clip}))
+        except (redis.RedisError, ValueError) as e:
+            log.debug("the recent strip: %s", e)
 
     # -- viewers ----------------------------------------------------------------------------
     def viewers(self, mine: int, now: float | None = None) -> int | None:

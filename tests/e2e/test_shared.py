@@ -179,3 +179,29 @@ def test_a_role_without_what_it_needs_is_one_line(extra, says):
                            "--port", str(free_port()), "--ws-port", str(free_port())],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and says in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_the_strip_of_recent_dreams_is_every_doors_and_outlives_a_restart(tmp_path):
+    redis = RedisServer(tmp_path).start()
+    dreamer = front = None
+    short = TEST_CONFIG.replace("cooldown_s = 0.5", "cooldown_s = 0.0")  # holds of 4 s
+    try:
+        for name in ("dreamer", "front", "front-again"):
+            (tmp_path / name).mkdir()
+        dreamer = start_server(tmp_path / "dreamer", short, ["--queue", redis.url, "--role", "dreamer"])
+        front = start_server(tmp_path / "front", short, ["--queue", redis.url, "--role", "front"])
+        status, ack = ask(front, "pizza", "ann")
+        assert status == 200
+        recent = until(lambda: [r for r in front.get_json("/api/state")["recent"] if r["id"] == ack["id"]], 20)
+        assert recent[0]["label"] == "pizza" and recent[0]["user"] == "ann"
+        status, headers, thumb = front.get(recent[0]["thumb"])
+        assert status == 200 and headers["Content-Type"] == "image/jpeg"
+        assert until(lambda: any(r["id"] == ack["id"] for r in dreamer.get_json("/api/state")["recent"]))
+        stop_server(front)
+        front = start_server(tmp_path / "front-again", short, ["--queue", redis.url, "--role", "front"])
+        assert any(r["id"] == ack["id"] for r in front.get_json("/api/state")["recent"])  # kept in Redis
+    finally:
+        for s in (dreamer, front):
+            if s is not None and s.proc.poll() is None:
+                stop_server(s)
+        redis.kill()
