@@ -49,9 +49,10 @@ class Recent:
     jpeg: bytes
     clip: str | None = None  # the clip's URL
 
-    def to_json(self) -> dict:
+    def to_json(self, clips: bool = True) -> dict:
+        """`clips`: this process serves the clips (a front door does not: no link to a 404)."""
         return {"id": self.id, "label": self.label, "user": self.user, "thumb": f"/recent/{self.id}.jpg",
-                "clip": self.clip}
+                "clip": self.clip if clips else None}
 
 
 def thumbnail(rgb: np.ndarray) -> bytes:
@@ -146,7 +147,7 @@ class Service:
                                "bitrate_kbps": round(encoder.bitrate_kbps), "reconnects": encoder.restarts},
                            "chat": None if chat is None else {"connected": chat.connected.is_set()},
                            "listeners": self.viewers["websocket"]},
-                "recent": [r.to_json() for r in self.recent],
+                "recent": [r.to_json(clips=self.pipeline.dreams) for r in self.recent],
                 **({"source": self.pipeline.source_health()} if self.pipeline.source is not None else {}),
                 "clips": self.clips.listing() if self.clips is not None else []}
 

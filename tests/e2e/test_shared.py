@@ -188,15 +188,20 @@ def test_the_strip_of_recent_dreams_is_every_doors_and_outlives_a_restart(tmp_pa
     try:
         for name in ("dreamer", "front", "front-again"):
             (tmp_path / name).mkdir()
-        dreamer = start_server(tmp_path / "dreamer", short, ["--queue", redis.url, "--role", "dreamer"])
+        dreamer = start_server(tmp_path / "dreamer", short, ["--queue", redis.url, "--role", "dreamer",
+                                                             "--clips", str(tmp_path / "clips")])
         front = start_server(tmp_path / "front", short, ["--queue", redis.url, "--role", "front"])
         status, ack = ask(front, "pizza", "ann")
         assert status == 200
         recent = until(lambda: [r for r in front.get_json("/api/state")["recent"] if r["id"] == ack["id"]], 20)
-        assert recent[0]["label"] == "pizza" and recent[0]["user"] == "ann"
+        assert recent[0]["label"] == "pizza" and recent[0]["user"] == "ann" and recent[0]["clip"] is None
         status, headers, thumb = front.get(recent[0]["thumb"])
         assert status == 200 and headers["Content-Type"] == "image/jpeg"
-        assert until(lambda: any(r["id"] == ack["id"] for r in dreamer.get_json("/api/state")["recent"]))
+        # its clip: linked where it is served (the dreamer), not at a front door, where it would be a 404
+        assert until(lambda: [r for r in dreamer.get_json("/api/state")["recent"] if r["id"] == ack["id"] and r["clip"]],
+                     30)
+        time.sleep(2.5)  # the front door has read the strip again (every 2 s) since the clip was linked
+        assert [r["clip"] for r in front.get_json("/api/state")["recent"] if r["id"] == ack["id"]] == [None]
         stop_server(front)
         front = start_server(tmp_path / "front-again", short, ["--queue", redis.url, "--role", "front"])
         assert any(r["id"] == ack["id"] for r in front.get_json("/api/state")["recent"])  # kept in Redis
