@@ -81,7 +81,7 @@ def main() -> None:
                  "--ws-port", str(ws_port), "--state-dir", str(tmp / "state"), *extra], f"http://127.0.0.1:{port}")
 
     parts = {"serve": serve()} if redis is None else \
-        {"dreamer": serve("--role", "dreamer", "--queue", redis.url), "front": serve("--role", "front", "--queue", redis.url)}
+        {role: serve("--role", role, "--queue", redis.url) for role in ("dreamer", "front")}
     base = parts["front" if redis else "serve"][1]
 
     def start(part: str) -> subprocess.Popen:

@@ -260,7 +260,8 @@ RANGES: dict[str, tuple[float, float]] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda", "mps"), "dream.mode": ("class", "layer"),
     "dream.precision": ("auto", "fp32", "bf16"), "dream.capture": ("off", "graphs", "compile"),
-    "queue.mode": ("queue", "democracy"), "serve.role": ("all", "front", "dreamer"), "rtmp.encoder": ("auto", "libx264", "nvenc"),
+    "queue.mode": ("queue", "democracy"), "serve.role": ("all", "front", "dreamer"),
+    "rtmp.encoder": ("auto", "libx264", "nvenc"),
     "rtmp.overlay_position": ("bottom", "top"),
     "rtmp.x264_preset": ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"),
 }

@@ -185,7 +185,7 @@ class Service:
             if self.queue.version != seen or self._viewers_changed or now - last >= STATE_EVERY_S:
                 seen, last, self._viewers_changed = self.queue.version, now, False
                 if self.queue.shared is not None:  # the viewers at every process (the last sum while Redis is lost)
-                    everywhere = self.queue.shared.viewers(self.viewers["mjpeg"])
+                    everywhere = await asyncio.to_thread(self.queue.shared.viewers, self.viewers["mjpeg"])
                     if everywhere is not None:
                         self._viewers_everywhere = everywhere
                 target = self.queue.snapshot()["target"]
@@ -269,13 +269,12 @@ class Service:
         return health
 
     def figures(self) -> dict:
-        """What a front door shows of this dreamer (stream/relay): rates, work, health."""
-        engine, presenter = self.pipeline.engine, self.pipeline.presenter
+        """What a front door shows of this dreamer (stream/relay): its reading's rates and work, health."""
+        r = self.reading()
         return {"model": self.about.model, "device": self.about.device, "size": list(self.about.size),
-                "fps": {"dream": round(engine.rate, 2), "output": round(presenter.rate, 2)},
-                "frames": engine.frames, "steps": engine.steps, "last_steps": engine.last_steps,
-                "dream_errors": engine.frame_errors,
-                "frame_ms": {"dream": round(engine.frame_ms, 2), "presenter": round(presenter.frame_ms, 2)},
+                "fps": {part: round(rate, 2) for part, rate in r.fps.items()},
+                "frames": r.frames, "steps": r.steps, "last_steps": r.steps_per_frame, "dream_errors": r.dream_errors,
+                "frame_ms": {part: r.frame_ms[part] for part in ("dream", "presenter")},
                 "health": self.health().to_json()}
 
     def add_viewer(self, kind: str, delta: int) -> None:

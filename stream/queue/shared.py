@@ -50,7 +50,8 @@ TRIES = 20  # transactions lost to other processes' changes before a call gives 
 VIEWERS_FRESH_S = 10.0  # a process's viewer count older than this is gone (a process killed)
 RECENT_KEPT = 8  # finished dreams kept in the strip
 CONFLICT = "Watched variable changed."  # redis-py's WatchError at EXEC; its others are a lost connection
-NOT_A_URL = "not a Redis URL: redis://[:PASSWORD@]HOST:PORT/DB or rediss://... (in a password, write / ? # @ as %2F %3F %23 %40)"
+NOT_A_URL = ("not a Redis URL: redis://[:PASSWORD@]HOST:PORT/DB or rediss://... "
+             "(in a password, write / ? # @ as %2F %3F %23 %40)")
 
 
 class QueueUnreachable(StateError):
@@ -160,8 +161,7 @@ class RedisShared:
     def _forget_changes(self, queue) -> None:
         """A call that did not land leaves nothing behind: the queue as last read or written
         (never a change the others do not see, dreamed or shown meanwhile)."""
-        if self._seen is not None:
-            queue._restore(json.loads(self._seen), queue.wall() - queue.clock())
+        self._load(queue, self._seen, queue.wall() - queue.clock())
 
     def _transaction(self, queue, change, sender: str | None):
         sender_key = None if sender is None else f"{self.prefix}sender:{sender}"
@@ -230,14 +230,29 @@ class RedisShared:
             self._seen = raw
             queue.version += 1
 
-    # -- the strip of recent dreams (the calls a SqliteStore answers for one process) ----------
-    def load_recent(self) -> list[dict] | None:
-        """The newest RECENT_KEPT finished dreams, newest first: id, label, user, clip, jpeg.
-        None while Redis cannot be reached (the caller keeps the strip it has)."""
+    # -- beside the queue: the strip of recent dreams, the viewers -----------------------------
+    def _beside(self, call, default=None):
+        """`call()` on Redis outside the queue's transactions, under the same rule: skipped
+        (`default`) while Redis is left alone after a failure, a failure starting that wait."""
+        if time.monotonic() < self._retry_at:
+            return default
         try:
+            result = call()
+        except redis.RedisError as e:
+            self._failed(_why(e, self._secrets))
+            return default
+        self._recovered()
+        return result
+
+    def load_recent(self) -> list[dict] | None:
+        """The newest RECENT_KEPT finished dreams, newest first: id, label, user, clip, jpeg (the
+        calls a SqliteStore answers for one process). None while Redis cannot be reached (the
+        caller keeps the strip it has)."""
+        def read() -> list:
             ids = self.client.lrange(self.prefix + "recent", 0, RECENT_KEPT - 1)
-            items = self.client.hmget(self.prefix + "recent:items", ids) if ids else []
-        except redis.RedisError:
+            return self.client.hmget(self.prefix + "recent:items", ids) if ids else []
+        items = self._beside(read)
+        if items is None:
             return None
         kept = []
         for raw in items:
@@ -255,7 +270,8 @@ class RedisShared:
         items, order = self.prefix + "recent:items", self.prefix + "recent"
         item = json.dumps({"id": id, "label": label, "user": user, "clip": None,
                            "jpeg": base64.b64encode(jpeg).decode()})
-        try:
+
+        def add() -> None:
             if not self.client.hsetnx(items, id, item):
                 return
             with self.client.pipeline() as pipe:
@@ -265,52 +281,50 @@ class RedisShared:
                 _, dropped, _ = pipe.execute()
             if dropped:
                 self.client.hdel(items, *dropped)
-        except redis.RedisError as e:
-            log.debug("the recent strip: %s", _why(e, self._secrets))
+        self._beside(add)
 
     def set_clip(self, id: str, clip: str) -> None:
         items = self.prefix + "recent:items"
+        raw = self._beside(lambda: self.client.hget(items, id))
         try:
-            raw = self.client.hget(items, id)
-            if raw is not None:
-                self.client.hset(items, id, json.dumps({**json.loads(raw), "clip": clip}))
-        except (redis.RedisError, ValueError) as e:
-            log.debug("the recent strip: %s", e)
+            linked = json.dumps({**json.loads(raw), "clip": clip}) if raw is not None else None
+        except ValueError:  # not one this code wrote
+            return
+        if linked is not None:
+            self._beside(lambda: self.client.hset(items, id, linked))
 
-    # -- viewers ----------------------------------------------------------------------------
     def viewers(self, mine: int, now: float | None = None) -> int | None:
         """Say this process's viewers; everyone's added up (counts older than VIEWERS_FRESH_S,
         a process that died, are dropped). None while Redis cannot be reached."""
         now = time.time() if now is None else now
         key = self.prefix + "viewers"
-        try:
+
+        def say() -> dict:
             with self.client.pipeline(transaction=False) as pipe:
                 pipe.hset(key, self.process, f"{mine} {now}")
                 pipe.hgetall(key)
-                _, counts = pipe.execute()
-            total, gone = 0, []
-            for field, value in counts.items():
-                try:
-                    n, said = value.split()
-                    fresh = now - float(said) <= VIEWERS_FRESH_S
-                except ValueError:  # not a count this code wrote
-                    fresh = False
-                if fresh:
-                    total += int(n)
-                else:
-                    gone.append(field)
-            if gone:
-                self.client.hdel(key, *gone)
-            return total
-        except redis.RedisError:
+                return pipe.execute()[1]
+        counts = self._beside(say)
+        if counts is None:
             return None
+        total, gone = 0, []
+        for field, value in counts.items():
+            try:
+                n, said = value.split()
+                fresh = now - float(said) <= VIEWERS_FRESH_S
+            except ValueError:  # not a count this code wrote
+                fresh = False
+            if fresh:
+                total += int(n)
+            else:
+                gone.append(field)
+        if gone:
+            self._beside(lambda: self.client.hdel(key, *gone))
+        return total
 
     def leave(self) -> None:
         """A clean stop: this process's viewers are no longer counted."""
-        try:
-            self.client.hdel(self.prefix + "viewers", self.process)
-        except redis.RedisError:
-            pass
+        self._beside(lambda: self.client.hdel(self.prefix + "viewers", self.process))
 
     # -- failures ---------------------------------------------------------------------------
     def _failed(self, why: str) -> None:

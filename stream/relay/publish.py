@@ -22,6 +22,7 @@ from ..core.worker import Worker
 
 log = logging.getLogger(__name__)
 
+FRAMES, FIGURES = "frames", "dreamer"  # the channel's and the key's names, after the stream's prefix
 FIGURES_EVERY_S = 1.0
 FIGURES_TTL_MS = 5000  # a dreamer gone is seen as gone within this
 
@@ -33,7 +34,7 @@ class FramePublisher(Worker):
         """`client`: a redis.Redis; `figures`: the dreamer's figures now (Service.figures)."""
         super().__init__()
         self.client, self.bus, self.figures = client, bus, figures
-        self.channel, self.key = prefix + "frames", prefix + "dreamer"
+        self.channel, self.key = prefix + FRAMES, prefix + FIGURES
         self.published = 0
 
     def job(self) -> None:

@@ -16,9 +16,11 @@ import redis
 from ..core.framebus import FrameBus
 from ..core.worker import Worker
 from ..spine.health import SHOWN_STALL_S, Health, bus_age
+from .publish import FIGURES, FIGURES_TTL_MS, FRAMES
 
 log = logging.getLogger(__name__)
-SILENT_S = 10.0  # a dreamer says it is there (its figures outlive it by 5 s) and no frame came: subscribe again
+# a dreamer says it is there (its figures outlive it by FIGURES_TTL_MS) and no frame came: subscribe again
+SILENT_S = 2 * FIGURES_TTL_MS / 1000
 
 
 class Figures:
@@ -36,7 +38,7 @@ class FrameSubscriber(Worker):
     def __init__(self, client, prefix: str, remote: "RemotePipeline"):
         super().__init__()
         self.client, self.remote = client, remote
-        self.channel, self.key = prefix + "frames", prefix + "dreamer"
+        self.channel, self.key = prefix + FRAMES, prefix + FIGURES
         self.received = 0
 
     def job(self) -> None:
@@ -85,6 +87,7 @@ class RemotePipeline:
         self.shown = FrameBus(jpeg_quality, encode=False)
         self.engine, self.presenter = Figures(), Figures()
         self.dreamer: dict = {}  # the dreamer's last figures; empty while none is there
+        self.dreamed_age_s: float | None = None  # its newest dreamed frame's age, as it says
         self.subscriber = FrameSubscriber(client, prefix, self)
 
     def took(self, raw: bytes | None) -> None:
@@ -97,10 +100,10 @@ class RemotePipeline:
             e.frames, e.steps = int(figures.get("frames", 0)), int(figures.get("steps", 0))
             e.last_steps, e.frame_errors = int(figures.get("last_steps", 0)), int(figures.get("dream_errors", 0))
             e.frame_ms, p.frame_ms = float(frame_ms.get("dream", 0.0)), float(frame_ms.get("presenter", 0.0))
-            figures.get("health", {}).get("frame_age_s")
+            age = figures.get("health", {}).get("frame_age_s")
         except (ValueError, TypeError, AttributeError):  # not figures this code reads (another version's)
-            figures, e, p = {}, Figures(), Figures()
-        self.dreamer, self.engine, self.presenter = figures, e, p
+            figures, e, p, age = {}, Figures(), Figures(), None
+        self.dreamer, self.engine, self.presenter, self.dreamed_age_s = figures, e, p, age
 
     @property
     def workers(self) -> list:
@@ -127,5 +130,5 @@ class RemotePipeline:
         now = time.monotonic() if now is None else now
         shown = bus_age(self.shown, now)
         ok = shown is not None and shown < SHOWN_STALL_S
-        dreamed = self.dreamer.get("health", {}).get("frame_age_s")
-        return Health(ok, dreamed, shown, {w.name: w.state for w in self.workers}, self.subscriber.state == "running")
+        listening = self.subscriber.state == "running"
+        return Health(ok, self.dreamed_age_s, shown, {w.name: w.state for w in self.workers}, listening)

@@ -198,8 +198,9 @@ def test_the_strip_of_recent_dreams_is_every_doors_and_outlives_a_restart(tmp_pa
         status, headers, thumb = front.get(recent[0]["thumb"])
         assert status == 200 and headers["Content-Type"] == "image/jpeg"
         # its clip: linked where it is served (the dreamer), not at a front door, where it would be a 404
-        assert until(lambda: [r for r in dreamer.get_json("/api/state")["recent"] if r["id"] == ack["id"] and r["clip"]],
-                     30)
+        def linked():
+            return [r for r in dreamer.get_json("/api/state")["recent"] if r["id"] == ack["id"] and r["clip"]]
+        assert until(linked, 30)
         time.sleep(2.5)  # the front door has read the strip again (every 2 s) since the clip was linked
         assert [r["clip"] for r in front.get_json("/api/state")["recent"] if r["id"] == ack["id"]] == [None]
         stop_server(front)
