@@ -103,14 +103,22 @@ def test_the_token_goes_to_twitch_only():
     assert not is_twitch("irc://irc.libera.chat:6667") and not is_twitch("irc://twitch.tv.evil.example")
 
 
+def aio(call):
+    """A queue's call as chat's actions are: coroutine functions."""
+    async def run(*args):
+        return call(*args)
+    return run
+
+
 def commands_reader():
     from stream.config import ChatSettings
     from stream.front.chat import ChatActions, ChatReader
     from stream.queue.requests import QueuePolicy, RequestQueue
 
     queue = RequestQueue(QueuePolicy(cooldown_s=0), ["volcano", "jellyfish"])
-    actions = ChatActions(lambda text, user: queue.submit(text, user, f"chat:{user}"),
-                          lambda: f"now: {queue.current().label}", lambda: queue.skip().label, queue.clear)
+    actions = ChatActions(aio(lambda text, user: queue.submit(text, user, f"chat:{user}")),
+                          aio(lambda: f"now: {queue.current().label}"), aio(lambda: queue.skip().label),
+                          aio(queue.clear))
     r = ChatReader(ChatSettings(url="irc://irc.example:6667", channel="dream", nick="dreambot"), actions,
                    token="oauth:x")
     r.s.reply_every_s = 0  # every reply, for the test
@@ -160,7 +168,7 @@ def test_a_skip_or_clear_the_queue_cannot_take_is_answered_not_a_dropped_session
 
     def lost():
         raise RequestError("unavailable", "queue unavailable, try again")
-    actions = ChatActions(lambda text, user: lost(), lambda: "now: volcano", lost, lost)
+    actions = ChatActions(aio(lambda text, user: lost()), aio(lambda: "now: volcano"), aio(lost), aio(lost))
     r = ChatReader(ChatSettings(url="irc://irc.example:6667", channel="dream", nick="dreambot"), actions,
                    token="oauth:x")
     r.s.reply_every_s = 0

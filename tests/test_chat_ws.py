@@ -1,6 +1,7 @@
 """The chat reader over a websocket, as Twitch serves IRC: several lines per frame, tags, PING, RECONNECT."""
 import asyncio
 
+from test_chat import aio
 from websockets.asyncio.server import serve
 
 from stream.config import ChatSettings
@@ -13,8 +14,8 @@ def test_reader_over_websocket_handles_pings_tags_batches_and_reconnect():
     queue = RequestQueue(QueuePolicy(cooldown_s=0), ["volcano"])
     connections, pongs, sent_by_client = [], [], []
 
-    actions = ChatActions(lambda text, user: queue.submit(text, user, f"chat:{user}"), lambda: "", queue.skip,
-                          queue.clear)
+    actions = ChatActions(aio(lambda text, user: queue.submit(text, user, f"chat:{user}")), aio(lambda: ""),
+                          aio(queue.skip), aio(queue.clear))
 
     async def twitch(ws):
         connections.append(ws)

@@ -1,6 +1,8 @@
 """One queue for several processes, through a real redis-server: each `RequestQueue` here stands
 for a process of its own (its own monotonic clock, one wall clock for all), as `serve --queue`
 builds it."""
+import asyncio
+import signal
 import time
 
 import pytest
@@ -255,3 +257,35 @@ def test_the_recent_strip_is_kept_once_whichever_process_says_so_and_holds_the_n
     server.kill()
     assert a.load_recent() is None  # unreachable: the caller keeps the strip it has
     a.add_recent("r11", "lemon", None, b"x")  # not kept, and no error
+
+
+def test_a_request_waiting_on_a_hung_redis_leaves_the_event_loop_free(server):
+    """Redis hung (SIGSTOP) holds a request up to the client's timeout. It waits off the event
+    loop, so the page, /healthz and every websocket are answered meanwhile."""
+    from stream.front.service import About, Service
+    from stream.relay.remote import RemotePipeline
+
+    queue = RequestQueue(QueuePolicy(cooldown_s=0.0), ["volcano"], shared=RedisShared(server.url, PREFIX))
+    service = Service(RemotePipeline(queue, client=None, prefix=PREFIX), About("lite0", "cpu", (64, 36)))
+
+    async def ask_while_hung():
+        ticks = []
+
+        async def tick():
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.01)
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0.05)
+        server.proc.send_signal(signal.SIGSTOP)
+        try:
+            start = time.monotonic()
+            with pytest.raises(RequestError) as refused:
+                await service.request("pizza", "ann", "ip-a")
+            end = time.monotonic()
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+            ticker.cancel()
+        return refused.value.code, [t for t in ticks if start < t < end]
+    code, ticked_meanwhile = asyncio.run(ask_while_hung())
+    assert code == "unavailable" and ticked_meanwhile

@@ -165,7 +165,7 @@ async def api_request(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         return web.json_response(error("bad_request", "expected a JSON object"), status=400)
     try:
-        ack = service.request(body.get("text"), body.get("user"), viewer(request))
+        ack = await service.request(body.get("text"), body.get("user"), viewer(request))
     except RequestError as e:
         return web.json_response(error_json(e), status=STATUS.get(e.code, 400))
     return web.json_response(ack.to_json())

@@ -23,7 +23,7 @@ import re
 import ssl
 import time
 import unicodedata
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -187,10 +187,11 @@ def max_length(reason: str) -> int:
 class ChatActions:
     """What chat may do to the stream (the service provides them; tests a bare queue)."""
 
-    request: Callable[[str, str], Ack]  # (text, user) -> Ack, or raises RequestError
-    queue_summary: Callable[[], str]  # "now: volcano (12 s) - next: pizza, daisy"
-    skip: Callable[[], str]  # plays the next one now; returns its label (RequestError: a shared queue lost)
-    clear: Callable[[], int]  # empties the queue; returns how many went (RequestError likewise)
+    # each a coroutine function: a shared queue answers off the event loop
+    request: Callable[[str, str], Awaitable[Ack]]  # (text, user) -> Ack, or raises RequestError
+    queue_summary: Callable[[], Awaitable[str]]  # "now: volcano (12 s) - next: pizza, daisy"
+    skip: Callable[[], Awaitable[str]]  # plays the next one now; its label (RequestError: a shared queue lost)
+    clear: Callable[[], Awaitable[int]]  # empties the queue; how many went (RequestError likewise)
 
 
 OPERATOR_PREFIXES = "~&@"  # owner, admin, operator in a NAMES reply
@@ -301,17 +302,17 @@ class ChatReader:
         elif command in (s.prefix.lower(), s.help_command.lower()):
             await self._reply(t, f"@{user} {usage}")
         elif command == s.queue_command.lower():
-            await self._reply(t, f"@{user} {a.queue_summary()}")
+            await self._reply(t, f"@{user} {await a.queue_summary()}")
         elif command in (s.skip_command.lower(), s.clear_command.lower()):
             if not self.is_moderator(msg):
                 await self._reply(t, f"@{user} only moderators may {command}")
                 return
             try:
                 if command == s.skip_command.lower():
-                    log.info("chat: %s skipped to %s", user, label := a.skip())
+                    log.info("chat: %s skipped to %s", user, label := await a.skip())
                     await self._reply(t, f"skipped by {user}: now dreaming {label}")
                 else:
-                    log.info("chat: %s cleared the queue (%d)", user, n := a.clear())
+                    log.info("chat: %s cleared the queue (%d)", user, n := await a.clear())
                     await self._reply(t, f"queue cleared by {user} ({n} removed)")
             except RequestError as e:  # a shared queue that cannot be reached
                 await self._reply(t, f"@{user} {e.message}")
@@ -319,7 +320,7 @@ class ChatReader:
     async def _request(self, t: Transport, user: str, text: str) -> None:
         self.requests_seen += 1
         try:
-            ack = self.actions.request(text, user)
+            ack = await self.actions.request(text, user)
         except RequestError as e:
             tips = ", ".join(e.suggestions[:3])
             await self._reply(t, f"@{user} {e.message}" + (f" - try {tips}" if tips else ""))

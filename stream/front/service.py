@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # a front door's service holds a RemotePipeline, and never im
 log = logging.getLogger(__name__)
 
 STATE_EVERY_S = 2.0  # state is pushed on change and at least this often
+PUSH_GAP_S = 0.2  # ...and at most this often: 500 viewers arriving are a few pushes, not 500
+TICK_S = 0.1  # the queue looked at (a shared one read again) this often: another door's request shows within it
 RECENT = 8  # dreams kept in the strip of recent ones
 THUMB_W = 192
 
@@ -98,15 +100,16 @@ class Service:
         self._state_event: asyncio.Event | None = None
         self._viewers_changed = False  # pushed with the next state (a page counts itself at once)
         self._viewers_everywhere: int | None = None  # with a shared queue: every process's MJPEG viewers
+        self._shared_read = self.queue.snapshot() if self.queue.shared is not None else None
 
     # -- requests -------------------------------------------------------------------------
-    def request(self, text, user, key: str) -> Ack:
+    async def request(self, text, user, key: str) -> Ack:
         """Queue a request from anywhere; raises RequestError. `key` is who is rate-limited
         (an address or a chat account); it is never shown."""
         try:
             if user is not None and not isinstance(user, str):
                 raise RequestError("bad_request", "user must be a string")
-            ack = self.queue.submit(clean_request(text), clean_name(user), key)
+            ack = await self._queue_call(self.queue.submit, clean_request(text), clean_name(user), key)
         except RequestError as e:
             self.metrics.requests.labels(e.code).inc()
             raise
@@ -114,29 +117,55 @@ class Service:
         self.refresh_state()
         return ack
 
-    def queue_summary(self) -> str:
+    async def queue_summary(self) -> str:
         """What plays and what is next, in one line (chat's !queue)."""
-        snap = self.queue.snapshot()
+        snap = self._queue_state()
         t = snap["target"]
         line = f"now: {t['label']} ({round(t['remaining_s'])} s left)"
         upcoming = [q["label"] for q in snap["queue"][:5]]
         return line + (" - next: " + ", ".join(upcoming) if upcoming else " - nothing queued: ask for something")
 
-    def skip(self) -> str:
-        label = self.queue.skip().label
+    async def skip(self) -> str:
+        label = (await self._queue_call(self.queue.skip)).label
         self.refresh_state()
         return label
 
-    def clear(self) -> int:
-        n = self.queue.clear()
+    async def clear(self) -> int:
+        n = await self._queue_call(self.queue.clear)
         self.refresh_state()
         return n
+
+    async def _queue_call(self, call, *args):
+        """`call(*args)` on the queue. Shared, it goes to Redis (a round trip; up to the
+        timeout when Redis is lost) and waits for the queue's lock, which the dream thread
+        holds through its own transaction: so it runs off the event loop, and the state is read
+        there after it. A local queue answers in microseconds, in place."""
+        if self.queue.shared is None:
+            return call(*args)
+
+        def call_then_read():
+            try:
+                return call(*args)
+            finally:
+                self._shared_read = self.queue.snapshot(reread=False)
+        return await asyncio.to_thread(call_then_read)
+
+    def _reread(self) -> None:
+        """Off the event loop (shared): end a hold that has run out (a dreamer), read the newest state."""
+        if self.pipeline.dreams:
+            self.queue.current()
+        self._shared_read = self.queue.snapshot()
+
+    def _queue_state(self) -> dict:
+        """The queue's part of the state: shared, as last read off the event loop (never a wait on
+        Redis or the dream thread here); local, now."""
+        return self.queue.snapshot() if self.queue.shared is None else self._shared_read
 
     # -- state ----------------------------------------------------------------------------
     def state(self) -> dict:
         w, h = self.about.size
         encoder, chat = self.encoder, self.chat
-        return {**self.queue.snapshot(), "fps": {"dream": round(self.pipeline.engine.rate, 2),
+        return {**self._queue_state(), "fps": {"dream": round(self.pipeline.engine.rate, 2),
                                                  "output": round(self.pipeline.presenter.rate, 2)},
                 "size": [w, h], "model": self.about.model, "device": self.about.device,
                 # people watching the picture; websocket clients are counted in /metrics
@@ -172,23 +201,25 @@ class Service:
             pass
 
     async def watch_state(self) -> None:
-        """Push state on every change of target, queue or viewer count (at most every 0.2 s:
-        500 viewers arriving are a few pushes, not 500), and at least every STATE_EVERY_S;
-        when a dream ends, keep it in the strip of recent ones."""
+        """Push state on every change of target, queue or viewer count (at most every PUSH_GAP_S),
+        and at least every STATE_EVERY_S; when a dream ends, keep it in the strip of recent ones."""
         seen, last = -1, 0.0
         self._loop = asyncio.get_running_loop()
-        playing = self.queue.snapshot()["target"]
+        playing = self._queue_state()["target"]
         while True:
-            if self.pipeline.dreams:  # let the hold run out even while the dream thread is busy;
+            if self.queue.shared is not None:  # other processes' changes, read within a tick
+                await asyncio.to_thread(self._reread)
+            elif self.pipeline.dreams:  # let the hold run out even while the dream thread is busy;
                 self.queue.current()  # a front door leaves that to the dreamer (none there: none ends)
             now = time.monotonic()
-            if self.queue.version != seen or self._viewers_changed or now - last >= STATE_EVERY_S:
+            changed = self.queue.version != seen or self._viewers_changed
+            if (changed and now - last >= PUSH_GAP_S) or now - last >= STATE_EVERY_S:
                 seen, last, self._viewers_changed = self.queue.version, now, False
                 if self.queue.shared is not None:  # the viewers at every process (the last sum while Redis is lost)
                     everywhere = await asyncio.to_thread(self.queue.shared.viewers, self.viewers["mjpeg"])
                     if everywhere is not None:
                         self._viewers_everywhere = everywhere
-                target = self.queue.snapshot()["target"]
+                target = self._queue_state()["target"]
                 if target["id"] != playing["id"]:
                     await self._remember(playing)
                     playing = target
@@ -197,18 +228,18 @@ class Service:
                     if kept is not None:
                         self.recent = deque((Recent(**r) for r in kept), maxlen=RECENT)
                 self.refresh_state()
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(TICK_S)
 
     async def _remember(self, ended: dict) -> None:
         frame = self.pipeline.shown.latest()
         if frame is None:
             return
         thumb = await asyncio.to_thread(thumbnail, frame.rgb)  # encoding stays off the event loop
-        self.recent.appendleft(Recent(ended["id"], ended["label"], ended.get("user"), thumb))
         if self.clips is not None:
             self.clips.cut(ended["label"], ended.get("user"), ended["id"])
-        if self.store is not None:  # a thumbnail is ~10 kB: written off the event loop too
+        if self.store is not None:  # kept before it is shown; a thumbnail is ~10 kB: written off the event loop too
             await asyncio.to_thread(self.store.add_recent, ended["id"], ended["label"], ended.get("user"), thumb)
+        self.recent.appendleft(Recent(ended["id"], ended["label"], ended.get("user"), thumb))
 
     def clip_written(self, clip, ended_id: str) -> None:
         """From the clip writer's thread: link the clip from its dream in the recent strip."""

@@ -36,7 +36,7 @@ CLOSE_TIMEOUT_S = 0.5
 FLOOD_RATE, FLOOD_BURST = 5.0, 20  # messages a second (and at once) before a connection is closed (1008)
 
 
-def answer(service: Service, raw, ip: str) -> dict | None:
+async def answer(service: Service, raw, ip: str) -> dict | None:
     """One client message -> the reply (None for nothing to say)."""
     if not isinstance(raw, str):
         return error("bad_request", "send JSON text frames, not binary")
@@ -51,7 +51,7 @@ def answer(service: Service, raw, ip: str) -> dict | None:
         return {"type": "pong"}
     if kind == "request":
         try:
-            return service.request(msg.get("text"), msg.get("user"), ip).to_json()
+            return (await service.request(msg.get("text"), msg.get("user"), ip)).to_json()
         except RequestError as e:
             return error_json(e)
     return error("bad_request", f"unknown message type {kind!r}; use 'request' or 'ping'")
@@ -95,7 +95,7 @@ class WebsocketServer:
                 if budget.take(time.monotonic()):  # a flood: the connection costs more than it is worth
                     await conn.close(1008, "too many messages; at most a few a second")
                     break
-                reply = answer(self.service, raw, ip)
+                reply = await answer(self.service, raw, ip)
                 if reply is not None:
                     await conn.send(json.dumps(reply))
         except ConnectionClosed:

@@ -383,12 +383,13 @@ class RequestQueue:
         RequestQueue(QueuePolicy(), ["volcano"], store=_Kept(saved))
 
     # -- state ----------------------------------------------------------------------------
-    def snapshot(self) -> dict:
+    def snapshot(self, reread: bool = True) -> dict:
         """The state's queue part: what plays (with its id, who asked, seconds left), the queue,
-        what plays next (the queue's first, else the playlist's next) and the hold."""
+        what plays next (the queue's first, else the playlist's next) and the hold. Shared and
+        `reread`: the newest state first (the last one read while Redis is unreachable)."""
         with self._lock:
-            if self.shared is not None:
-                self.shared.refresh(self)  # the newest state (the last one read while unreachable)
+            if self.shared is not None and reread:
+                self.shared.refresh(self)
             cur = self._current
             upcoming = self._queue[0].target if self._queue else self.playlist[self._playlist_next()]
             return {"target": {**cur.target.to_json(), "id": cur.id, "user": ", ".join(cur.users[:3]) or None,
