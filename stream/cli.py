@@ -260,15 +260,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pipeline = Pipeline(model, cfg.dream, cfg.seed, queue, output_rate(cfg, reader), cfg.serve.jpeg_quality,
                             shown_size, source=reader, live=cfg.source)
         service = Service(pipeline, About(cfg.model, str(device), cfg.dream.size, ask), store or shared)
-        if s.role == "dreamer":  # its shown frames and figures, for the front doors
+        if s.role == "dreamer":  # its shown frames and figures, for the front doors, while it holds the lease
+            from .relay.lease import Lease
             from .relay.publish import FramePublisher
 
-            service.publisher = FramePublisher(shared.client, shared.prefix, pipeline.shown, service.figures)
+            service.lease = Lease(shared.client, shared.prefix, f"{socket.gethostname()}:{os.getpid()}")
+            pipeline.engine.gate = pipeline.presenter.gate = service.lease
+            service.publisher = FramePublisher(service.lease, pipeline.shown, service.figures)
         if cfg.rtmp.url:
             r = cfg.rtmp
             nvenc = r.encoder == "nvenc" or (r.encoder == "auto" and device.type == "cuda")
             service.encoder = RtmpEncoder(r.url, r, pipeline.shown, service.overlay, nvenc)
             service.encoder.nice = s.output_nice
+            if service.lease is not None:
+                service.encoder.gate = service.lease
         pipeline.presenter.nice = s.output_nice
 
         if cfg.clips.folder:  # from the encoder's packets when streaming (no second encode), else the JPEGs

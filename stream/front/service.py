@@ -82,6 +82,7 @@ class Service:
         self.metrics = Metrics(self.reading)
         self.encoder = None  # an RtmpEncoder, when streaming out
         self.publisher = None  # a FramePublisher, when dreaming for front doors (--role dreamer)
+        self.lease = None  # the stream's Lease (--role dreamer): this dreamer active or standing by
         self.chat = None  # a ChatReader, when reading chat
         self.clips = None  # a Clips, when [clips] folder is set
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -261,11 +262,13 @@ class Service:
     # -- parts ----------------------------------------------------------------------------
     @property
     def workers(self) -> list:
-        return self.pipeline.workers + [w for w in (self.encoder, self.clips, self.publisher) if w is not None]
+        # the lease last: on a clean stop it is given back once nothing here pushes or publishes
+        return self.pipeline.workers + [w for w in (self.encoder, self.clips, self.publisher, self.lease)
+                                        if w is not None]
 
     def start(self) -> None:
         self.pipeline.start()
-        for worker in (self.encoder, self.clips, self.publisher):
+        for worker in (self.encoder, self.clips, self.publisher, self.lease):
             if worker is not None:
                 worker.start()
 
@@ -297,6 +300,10 @@ class Service:
         shared = self.queue.shared
         if shared is not None:  # said, not failed: the picture flows, and every process would fail alike
             health.queue = "ok" if shared.available else "unavailable"
+        if self.lease is not None:
+            health.lease = self.lease.said()
+            if health.lease["state"] == "standby":  # nothing to show is a standby's health, not a stall
+                health.ok = health.flowing = True
         return health
 
     def figures(self) -> dict:

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..config import RtmpSettings, bitrate_k
 from ..core.framebus import FrameBus
+from ..core.gate import ALWAYS
 from ..core.sanitize import mask_url
 from ..core.worker import Worker, again
 from .overlay import draw_overlay
@@ -108,6 +109,7 @@ class RtmpEncoder(Worker):
         self.pictures_sent = 0  # ... of which showed a new picture (not a repeat of the last)
         self.frame_ms = {"overlay": 0.0, "convert": 0.0, "encode": 0.0}  # moving averages per sent frame
         self.on_packet: Callable | None = None  # (video stream, packet) for each encoded video packet: clips
+        self.gate = ALWAYS  # a dreamer beside others on one stream: pushes while it holds the lease
 
     def scrub(self, text: str) -> str:
         secret = urlsplit(self.url).path
@@ -157,7 +159,7 @@ class RtmpEncoder(Worker):
     def _first_frame(self):
         """However long the first dreamed frame takes (a big frame on a CPU: many seconds)."""
         while not self.stopping:
-            frame = self.bus.wait(0, timeout=0.5)
+            frame = self.bus.wait(0, timeout=0.5) if self.gate.wait_held(0.5) else None
             if frame is not None:
                 return frame
         return None
@@ -172,6 +174,9 @@ class RtmpEncoder(Worker):
             start, n, samples = time.monotonic(), 0, 0
             sent, window_start, last_seq = 0, start, 0
             while not self.stopping:
+                if not self.gate.held():  # another dreamer has the stream: the ingest is its
+                    log.warning("rtmp: the lease is gone: this dreamer stops pushing to %s", self.masked)
+                    return
                 t0 = time.monotonic()
                 shown = self.bus.latest()
                 rgb = shown.rgb[:h, :w]

@@ -30,6 +30,7 @@ from dreamer.loop import MAX_DT_S, Dreamer, DreamSettings
 from dreamer.photo import cover
 
 from ..core.framebus import FrameBus
+from ..core.gate import ALWAYS
 from ..core.worker import RateMeter, Repeats, Worker, again
 from ..queue.requests import RequestQueue
 
@@ -90,6 +91,7 @@ class DreamEngine(Worker):
         self.frame_errors = 0
         self._dreamer = None  # the running job's, for its figures
         self.failing = Repeats()  # frames failing in a row: one log line per event, not per frame
+        self.gate = ALWAYS  # a dreamer beside others on one stream: dreams while it holds the lease
 
     @property
     def rate(self) -> float:
@@ -106,8 +108,22 @@ class DreamEngine(Worker):
         dreamer = self._dreamer = self.make_dreamer()
         budget = FrameBudget(self.fps, s.min_steps, s.max_steps, s.steps)
         moment: float | None = None  # the moment the picture so far stands for
+        generation, warm = 0, False
         try:
             while not self.stopping:
+                if not self.gate.held():  # standing by: warm, then wait for the lease
+                    if not warm and self.source is None:  # the first step's one-off costs, paid now
+                        dreamer.set_target(self.queue.current())
+                        dreamer.frame(0.0, 1)
+                    warm = True
+                    self.gate.wait_held(0.5)
+                    continue
+                if self.gate.generation != generation:  # taken over: on from the picture the stream showed last
+                    generation, picture = self.gate.generation, self.gate.last_picture()
+                    if picture is not None and self.source is None:
+                        dreamer.restart_from(cover(picture, tuple(s.size)))
+                        moment = None
+                        log.info("going on from the stream's last frame")
                 target = self.queue.current()
                 if target != dreamer.target:
                     log.info("dreaming %s", target.label)

@@ -22,6 +22,7 @@ class Health:
     flowing: bool = True  # dreamed and shown frames flow (a dead source leaves them flowing)
     source: dict | None = None  # the live source's health, when there is one
     queue: str | None = None  # a shared queue's: "ok" or "unavailable" (Redis lost)
+    lease: dict | None = None  # a dreamer beside others on one stream: active or standby (stream/relay/lease.py)
 
     def to_json(self) -> dict:
         out = {"ok": self.ok, "frame_age_s": self.dreamed_age_s, "shown_age_s": self.shown_age_s,
@@ -30,6 +31,8 @@ class Health:
             out["source"] = self.source
         if self.queue is not None:
             out["queue"] = self.queue
+        if self.lease is not None:
+            out["lease"] = self.lease
         return out
 
 

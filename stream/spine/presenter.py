@@ -35,6 +35,7 @@ from dreamer.loop import MAX_DT_S, DreamSettings, motion_pose
 from dreamer.photo import cover
 
 from ..core.framebus import Frame, FrameBus
+from ..core.gate import ALWAYS
 from ..core.worker import RateMeter, Worker
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,7 @@ class Presenter(Worker):
         self.motion = (motion, fade_s, size)
         self.meter = RateMeter(window=20)
         self.frame_ms = 0.0  # moving average of the time one shown frame takes (warp, fade, upscale, JPEG)
+        self.gate = ALWAYS  # a dreamer beside others on one stream: shows while it holds the lease
 
     @property
     def rate(self) -> float:
@@ -178,6 +180,10 @@ class Presenter(Worker):
         motion = Motion(*self.motion)
         start, n = time.monotonic(), 0
         while not self.stopping:
+            if not self.gate.held():  # standing by: nothing to show; the pace starts again at a takeover
+                self.gate.wait_held(0.5)
+                start, n = time.monotonic(), 0
+                continue
             self._timed_publish(lambda now: motion.frame(self.keyframes.latest(), now))
             n += 1
             late = time.monotonic() - (start + n / self.fps)
@@ -192,6 +198,8 @@ class Presenter(Worker):
         motion = LiveMotion(self.live, self.dream_size, self.motion[2])
         seq = 0
         while not self.stopping:
+            if not self.gate.wait_held(0.5):  # standing by: nothing to show
+                continue
             src = self.source.wait(seq, timeout=0.5)
             if src is None:
                 shown = self.out.latest()
