@@ -116,7 +116,9 @@ def main() -> None:
             procs[active][0].wait()
             lease = until(lambda: (raw := client.get(PREFIX + "lease")) and int(raw.split()[0]) > generation
                           and time.monotonic(), 30)
-            while (m := frames.get_message(timeout=5.0)) is None or time.monotonic() < lease:
+            while frames.get_message(timeout=0.0) is not None:  # the dead one's, read only now
+                pass
+            while frames.get_message(timeout=5.0) is None:
                 if time.monotonic() - killed > 30:
                     raise TimeoutError("no frame from the new active dreamer")
             took = time.monotonic() - killed

@@ -68,16 +68,24 @@ class Notifier:
             self._sock = None
 
 
-async def tell_systemd(notifier: Notifier, shown: FrameBus, healthy: Callable[[], bool], status: str = "") -> None:
-    """READY=1 once the first frame is on `shown`, then (when systemd asked for a watchdog)
-    WATCHDOG=1 every half interval while `healthy()`, none while it is not. Cancel to stop.
-    Without NOTIFY_SOCKET it returns at once."""
+async def tell_systemd(notifier: Notifier, shown: FrameBus, healthy: Callable[[], bool], status: str = "",
+                       standing_by: Callable[[], bool] = lambda: False) -> None:
+    """READY=1 once the first frame is on `shown` (or `standing_by()`: a standby dreamer, which
+    shows nothing until it takes over), then (when systemd asked for a watchdog) WATCHDOG=1
+    every half interval while `healthy()`, none while it is not. Cancel to stop. Without
+    NOTIFY_SOCKET it returns at once."""
     if not notifier.active:
         return
+    first = asyncio.ensure_future(shown.next(0))
     try:
-        await shown.next(0)
+        while not first.done() and not standing_by():
+            await asyncio.wait({first}, timeout=0.25)
+        if first.done():
+            first.result()
     except BusClosed:  # stopped before the first frame
         return
+    finally:
+        first.cancel()
     notifier.ready(status)
     if notifier.watchdog_s is None:
         return

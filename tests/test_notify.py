@@ -110,6 +110,24 @@ def test_ready_after_the_first_frame_then_pings_only_while_healthy(listener):
     notifier.close()
 
 
+def test_a_standby_dreamer_is_ready_without_a_frame(listener):
+    path, sock = listener
+    notifier = Notifier(path)
+    standby = {"now": False}
+
+    async def run():
+        task = asyncio.create_task(tell_systemd(notifier, FrameBus(encode=False), lambda: True, "standby",
+                                                standing_by=lambda: standby["now"]))
+        await asyncio.sleep(0.1)
+        assert received(sock) == []  # not yet said: the lease is being asked for
+        standby["now"] = True
+        await asyncio.wait_for(task, 2.0)
+        assert received(sock) == ["READY=1\nSTATUS=standby"]
+
+    asyncio.run(run())
+    notifier.close()
+
+
 UNITS = Path(__file__).parents[1] / "scripts" / "systemd"
 
 

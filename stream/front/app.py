@@ -206,7 +206,8 @@ async def _lifecycle(app: web.Application):
                  # the watchdog pings while frames flow: a live source that is down is not the
                  # process's fault, and a restart would not bring it back
                  asyncio.create_task(tell_systemd(notifier, service.pipeline.shown,
-                                                  lambda: service.health().flowing, f"dreaming on port {s.port}"),
+                                                  lambda: service.health().flowing, f"dreaming on port {s.port}",
+                                                  standing_by=service.standing_by),
                                      name="systemd-notify")]
         tasks.append(asyncio.create_task(give_back_memory(), name="memory"))
         if service.chat is not None:

@@ -306,6 +306,10 @@ class Service:
                 health.ok = health.flowing = True
         return health
 
+    def standing_by(self) -> bool:
+        """A dreamer waiting for another's lease (systemd: ready, with nothing shown)."""
+        return self.lease is not None and self.lease.standing_by()
+
     def figures(self) -> dict:
         """What a front door shows of this dreamer (stream/relay): its reading's rates and work, health."""
         r = self.reading()

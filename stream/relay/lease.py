@@ -4,8 +4,8 @@
     PREFIX + "lease:gen"   the generation: one more at each takeover, never reused
 
 Every dreamer on a stream asks for the lease when it is free, and the one that gets it renews
-it every RENEW_S. The others wait with the model loaded and warm (standby) and look again as
-often. The active one killed (kill -9, its machine gone): its lease runs out within TTL_MS, a
+it every RENEW_S. The others wait with the model loaded and warm (standby) and ask again every
+LOOK_S. The active one killed (kill -9, its machine gone): its lease runs out within TTL_MS, a
 standby takes it, and goes on from the last frame the stream showed (each dreamer keeps the
 newest one from the frames channel) with the same request and its time left (the queue is in
 Redis). A clean stop gives the lease back at once.
@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 LEASE, GENERATION = "lease", "lease:gen"  # the keys' names, after the stream's prefix
 TTL_MS = 2000  # a dead active's lease is free this long after its last renewal
-RENEW_S = 0.5  # the active renews this often (four chances in a TTL); a standby looks as often
+RENEW_S = 0.5  # the active renews this often: four chances in a TTL
+LOOK_S = 0.1  # a standby asks for the lease this often: a takeover waits TTL_MS and at most this
 MARGIN_S = 0.25  # held() ends this long before the lease can end in Redis
 RETRY_S = 0.25  # after a failure to reach Redis
 
@@ -122,6 +123,10 @@ class Lease(Worker):
             return False
         return True
 
+    def standing_by(self) -> bool:
+        """Another dreamer holds the lease: this one waits, healthy, with nothing to show."""
+        return not self.held() and self.active not in (None, self.holder)
+
     def said(self) -> dict:
         """For /healthz: active or standby, who is active, the generation."""
         return {"state": "active" if self.held() else "standby", "active": self.active,
@@ -129,8 +134,8 @@ class Lease(Worker):
 
     # -- the lease thread -----------------------------------------------------------------------
     def job(self) -> None:
-        """Keep the newest frame the stream showed, and the lease (renewed, or asked for) every
-        RENEW_S. Redis lost: looked for again every RETRY_S, never a worker's longer backoff,
+        """Keep the newest frame the stream showed, and the lease (renewed every RENEW_S, or
+        asked for every LOOK_S). Redis lost: looked for again every RETRY_S, never a worker's longer backoff,
         so a short outage does not cost the lease."""
         pubsub, due = None, 0.0
         try:
@@ -145,8 +150,8 @@ class Lease(Worker):
                             self.newest = message["data"]
                         message = pubsub.get_message(timeout=0.0)
                     if time.monotonic() >= due:
-                        due = time.monotonic() + RENEW_S
                         self._tick()
+                        due = time.monotonic() + (RENEW_S if self.value is not None else LOOK_S)
                     if self._failing.count:
                         log.info("lease: Redis reachable again (%d failed attempts)", self._failing.reset())
                 except redis.RedisError as e:
