@@ -97,3 +97,38 @@ def test_a_standby_dreamer_takes_over_when_the_active_one_dies_pauses_or_stops(t
             if s is not None and s.proc.poll() is None:
                 stop_server(s)
         redis.kill()
+
+
+def test_redis_restarted_during_a_hold_keeps_one_active_dreamer_and_the_queue(tmp_path):
+    redis = RedisServer(tmp_path).start()
+    dreamers, front = [], None
+    try:
+        for name in ("a", "b", "front"):
+            (tmp_path / name).mkdir()
+        role = ["--queue", redis.url, "--role", "dreamer"]
+        dreamers.append(start_server(tmp_path / "a", CONFIG, role))
+        assert until(lambda: lease(dreamers[0])["state"] == "active")
+        dreamers.append(start_server(tmp_path / "b", CONFIG, role))
+        front = start_server(tmp_path / "front", CONFIG, ["--queue", redis.url, "--role", "front"])
+        for text, user in (("pizza", "ann"), ("daisy", "bob")):
+            assert ask(front, text, user)[0] == 200
+        before = until(lambda: (s := front.get_json("/api/state"))["target"]["label"] == "pizza" and s)
+
+        redis.kill()  # back at once (its appendonly file): shorter than the lease, nothing changes hands
+        redis.start()
+        assert until(lambda: frames_flow(front), timeout=15)
+        assert lease(dreamers[0])["state"] == "active" and lease(dreamers[0])["generation"] == 1
+
+        redis.kill()  # gone for longer than the lease: the active dreamer stops, one of the two goes on
+        time.sleep(4)
+        redis.start()
+        assert until(lambda: frames_flow(front), timeout=20)
+        states = until(lambda: sorted(s["state"] for s in map(lease, dreamers)) == ["active", "standby"]
+                       and [lease(d) for d in dreamers])
+        assert max(s["generation"] for s in states) == 2
+        assert queue_of(front.get_json("/api/state")) == queue_of(before)
+    finally:
+        for s in [*dreamers, front]:
+            if s is not None and s.proc.poll() is None:
+                stop_server(s)
+        redis.kill()
