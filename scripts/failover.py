@@ -95,6 +95,7 @@ def main() -> None:
         front, front_base, _ = start_serve(config, (logs / "front.log").open("w"), "--queue", store.url,
                                            "--role", "front")
         wait_healthy(front_base, 60)
+        standby_cpu = None
         for proc, base in procs.values():
             if health(base)["lease"]["state"] == "standby":
                 before = cpu_s(proc.pid)

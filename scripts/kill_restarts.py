@@ -6,10 +6,13 @@ votes, and what plays must play on with the time it had left less the restart's.
     python scripts/kill_restarts.py                  # 20 restarts, about 4 minutes on a 2-core CPU
     python scripts/kill_restarts.py --restarts 5
     python scripts/kill_restarts.py --roles          # a redis-server, a dreamer and a front door
+    python scripts/kill_restarts.py --roles --kill redis --restarts 10 --viewers 100   # Redis, under load
 
 With `--roles` the queue is shared through a local redis-server (appendonly, as the README
 runs it), requests go to a `serve --role front`, and each restart kills one of the three in
-turn with SIGKILL: the front door, the dreamer, Redis itself.
+turn with SIGKILL: the front door, the dreamer, Redis itself (`--kill` picks some). With
+`--viewers N`, N MJPEG viewers and N / 5 open pages (websockets) watch at the front door
+through every round (loadtest.py's clients, one process).
 
 Prints one JSON object: restarts, requests acknowledged, requests back, entries whose
 votes or order differed, the seconds each restart took (kill to healthy) and how far the
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import random
 import subprocess
 import sys
@@ -29,7 +33,7 @@ import urllib.request
 from pathlib import Path
 
 from live_frames import state
-from loadtest import free_port, wait_healthy
+from loadtest import client_process, free_port, wait_healthy
 from peers import RedisServer
 
 from dreamer.classes import catalogue
@@ -67,11 +71,15 @@ def main() -> None:
     ap.add_argument("--restarts", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--roles", action="store_true", help="a redis-server, a dreamer and a front door, killed in turn")
+    ap.add_argument("--kill", default="front,dreamer,redis", help="with --roles: which of them are killed, in turn")
+    ap.add_argument("--viewers", type=int, default=0, help="with --roles: MJPEG viewers at the front door meanwhile")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     names = catalogue().names
     tmp = Path(tempfile.mkdtemp(prefix="dreamstream-restarts-"))
-    (tmp / "restarts.toml").write_text(CONFIG)
+    # the viewers come from loopback, each named in X-Forwarded-For (loadtest.address)
+    audience = f'[serve]\nmax_viewers = {2 * args.viewers}\ntrusted_proxies = ["127.0.0.1"]\n' if args.viewers else ""
+    (tmp / "restarts.toml").write_text(CONFIG + audience)
     log = (tmp / "server.log").open("a")
     redis = RedisServer(tmp).start() if args.roles else None
 
@@ -108,9 +116,18 @@ def main() -> None:
             time.sleep(0.2)
 
     procs = {part: start(part) for part in parts}
-    victims = ["front", "dreamer", "redis"] if redis else ["serve"]
+    victims = args.kill.split(",") if redis else ["serve"]
+    if not set(victims) <= {"front", "dreamer", "redis"}:
+        ap.error(f"--kill {args.kill}: name front, dreamer and redis, joined by commas")
+    watching = None
+    if args.viewers:
+        command = parts["front" if redis else "serve"][0]
+        ws_url = f"ws://127.0.0.1:{command[command.index('--ws-port') + 1]}/"
+        watching = mp.Process(target=client_process, args=(base, ws_url, args.viewers, 0, 0, 3600.0, 0, mp.Queue()),
+                              kwargs={"listeners": args.viewers // 5})
+        watching.start()
     acked: set[str] = set()
-    lost, differed, restart_s, drift_s = [], 0, {v: [] for v in victims}, []
+    lost, differed, restart_s, drift_s, watched = [], 0, {v: [] for v in victims}, [], 0
     try:
         for i in range(args.restarts):
             queued = [e["label"] for e in state(base)["queue"]]
@@ -119,6 +136,7 @@ def main() -> None:
                 text = rng.choice(queued) if queued and rng.random() < 0.25 else rng.choice(names)
                 acked.add(post(base, text, f"viewer{i}-{j}")["id"])
             before = state(base)
+            watched = max(watched, before["viewers"])
             victim = victims[i % len(victims)]
             killed = time.monotonic()
             if victim == "redis":
@@ -140,12 +158,15 @@ def main() -> None:
             # state read, so a little more than the restart itself)
             drift_s.append(round(before["target"]["remaining_s"] - after["target"]["remaining_s"] - down, 2))
     finally:
+        if watching is not None:
+            watching.kill()
         for proc in procs.values():
             proc.terminate()
             proc.wait(10)
         if redis is not None:
             redis.kill()
-    print(json.dumps({"restarts": args.restarts, "killed": victims, "requests_acknowledged": len(acked),
+    print(json.dumps({"restarts": args.restarts, "killed": victims, "viewers": args.viewers, "viewers_seen": watched,
+                      "requests_acknowledged": len(acked),
                       "requests_back": len(acked) - len(lost), "lost": lost, "rounds_that_differed": differed,
                       "restart_s": {v: {"min": min(t), "max": max(t), "all": t} for v, t in restart_s.items() if t},
                       "time_left_minus_downtime_s": {"min": min(drift_s), "max": max(drift_s)},

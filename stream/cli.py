@@ -263,8 +263,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if s.role == "dreamer":  # its shown frames and figures, for the front doors, while it holds the lease
             from .relay.lease import Lease
             from .relay.publish import FramePublisher
+            from .spine.health import DREAM_STALL_S
 
-            service.lease = Lease(shared.client, shared.prefix, f"{socket.gethostname()}:{os.getpid()}")
+            def dreaming() -> bool:  # the lease is given back by a dream that is stuck
+                age = pipeline.health().dreamed_age_s
+                return age is not None and age < DREAM_STALL_S
+            service.lease = Lease(shared.client, shared.prefix, f"{socket.gethostname()}:{os.getpid()}", dreaming)
             pipeline.engine.gate = pipeline.presenter.gate = service.lease
             service.publisher = FramePublisher(service.lease, pipeline.shown, service.figures)
         if cfg.rtmp.url:

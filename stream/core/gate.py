@@ -9,7 +9,7 @@ import numpy as np
 
 
 class Always:
-    generation = 0  # a lease's count of takeovers: this gate never changes hands
+    takeovers = 0  # times this process took the stream over: this gate never changes hands
 
     def held(self) -> bool:
         return True

@@ -119,7 +119,7 @@ def viewer(request: web.Request) -> str:
 
 async def api_classes(request: web.Request) -> web.Response:
     try:
-        request.app[SERVICE].queue.attempt(viewer(request))  # lookups share the request budget
+        await request.app[SERVICE].attempt(viewer(request))  # lookups share the request budget
     except RequestError as e:
         return web.json_response(error_json(e), status=STATUS[e.code])
     if request.query.get("all"):  # the page's browsable list

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -102,6 +103,7 @@ class Service:
         self._viewers_changed = False  # pushed with the next state (a page counts itself at once)
         self._viewers_everywhere: int | None = None  # with a shared queue: every process's MJPEG viewers
         self._shared_read = self.queue.snapshot() if self.queue.shared is not None else None
+        self._read_lock = threading.Lock()
 
     # -- requests -------------------------------------------------------------------------
     async def request(self, text, user, key: str) -> Ack:
@@ -117,6 +119,10 @@ class Service:
         self.metrics.requests.labels("accepted").inc()
         self.refresh_state()
         return ack
+
+    async def attempt(self, key: str) -> None:
+        """A class lookup spends from `key`'s request budget; RequestError when it is spent."""
+        await self._queue_call(self.queue.attempt, key)
 
     async def queue_summary(self) -> str:
         """What plays and what is next, in one line (chat's !queue)."""
@@ -148,14 +154,19 @@ class Service:
             try:
                 return call(*args)
             finally:
-                self._shared_read = self.queue.snapshot(reread=False)
+                self._read_shared(reread=False)
         return await asyncio.to_thread(call_then_read)
 
     def _reread(self) -> None:
         """Off the event loop (shared): end a hold that has run out (a dreamer), read the newest state."""
         if self.pipeline.dreams:
             self.queue.current()
-        self._shared_read = self.queue.snapshot()
+        self._read_shared(reread=True)
+
+    def _read_shared(self, reread: bool) -> None:
+        """Read and kept in one step, so a read taken before a request's never replaces one taken after."""
+        with self._read_lock:
+            self._shared_read = self.queue.snapshot(reread=reread)
 
     def _queue_state(self) -> dict:
         """The queue's part of the state: shared, as last read off the event loop (never a wait on
@@ -222,7 +233,8 @@ class Service:
                         self._viewers_everywhere = everywhere
                 target = self._queue_state()["target"]
                 if target["id"] != playing["id"]:
-                    await self._remember(playing)
+                    if self.lease is None or self.lease.held():  # a standby's last picture is not the stream's
+                        await self._remember(playing)
                     playing = target
                 if self.queue.shared is not None and self.store is self.queue.shared:  # the strip every process keeps
                     kept = await asyncio.to_thread(self.store.load_recent)
@@ -302,8 +314,8 @@ class Service:
             health.queue = "ok" if shared.available else "unavailable"
         if self.lease is not None:
             health.lease = self.lease.said()
-            if health.lease["state"] == "standby":  # nothing to show is a standby's health, not a stall
-                health.ok = health.flowing = True
+            if self.standing_by() and all(state == "running" for state in health.workers.values()):
+                health.ok = health.flowing = True  # waiting, nothing to show: a standby's health, not a stall
         return health
 
     def standing_by(self) -> bool:

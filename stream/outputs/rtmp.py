@@ -174,8 +174,11 @@ class RtmpEncoder(Worker):
             start, n, samples = time.monotonic(), 0, 0
             sent, window_start, last_seq = 0, start, 0
             while not self.stopping:
-                if not self.gate.held():  # another dreamer has the stream: the ingest is its
+                # the lease run out on the clock: nothing is sent until it is renewed (a slow reply
+                # from Redis), or, another dreamer having the stream, the ingest is left to it
+                if not self.gate.held() and not self.gate.wait_held(0.5):
                     log.warning("rtmp: the lease is gone: this dreamer stops pushing to %s", self.masked)
+                    self.backoff.reset()  # not a failure: pushing again at once if it comes back
                     return
                 t0 = time.monotonic()
                 shown = self.bus.latest()

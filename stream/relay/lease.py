@@ -13,21 +13,28 @@ Redis). A clean stop gives the lease back at once.
 Fencing: a paused or cut-off active that comes back must do no harm. Its frames and figures
 reach the front doors only through `publish` and `set_figures`, scripts that check in Redis
 that the lease is still this process's generation. Its dream, presenter and RTMP push ask
-`held()`: the lease renewed less than TTL_MS - MARGIN_S ago by this process's monotonic clock,
-which runs on through SIGSTOP and a VM pause, so a process that was paused past its lease
+`held()`: the lease renewed less than TTL_MS - MARGIN_S ago by this machine's boot clock,
+which runs on through SIGSTOP and a suspend, so a process that was paused past its lease
 stops pushing before it has even asked Redis, and before a standby can have taken over.
+Redis that lost the generation (no appendonly file, a flush) lets nobody take the lease for
+one TTL, so a holder that has not noticed yet has stopped by then.
+
+A dream that is stuck (no dreamed frame for DREAM_STALL_S) while this process holds the lease
+gives it back: a standby that dreams beats an active one that does not.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 import redis
 
 from ..core.worker import Repeats, Worker
+from ..spine.health import DREAM_STALL_S
 from .publish import FRAMES
 
 log = logging.getLogger(__name__)
@@ -39,9 +46,22 @@ LOOK_S = 0.1  # a standby asks for the lease this often: a takeover waits TTL_MS
 MARGIN_S = 0.25  # held() ends this long before the lease can end in Redis
 RETRY_S = 0.25  # after a failure to reach Redis
 
-# Each script runs atomically in Redis: KEYS[1] is the lease.
+NOBODY = "nobody (Redis lost the lease: one TTL for any holder to notice)"
+
+
+def now() -> float:
+    """The clock held() is reckoned on: it runs on through a pause and a suspend."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+# Each script runs atomically in Redis: KEYS[1] is the lease, KEYS[2] its generation.
 TAKE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[2], 0)
+  redis.call('SET', KEYS[1], '0 ' .. ARGV[3], 'PX', ARGV[2])
+  return 0
+end
 local gen = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], gen .. ' ' .. ARGV[1], 'PX', ARGV[2])
 return gen
@@ -68,10 +88,11 @@ return 1
 class Lease(Worker):
     name = "lease"
 
-    def __init__(self, client, prefix: str, holder: str):
-        """`client`: a redis.Redis; `holder`: this process as the log and /healthz name it (host:pid)."""
+    def __init__(self, client, prefix: str, holder: str, dreaming: Callable[[], bool] = lambda: True):
+        """`client`: a redis.Redis; `holder`: this process as the log and /healthz name it (host:pid);
+        `dreaming()`: a dreamed frame within DREAM_STALL_S (the pipeline's health)."""
         super().__init__()
-        self.client, self.prefix, self.holder = client, prefix, holder
+        self.client, self.prefix, self.holder, self.dreaming = client, prefix, holder, dreaming
         self.keys = [prefix + LEASE, prefix + GENERATION]
         self.channel = prefix + FRAMES
         self.value: str | None = None  # "GEN HOST:PID" while this process holds (or last held) the lease
@@ -81,6 +102,8 @@ class Lease(Worker):
         self.fenced = 0  # publishes Redis refused: this process had lost the lease without knowing yet
         self.newest: bytes | None = None  # the newest frame the stream showed (its JPEG)
         self._held_until = 0.0
+        self._held_since = 0.0
+        self._not_before = 0.0  # after giving a stuck dream's lease back: the standbys' turn first
         self._held = threading.Event()
         self._failing = Repeats()
         self._take, self._renew, self._give_back, self._publish, self._set = (
@@ -88,12 +111,12 @@ class Lease(Worker):
 
     # -- what the workers ask -----------------------------------------------------------------
     def held(self) -> bool:
-        return self.value is not None and time.monotonic() < self._held_until
+        return self.value is not None and now() < self._held_until
 
     def wait_held(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
+        deadline = now() + timeout
         while not self.held():
-            left = deadline - time.monotonic()
+            left = deadline - now()
             if left <= 0 or self.stopping:
                 return False
             if self._held.is_set():  # run out on the clock, and the lease thread has not said so yet
@@ -124,8 +147,10 @@ class Lease(Worker):
         return True
 
     def standing_by(self) -> bool:
-        """Another dreamer holds the lease: this one waits, healthy, with nothing to show."""
-        return not self.held() and self.active not in (None, self.holder)
+        """Another dreamer holds the lease, as Redis said at the last look: this one waits,
+        healthy, with nothing to show. Not while Redis cannot be reached or this thread is down."""
+        return (not self.held() and self.active not in (None, self.holder, NOBODY) and not self._failing.count
+                and self.state == "running")
 
     def said(self) -> dict:
         """For /healthz: active or standby, who is active, the generation."""
@@ -167,16 +192,25 @@ class Lease(Worker):
                 pubsub.close()
 
     def _tick(self) -> None:
-        asked = time.monotonic()
+        asked = now()
         if self.value is not None:  # held, or held until Redis went: still ours if Redis kept it
+            if self.held() and asked - self._held_since > DREAM_STALL_S and not self.dreaming():
+                log.error("the dream is stuck (no frame for %g s): lease %d given back", DREAM_STALL_S,
+                          self.generation)
+                self._give_back_now()
+                self._not_before = asked + 2 * TTL_MS / 1000
+                return
             if self._renew(keys=self.keys[:1], args=[self.value, TTL_MS]):
                 self._holds(asked)
                 return
             self._lost()
-        generation = self._take(keys=self.keys, args=[self.holder, TTL_MS])
+        if self.stopping or asked < self._not_before:  # a clean stop: never a lease nobody would renew
+            return
+        generation = self._take(keys=self.keys, args=[self.holder, TTL_MS, NOBODY])
         if generation:
             self.value, self.generation, self.active = f"{generation} {self.holder}", int(generation), self.holder
             self.takeovers += 1
+            self._held_since = asked
             self._holds(asked)
             log.info("active for %s (lease %d)", self.prefix, self.generation)
             return
@@ -203,8 +237,13 @@ class Lease(Worker):
         self._held.clear()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """A clean stop: the lease given back, so a standby takes over at its next look."""
-        super().stop(timeout)
+        """A clean stop: the lease given back, so a standby takes over at its next look (its
+        thread is given a moment whatever is left of the caller's time: a renewal after the
+        lease went would otherwise take it again)."""
+        super().stop(max(timeout, 1.0))
+        self._give_back_now()
+
+    def _give_back_now(self) -> None:
         value, self.value = self.value, None
         self._held.clear()
         if value is not None:

@@ -108,7 +108,7 @@ class DreamEngine(Worker):
         dreamer = self._dreamer = self.make_dreamer()
         budget = FrameBudget(self.fps, s.min_steps, s.max_steps, s.steps)
         moment: float | None = None  # the moment the picture so far stands for
-        generation, warm = 0, False
+        takeovers, warm = 0, False
         try:
             while not self.stopping:
                 if not self.gate.held():  # standing by: warm, then wait for the lease
@@ -118,8 +118,8 @@ class DreamEngine(Worker):
                     warm = True
                     self.gate.wait_held(0.5)
                     continue
-                if self.gate.generation != generation:  # taken over: on from the picture the stream showed last
-                    generation, picture = self.gate.generation, self.gate.last_picture()
+                if self.gate.takeovers != takeovers:  # taken over: on from the picture the stream showed last
+                    takeovers, picture = self.gate.takeovers, self.gate.last_picture()
                     if picture is not None and self.source is None:
                         dreamer.restart_from(cover(picture, tuple(s.size)))
                         moment = None

@@ -178,12 +178,17 @@ class Presenter(Worker):
         if self.source is not None:
             return self._show_source()
         motion = Motion(*self.motion)
-        start, n = time.monotonic(), 0
+        start, n, stale = time.monotonic(), 0, None
         while not self.stopping:
             if not self.gate.held():  # standing by: nothing to show; the pace starts again at a takeover
                 self.gate.wait_held(0.5)
-                start, n = time.monotonic(), 0
+                start, n, stale = time.monotonic(), 0, self.keyframes.latest()
                 continue
+            if stale is not None:  # taken over: the dream's first frame from the stream's last, never an older one
+                if self.keyframes.wait(stale.seq, timeout=0.5) is None:
+                    continue
+                stale, motion = None, Motion(*self.motion)
+                start, n = time.monotonic(), 0
             self._timed_publish(lambda now: motion.frame(self.keyframes.latest(), now))
             n += 1
             late = time.monotonic() - (start + n / self.fps)
