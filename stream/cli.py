@@ -32,6 +32,7 @@ from .config import (
     twitch_oauth_token,
     twitch_stream_key,
     validate,
+    webrtc_bitrate_k,
 )
 from .core.sanitize import mask_url
 from .inputs.source import SourceError
@@ -295,6 +296,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cpu = f" ({threads} thread{'s' * (threads > 1)})" if device.type == "cpu" else ""
         role = ", for the front doors" if s.role == "dreamer" else ""
         what = f"model {cfg.model}, device {device}{cpu}, size {w}x{h}{shown}{live}{role}"
+    if cfg.webrtc.enabled:  # WebRTC viewers: one H.264 encode, at this process, for all of them
+        from .front.whep import Whep
+        from .outputs.webrtc import H264Packets
+
+        service.webrtc = H264Packets(pipeline.shown, s.output_fps, webrtc_bitrate_k(cfg.webrtc, shown_size))
+        service.webrtc.nice = s.web_nice  # as the MJPEG viewers: it yields to the dream
+        service.whep = Whep(service.webrtc, cfg.webrtc)
     if cfg.chat.url and s.role != "dreamer":  # chat is a front door's (a dreamer that read it would act twice)
         actions = ChatActions(lambda text, user: service.request(text, user, f"chat:{user.lower()}"),
                               service.queue_summary, service.skip, service.clear)

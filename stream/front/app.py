@@ -39,6 +39,7 @@ from ..core.worker import supervise
 from ..notify import Notifier, tell_systemd
 from ..outputs import mjpeg
 from ..resources import folder
+from . import whep as whep_module
 from .metrics import CONTENT_TYPE
 from .origins import client_address, origin_allowed
 from .runner import CLOSING, SHUTDOWN_S, Closing
@@ -78,6 +79,31 @@ async def frame_jpg(request: web.Request) -> web.Response:
         return web.json_response(error("not_ready", "no frame yet; the dream is starting"), status=503)
     jpeg = shown.jpeg(frame) if frame.encoded else await asyncio.to_thread(shown.jpeg, frame)  # off the loop
     return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+async def whep_offer(request: web.Request) -> web.Response:
+    """WHEP: an SDP offer in, 201 with the answer and the peer's Location (stream/front/whep.py)."""
+    whep = request.app[SERVICE].whep
+    if whep is None:
+        return web.Response(status=404, text="WebRTC is off here ([webrtc] enabled = false): watch /stream.mjpg\n",
+                            headers=whep_module.CORS)
+    try:
+        sdp = await whep_module.read_offer(request, request.app[SERVE].client_timeout_s)
+        answer, peer = await whep.offer(sdp, viewer(request))
+    except whep_module.WhepRefused as e:
+        return web.Response(status=e.status, text=e.message + "\n", headers=whep_module.CORS)
+    return web.Response(status=201, text=answer, content_type="application/sdp",
+                        headers={**whep_module.CORS, "Location": f"/whep/{peer}"})
+
+
+async def whep_delete(request: web.Request) -> web.Response:
+    whep = request.app[SERVICE].whep
+    closed = whep is not None and await whep.close(request.match_info["peer"])
+    return web.Response(status=200 if closed else 404, headers=whep_module.CORS)
+
+
+async def whep_preflight(request: web.Request) -> web.Response:
+    return web.Response(status=204, headers=whep_module.CORS)
 
 
 async def preview_jpg(request: web.Request) -> web.Response:
@@ -265,6 +291,8 @@ async def _closing(app: web.Application) -> None:
     for task in closing.tasks:
         task.cancel()
     mjpeg.drop_all(app[SERVICE].mjpeg_transports)
+    if app[SERVICE].whep is not None:
+        await app[SERVICE].whep.close_all()
 
 
 class ClientNoise(logging.Filter):
@@ -292,6 +320,10 @@ def make_app(service: Service, serve: ServeSettings, ws_socket: socket.socket | 
     app.router.add_get("/view", view)
     app.router.add_get("/stream.mjpg", stream_mjpg)
     app.router.add_get("/frame.jpg", frame_jpg)
+    app.router.add_post("/whep", whep_offer)
+    app.router.add_route("OPTIONS", "/whep", whep_preflight)
+    app.router.add_delete("/whep/{peer}", whep_delete)
+    app.router.add_route("OPTIONS", "/whep/{peer}", whep_preflight)
     app.router.add_get("/preview.jpg", preview_jpg)
     app.router.add_get("/recent/{id}.jpg", recent_jpg)
     app.router.add_get("/clips/{name}", clip_mp4)

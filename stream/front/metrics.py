@@ -32,6 +32,8 @@ class Reading:
     steps_per_frame: int = 0  # what the frame budget gave the newest dreamed frame
     frame_ms: dict[str, float] = field(default_factory=dict)  # part -> ms per frame (moving average)
     chat_connected: bool = False
+    webrtc_frames: int = 0  # frames encoded for WebRTC viewers (once for all of them)
+    webrtc_bytes: int = 0
 
 
 class _Live:
@@ -71,6 +73,10 @@ class _Live:
         for part, value in r.frame_ms.items():
             frame_ms.add_metric([part], value)
         yield frame_ms
+        yield CounterMetricFamily("dreamstream_webrtc_frames", "Frames encoded for WebRTC viewers, once for all",
+                                  value=r.webrtc_frames)
+        yield CounterMetricFamily("dreamstream_webrtc_bytes", "H.264 bytes encoded for WebRTC viewers",
+                                  value=r.webrtc_bytes)
         yield GaugeMetricFamily("dreamstream_chat_connected", "1 while the chat reader is in its channel",
                                 value=float(r.chat_connected))
 

@@ -84,6 +84,8 @@ class Service:
         self.encoder = None  # an RtmpEncoder, when streaming out
         self.publisher = None  # a FramePublisher, when dreaming for front doors (--role dreamer)
         self.lease = None  # the stream's Lease (--role dreamer): this dreamer active or standing by
+        self.webrtc = None  # the H264Packets encoder for WebRTC viewers ([webrtc] enabled)
+        self.whep = None  # ...and its peers (stream/front/whep.py)
         self.chat = None  # a ChatReader, when reading chat
         self.clips = None  # a Clips, when [clips] folder is set
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -275,12 +277,12 @@ class Service:
     @property
     def workers(self) -> list:
         # the lease last: on a clean stop it is given back once nothing here pushes or publishes
-        return self.pipeline.workers + [w for w in (self.encoder, self.clips, self.publisher, self.lease)
+        return self.pipeline.workers + [w for w in (self.encoder, self.webrtc, self.clips, self.publisher, self.lease)
                                         if w is not None]
 
     def start(self) -> None:
         self.pipeline.start()
-        for worker in (self.encoder, self.clips, self.publisher, self.lease):
+        for worker in (self.encoder, self.webrtc, self.clips, self.publisher, self.lease):
             if worker is not None:
                 worker.start()
 
@@ -312,6 +314,8 @@ class Service:
         shared = self.queue.shared
         if shared is not None:  # said, not failed: the picture flows, and every process would fail alike
             health.queue = "ok" if shared.available else "unavailable"
+        if self.whep is not None:
+            health.webrtc = {"peers": len(self.whep.peers), "dropped": self.whep.dropped}
         if self.lease is not None:
             health.lease = self.lease.said()
             if self.standing_by() and all(state == "running" for state in health.workers.values()):
@@ -352,7 +356,9 @@ class Service:
                        encoder_frames=encoder.frames_sent if encoder else 0,
                        encoder_pictures=encoder.pictures_sent if encoder else 0,
                        steps_per_frame=engine.last_steps, frame_ms={k: round(v, 2) for k, v in frame_ms.items()},
-                       chat_connected=self.chat is not None and self.chat.connected.is_set())
+                       chat_connected=self.chat is not None and self.chat.connected.is_set(),
+                       webrtc_frames=self.webrtc.frames if self.webrtc else 0,
+                       webrtc_bytes=self.webrtc.bytes if self.webrtc else 0)
 
 
 def error(code: str, message: str, suggestions: list[str] | None = None) -> dict:

@@ -22,6 +22,7 @@ class Health:
     flowing: bool = True  # dreamed and shown frames flow (a dead source leaves them flowing)
     source: dict | None = None  # the live source's health, when there is one
     queue: str | None = None  # a shared queue's: "ok" or "unavailable" (Redis lost)
+    webrtc: dict | None = None  # WebRTC viewers now, and those dropped for never connecting
     lease: dict | None = None  # a dreamer beside others on one stream: active or standby (stream/relay/lease.py)
 
     def to_json(self) -> dict:
@@ -31,6 +32,8 @@ class Health:
             out["source"] = self.source
         if self.queue is not None:
             out["queue"] = self.queue
+        if self.webrtc is not None:
+            out["webrtc"] = self.webrtc
         if self.lease is not None:
             out["lease"] = self.lease
         return out

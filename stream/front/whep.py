@@ -1,0 +1,133 @@
+"""WHEP: watch the stream over WebRTC (`POST /whep`, the SDP offer in, 201 with the answer
+and a Location to DELETE). No trickle ICE: the answer carries every candidate, so any WHEP
+player works (OBS, GStreamer's whepsrc, the page). Anyone may watch, from any origin (CORS
+open, as for /frame.jpg in a player); a cap on peers per address and in all answers 503.
+
+Each peer gets a `PacketTrack` of the one shared encoder (stream/outputs/webrtc.py). A peer
+that has not connected within `connect_timeout_s` is dropped (a player behind a firewall, or one
+that never meant to), and counted; a closed one leaves no task, track or socket behind.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+
+from ..outputs.webrtc import PacketTrack
+
+log = logging.getLogger(__name__)
+
+MAX_SDP = 64 * 1024
+CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Location",
+        "Access-Control-Allow-Methods": "POST, DELETE, OPTIONS",
+        "Access-Control-Allow-Headers": "Content-Type, Authorization"}
+
+
+async def read_offer(request: web.Request, timeout_s: float) -> str:
+    """The offer's SDP, at most MAX_SDP bytes (the app's body limit is a request's 4 kB, and a
+    browser's offer is more); WhepRefused when it is not one."""
+    if request.content_type != "application/sdp":
+        raise WhepRefused(415, "send the SDP offer with Content-Type: application/sdp")
+    body = b""
+
+    async def read() -> None:
+        nonlocal body
+        while len(body) <= MAX_SDP and (chunk := await request.content.read(MAX_SDP + 1 - len(body))):
+            body += chunk
+    try:
+        await asyncio.wait_for(read(), timeout_s)
+    except asyncio.TimeoutError:
+        raise WhepRefused(408, "the offer did not arrive in time") from None
+    if len(body) > MAX_SDP:
+        raise WhepRefused(413, f"an offer of more than {MAX_SDP} bytes")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WhepRefused(400, "the offer is not UTF-8 text") from None
+
+
+def h264_only() -> list:
+    """H.264 (what the shared encoder makes) and its retransmissions: nothing else is answered."""
+    return [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/H264", "video/rtx")]
+
+
+class Whep:
+    """The WebRTC viewers: each an RTCPeerConnection fed by the shared encoder."""
+
+    def __init__(self, encoder, settings):
+        """`encoder`: the H264Packets worker; `settings`: [webrtc] (WebrtcSettings)."""
+        self.encoder, self.s = encoder, settings
+        self.peers: dict[str, tuple[RTCPeerConnection, str]] = {}  # id -> (peer, its address)
+        self.dropped = 0  # peers that never connected within connect_timeout_s
+        self._timers: dict[str, asyncio.Task] = {}  # each peer's connect_timeout_s, cancelled when it closes
+
+    def config(self) -> RTCConfiguration:
+        return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in self.s.ice_servers])
+
+    async def offer(self, sdp: str, address: str) -> tuple[str, str]:
+        """The answer's SDP and the peer's id; WhepRefused with the HTTP status and why."""
+        if len(self.peers) >= self.s.max_peers:
+            raise WhepRefused(503, f"the stream has its {self.s.max_peers} WebRTC viewers; watch MJPEG at /stream.mjpg")
+        if sum(a == address for _, a in self.peers.values()) >= self.s.max_per_ip:
+            raise WhepRefused(503, f"{self.s.max_per_ip} WebRTC viewers from one address at most")
+        pc = RTCPeerConnection(self.config())
+        track = PacketTrack(self.encoder)
+        try:
+            video = pc.addTransceiver(track, direction="sendonly")
+            video.setCodecPreferences(h264_only())
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                if video.mid is None:
+                    raise ValueError("it asks for no video")
+                await pc.setLocalDescription(await pc.createAnswer())
+            except Exception as e:  # aiortc raises what it meets in the offer (ValueError, KeyError, ...)
+                why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+                raise WhepRefused(400, f"not an SDP offer of H.264 video this server can answer ({why})") from None
+        except BaseException:
+            track.stop()
+            await pc.close()
+            raise
+        peer = secrets.token_urlsafe(12)
+        self.peers[peer] = (pc, address)
+        self.encoder.add(track)
+
+        @pc.on("connectionstatechange")
+        async def changed() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await self.close(peer)
+        self._timers[peer] = asyncio.create_task(self._unless_connected(peer))
+        return pc.localDescription.sdp, peer
+
+    async def _unless_connected(self, peer: str) -> None:
+        await asyncio.sleep(self.s.connect_timeout_s)
+        entry = self.peers.get(peer)
+        if entry is not None and entry[0].connectionState != "connected":
+            self.dropped += 1
+            log.info("webrtc: a viewer did not connect within %g s: dropped", self.s.connect_timeout_s)
+            await self.close(peer)
+
+    async def close(self, peer: str) -> bool:
+        entry = self.peers.pop(peer, None)
+        if entry is None:
+            return False
+        timer = self._timers.pop(peer, None)
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+        pc = entry[0]
+        for sender in pc.getSenders():
+            if sender.track is not None:
+                sender.track.stop()
+        await pc.close()
+        return True
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(self.close(peer) for peer in list(self.peers)))
+
+
+class WhepRefused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
