@@ -1,8 +1,11 @@
-// The viewer page: MJPEG in an <img>, state and requests over the websocket (POST as fallback).
+// The viewer page: the picture over WebRTC (WHEP) in a <video>, MJPEG in an <img> until it
+// plays or when it cannot (?mjpeg=1 forces MJPEG); state and requests over the websocket
+// (POST as fallback).
 "use strict";
 const $ = (id) => document.getElementById(id);
-const img = $("stream"), form = $("ask"), text = $("text"), user = $("user"), msg = $("message");
+const img = $("stream"), video = $("live"), form = $("ask"), text = $("text"), user = $("user"), msg = $("message");
 let ws = null, wsUrl = null, retry = 500, state = null, stateAt = 0, clearMsg = 0, recentKey = "", aspect = 0;
+let cfg = null, rtc = null, how = "MJPEG";  // the WebRTC session while it plays; how the picture comes
 const mine = new Set();  // ids of the requests this page made
 
 user.value = localStorage.getItem("dreamstream-user") || "";
@@ -16,7 +19,7 @@ function say(html, kind) {
 function secondsLeft() { return state ? Math.max(0, Math.round(state.target.remaining_s - (Date.now() - stateAt) / 1000)) : 0; }
 
 function fitPicture() {  // #frame takes the picture's own shape: letterboxed, never cropped
-  const w = img.naturalWidth, h = img.naturalHeight;
+  const w = rtc ? video.videoWidth : img.naturalWidth, h = rtc ? video.videoHeight : img.naturalHeight;
   if (w && h && aspect !== w / h) { aspect = w / h; $("frame").style.setProperty("--aspect", String(aspect)); }
 }
 
@@ -47,7 +50,7 @@ function showState(s) {
     `${s.viewers} watching`, `${s.model} on ${s.device}`,
     src ? `on ${src.input} (${src.state === "ended" ? "ended" : src.ok ? src.fps + " fps" : "no picture: reconnecting"})` : "",
     enc ? `stream ${enc.state}${enc.state === "live" ? " " + enc.bitrate_kbps + " kb/s" : ""}${enc.reconnects ? ", " + enc.reconnects + " reconnects" : ""}` : "",
-    chat ? (chat.connected ? "chat connected" : "chat reconnecting") : ""].filter(Boolean).join(" · ");
+    chat ? (chat.connected ? "chat connected" : "chat reconnecting") : "", how].filter(Boolean).join(" · ");
   const key = (s.recent || []).map((r) => r.id + (r.clip ? "+" : "")).join();
   if (key !== recentKey) {
     recentKey = key;
@@ -91,12 +94,13 @@ function connect() {
     retry = 500;
     // an MJPEG that ends cleanly fires no "error" (the <img> just keeps its last picture):
     // the server being back is the moment to ask for the stream again
-    if (lost) { lost = false; img.src = "/stream.mjpg?t=" + Date.now(); }
+    if (lost) { lost = false; img.src = "/stream.mjpg?t=" + Date.now(); tryWebRTC(); }
   };
   ws.onmessage = (e) => { try { showReply(JSON.parse(e.data)); } catch (_) { /* ignore non-JSON */ } };
   ws.onclose = () => {
     ws = null;
     lost = true;
+    if (rtc) toMjpeg("MJPEG");  // the server went away: MJPEG waits for it, WebRTC is asked for again
     state = null;  // nothing to count down until the server is back
     $("now").textContent = "reconnecting…";
     // what was live a moment ago is not: no rates, no viewers, no "next" until the server is back
@@ -106,9 +110,34 @@ function connect() {
   };
 }
 
+// WebRTC once it paints a frame (MJPEG stops then: one stream a viewer); back to MJPEG when
+// its connection fails or the server goes away, and WebRTC again when the server is back.
+async function tryWebRTC() {
+  if (rtc || !cfg || !cfg.webrtc || !window.RTCPeerConnection || new URLSearchParams(location.search).get("mjpeg") === "1") return;
+  try {
+    const session = await playWebRTC(video);
+    if (lost) { session.stop(); return; }  // the server went away meanwhile
+    rtc = session;
+    video.hidden = false; img.hidden = true; img.removeAttribute("src");
+    how = "WebRTC";
+    rtc.pc.addEventListener("connectionstatechange", () => {
+      if (rtc && rtc.pc === session.pc && ["failed", "closed"].includes(session.pc.connectionState)) toMjpeg("MJPEG (WebRTC lost)");
+    });
+  } catch (_) {
+    how = "MJPEG (WebRTC unavailable)";
+  }
+}
+function toMjpeg(why) {
+  if (rtc) { rtc.stop(); rtc = null; }
+  video.hidden = true; video.srcObject = null;
+  img.hidden = false; img.src = "/stream.mjpg?t=" + Date.now();
+  how = why;
+}
+
 async function start() {
   try {
-    const cfg = await (await fetch("/config.json")).json();
+    cfg = await (await fetch("/config.json")).json();
+    tryWebRTC();
     if (!aspect && cfg.size) $("frame").style.setProperty("--aspect", String(cfg.size[0] / cfg.size[1]));  // until the first frame
     wsUrl = `${location.protocol === "https:" ? "wss" : "ws"}://${location.hostname}:${cfg.ws_port}${cfg.ws_path || "/"}`;
     connect();
@@ -161,7 +190,7 @@ $("classlist").addEventListener("click", (e) => {
 });
 
 // MJPEG: if the stream breaks (a reset, not a clean end), reload it after a pause.
-img.addEventListener("error", () => setTimeout(() => { img.src = "/stream.mjpg?t=" + Date.now(); }, 1500));
+img.addEventListener("error", () => setTimeout(() => { if (!rtc) img.src = "/stream.mjpg?t=" + Date.now(); }, 1500));
 function toggleFullscreen() {
   const el = $("stage");
   if (document.fullscreenElement) document.exitFullscreen();

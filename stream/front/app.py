@@ -212,7 +212,8 @@ async def config_json(request: web.Request) -> web.Response:
     return web.json_response({"ws_port": s.ws_port, "ws_path": "/",
                               "ws_url": f"ws://{request.url.host}:{s.ws_port}/",
                               "size": list(about.size), "model": about.model,
-                              "ask": about.ask})  # how /view?overlay=1 says to ask, as the RTMP overlay does
+                              "ask": about.ask,  # how /view?overlay=1 says to ask, as the RTMP overlay does
+                              "webrtc": request.app[SERVICE].whep is not None})  # the page may play over /whep
 
 
 async def _lifecycle(app: web.Application):

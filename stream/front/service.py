@@ -184,7 +184,7 @@ class Service:
                 "size": [w, h], "model": self.about.model, "device": self.about.device,
                 # people watching the picture; websocket clients are counted in /metrics
                 "viewers": self._viewers_everywhere if self._viewers_everywhere is not None
-                else self.viewers["mjpeg"], "uptime_s": round(time.monotonic() - self.started, 1),
+                else self.watching(), "uptime_s": round(time.monotonic() - self.started, 1),
                 "stream": {"encoder": None if encoder is None else {
                                "state": "live" if encoder.connected else encoder.state,
                                "bitrate_kbps": round(encoder.bitrate_kbps), "reconnects": encoder.restarts},
@@ -230,7 +230,7 @@ class Service:
             if (changed and now - last >= PUSH_GAP_S) or now - last >= STATE_EVERY_S:
                 seen, last, self._viewers_changed = self.queue.version, now, False
                 if self.queue.shared is not None:  # the viewers at every process (the last sum while Redis is lost)
-                    everywhere = await asyncio.to_thread(self.queue.shared.viewers, self.viewers["mjpeg"])
+                    everywhere = await asyncio.to_thread(self.queue.shared.viewers, self.watching())
                     if everywhere is not None:
                         self._viewers_everywhere = everywhere
                 target = self._queue_state()["target"]
@@ -334,6 +334,10 @@ class Service:
                 "frames": r.frames, "steps": r.steps, "last_steps": r.steps_per_frame, "dream_errors": r.dream_errors,
                 "frame_ms": {part: r.frame_ms[part] for part in ("dream", "presenter")},
                 "health": self.health().to_json()}
+
+    def watching(self) -> int:
+        """People watching the picture here: MJPEG viewers and WebRTC peers."""
+        return self.viewers["mjpeg"] + (len(self.whep.peers) if self.whep is not None else 0)
 
     def add_viewer(self, kind: str, delta: int) -> None:
         self.viewers[kind] += delta

@@ -81,7 +81,7 @@ def viewer_page(browser, server):
     page = browser.new_page(viewport={"width": 1280, "height": 720})
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(server.base + "/")
+    page.goto(server.base + "/?mjpeg=1")  # the <img> these tests measure (WebRTC: its own test)
     page.wait_for_function("document.getElementById('stats').textContent !== ''", timeout=30_000)
     return page, errors
 
@@ -142,7 +142,7 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
             whole_picture(page)
             page.screenshot(path=str(SCREENSHOT_DIR / "page.png"))
             big = browser.new_page(viewport={"width": 1920, "height": 1080})
-            big.goto(server.base + "/")
+            big.goto(server.base + "/?mjpeg=1")
             wait_for_picture(big)
             assert whole_picture(big)["w"] > 0.8 * (1920 - 22 * 16)
             big.close()
@@ -158,7 +158,7 @@ def test_page_shows_the_dream_and_takes_a_request(tmp_path):
 
             # A phone: the picture fits the width and the request box stays on screen.
             phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-            phone.goto(server.base + "/")
+            phone.goto(server.base + "/?mjpeg=1")
             wait_for_picture(phone)
             box = phone.locator("#ask").bounding_box()
             img = whole_picture(phone)
@@ -221,6 +221,51 @@ def test_the_first_minutes_on_the_page(tmp_path):
             expect(page.locator("#now")).to_contain_text("reconnecting", timeout=10_000)
             expect(page.locator("#stats")).to_have_text("server unreachable: reconnecting")
             assert page.locator("#next").text_content() == "" and page.locator("#yours").text_content() == ""
+            browser.close()
+            assert not errors, errors
+    finally:
+        if server.proc.poll() is None:
+            stop_server(server)
+
+
+def test_page_plays_over_webrtc_falls_back_to_mjpeg_and_comes_back_after_a_restart(tmp_path):
+    """The page plays the picture over WebRTC (WHEP) in a <video>, MJPEG stopped; a page that
+    cannot get WebRTC (here the server's one-per-address cap) plays MJPEG and says so; after a
+    server restart WebRTC comes back by itself."""
+    from playwright.sync_api import expect, sync_playwright
+
+    server = start_server(tmp_path, TEST_CONFIG + "[webrtc]\nmax_per_ip = 1\n")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.base + "/")
+            expect(page.locator("#stats")).to_contain_text("WebRTC", timeout=30_000)
+            assert page.locator("#live").is_visible() and not page.locator("#stream").is_visible()
+            assert page.evaluate("document.getElementById('live').videoWidth") == WIDTH
+            painted = page.evaluate("""() => new Promise((done) => { let n = 0; const v = document.getElementById('live');
+                const count = () => { if (++n === 10) done(n); else v.requestVideoFrameCallback(count); };
+                v.requestVideoFrameCallback(count); })""")
+            assert painted == 10  # frames keep coming
+            expect(page.locator("#stats")).to_contain_text("1 watching", timeout=5_000)  # a WebRTC viewer counts
+            assert server.get_json("/healthz")["webrtc"]["peers"] == 1
+            assert server.get_json("/api/state")["viewers"] == 1  # and no MJPEG beside it
+
+            second = browser.new_page(viewport={"width": 800, "height": 600})  # past the cap: MJPEG
+            second.goto(server.base + "/")
+            expect(second.locator("#stats")).to_contain_text("MJPEG (WebRTC unavailable)", timeout=30_000)
+            assert second.locator("#stream").is_visible() and not second.locator("#live").is_visible()
+            second.close()
+
+            ports = (int(server.base.rsplit(":", 1)[1]), int(server.ws.rsplit(":", 1)[1].strip("/")))
+            rc, _ = stop_server(server)
+            assert rc == 0
+            expect(page.locator("#now")).to_contain_text("reconnecting", timeout=10_000)
+            server = start_server(tmp_path, TEST_CONFIG + "[webrtc]\nmax_per_ip = 1\n", ports=ports)
+            expect(page.locator("#stats")).to_contain_text("WebRTC", timeout=30_000)
+            assert page.locator("#live").is_visible()
             browser.close()
             assert not errors, errors
     finally:
