@@ -302,7 +302,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         service.webrtc = H264Packets(pipeline.shown, s.output_fps, webrtc_bitrate_k(cfg.webrtc, shown_size))
         service.webrtc.nice = s.web_nice  # as the MJPEG viewers: it yields to the dream
-        service.whep = Whep(service.webrtc, cfg.webrtc)
+        try:
+            service.whep = Whep(service.webrtc, cfg.webrtc)
+        except ValueError as e:  # a STUN/TURN URL aiortc cannot use
+            raise UsageError(str(e)) from None
     if cfg.chat.url and s.role != "dreamer":  # chat is a front door's (a dreamer that read it would act twice)
         actions = ChatActions(lambda text, user: service.request(text, user, f"chat:{user.lower()}"),
                               service.queue_summary, service.skip, service.clear)

@@ -6,9 +6,33 @@ const playing = document.getElementById("playing"), ask = document.getElementByI
 if (params.get("fit") === "cover") document.body.classList.add("cover");
 
 // The MJPEG stream ends when the server restarts: ask for it again after a pause.
-picture.addEventListener("error", () => setTimeout(() => { picture.src = "/stream.mjpg?t=" + Date.now(); }, 1500));
+picture.addEventListener("error", () => setTimeout(() => { if (!rtc) picture.src = "/stream.mjpg?t=" + Date.now(); }, 1500));
 
-let state = null, stateAt = 0, howToAsk = "", retry = 500;
+let state = null, stateAt = 0, howToAsk = "", retry = 500, rtc = null;
+const video = document.getElementById("live");
+
+// WebRTC once it paints a frame (MJPEG stopped then); MJPEG again when it fails, and WebRTC
+// asked for again a few seconds later (the server restarting, say).
+async function watch() {
+  try {
+    const cfg = await (await fetch("/config.json")).json();
+    if (!cfg.webrtc || !window.RTCPeerConnection || params.get("mjpeg") === "1") return;
+    const session = await playWebRTC(video);
+    rtc = session;
+    video.hidden = false; picture.hidden = true; picture.removeAttribute("src");
+    session.pc.addEventListener("connectionstatechange", () => {
+      if (rtc === session && ["failed", "closed", "disconnected"].includes(session.pc.connectionState)) {
+        session.stop(); rtc = null;
+        video.hidden = true; video.srcObject = null;
+        picture.hidden = false; picture.src = "/stream.mjpg?t=" + Date.now();
+        setTimeout(watch, 3000);
+      }
+    });
+  } catch (_) {
+    if (!rtc) setTimeout(watch, 10000);  // MJPEG meanwhile; WebRTC may come (the server back)
+  }
+}
+watch();
 
 function render() {
   if (!state || !state.target) { caption.hidden = true; return; }

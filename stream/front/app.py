@@ -284,7 +284,7 @@ def _tell_threads(app: web.Application) -> None:
 async def _closing(app: web.Application) -> None:
     """aiohttp's on_shutdown, the event loop's half: "going away" to every websocket client
     (their handshakes run in parallel with aiohttp's wait for its handlers), the tasks
-    cancelled, the MJPEG viewers dropped."""
+    cancelled, the MJPEG and WebRTC viewers dropped."""
     _tell_threads(app)
     closing = app[CLOSING]
     if closing.ws_server is not None:
@@ -292,8 +292,11 @@ async def _closing(app: web.Application) -> None:
     for task in closing.tasks:
         task.cancel()
     mjpeg.drop_all(app[SERVICE].mjpeg_transports)
-    if app[SERVICE].whep is not None:
-        await app[SERVICE].whep.close_all()
+    if app[SERVICE].whep is not None:  # WebRTC viewers: closed, within the shutdown's time
+        try:
+            await asyncio.wait_for(app[SERVICE].whep.close_all(), max(closing.left(), 0.01))
+        except asyncio.TimeoutError:
+            log.warning("webrtc: viewers still closing at the end of the shutdown's time")
 
 
 class ClientNoise(logging.Filter):

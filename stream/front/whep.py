@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import Counter
 
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.rtcicetransport import parse_stun_turn_uri
 
 from ..outputs.webrtc import PacketTrack
 
@@ -58,22 +60,50 @@ class Whep:
     """The WebRTC viewers: each an RTCPeerConnection fed by the shared encoder."""
 
     def __init__(self, encoder, settings):
-        """`encoder`: the H264Packets worker; `settings`: [webrtc] (WebrtcSettings)."""
+        """`encoder`: the H264Packets worker; `settings`: [webrtc] (WebrtcSettings). A STUN or
+        TURN URL aiortc cannot use is a ValueError here, at start."""
         self.encoder, self.s = encoder, settings
         self.peers: dict[str, tuple[RTCPeerConnection, str]] = {}  # id -> (peer, its address)
         self.dropped = 0  # peers that never connected within connect_timeout_s
+        self.closing = False
         self._timers: dict[str, asyncio.Task] = {}  # each peer's connect_timeout_s, cancelled when it closes
-
-    def config(self) -> RTCConfiguration:
-        return RTCConfiguration(iceServers=[RTCIceServer(urls=url) for url in self.s.ice_servers])
+        self._pending: Counter[str] = Counter()  # offers being answered, by address: counted in the caps
+        self.ice = [ice_server(url) for url in settings.ice_servers]
 
     async def offer(self, sdp: str, address: str) -> tuple[str, str]:
-        """The answer's SDP and the peer's id; WhepRefused with the HTTP status and why."""
-        if len(self.peers) >= self.s.max_peers:
+        """The answer's SDP and the peer's id; WhepRefused with the HTTP status and why. The
+        caps count offers still being answered: a burst of offers at once cannot pass them."""
+        if self.closing:
+            raise WhepRefused(503, "the server is stopping")
+        if len(self.peers) + sum(self._pending.values()) >= self.s.max_peers:
             raise WhepRefused(503, f"the stream has its {self.s.max_peers} WebRTC viewers; watch MJPEG at /stream.mjpg")
-        if sum(a == address for _, a in self.peers.values()) >= self.s.max_per_ip:
+        if sum(a == address for _, a in self.peers.values()) + self._pending[address] >= self.s.max_per_ip:
             raise WhepRefused(503, f"{self.s.max_per_ip} WebRTC viewers from one address at most")
-        pc = RTCPeerConnection(self.config())
+        check_media(sdp)
+        self._pending[address] += 1
+        try:
+            pc, track = await self._answer(sdp)
+        finally:
+            self._pending[address] -= 1
+            if not self._pending[address]:
+                del self._pending[address]
+        if self.closing:
+            await pc.close()
+            raise WhepRefused(503, "the server is stopping")
+        peer = secrets.token_urlsafe(12)
+        self.peers[peer] = (pc, address)
+        track.on_first_recv = lambda: self.encoder.add(track)  # encoded for it once it takes packets (DTLS up)
+
+        @pc.on("connectionstatechange")
+        async def changed() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self.dropped += pc.connectionState == "failed"  # ICE or DTLS gave up: counted as never connected
+                await self.close(peer)
+        self._timers[peer] = asyncio.create_task(self._unless_connected(peer))
+        return pc.localDescription.sdp, peer
+
+    async def _answer(self, sdp: str) -> tuple[RTCPeerConnection, PacketTrack]:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice))
         track = PacketTrack(self.encoder)
         try:
             video = pc.addTransceiver(track, direction="sendonly")
@@ -82,7 +112,12 @@ class Whep:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                 if video.mid is None:
                     raise ValueError("it asks for no video")
+                for other in pc.getTransceivers():  # an audio line: answered, never received (no decoder)
+                    if other is not video:
+                        other.direction = "inactive"
                 await pc.setLocalDescription(await pc.createAnswer())
+                if video.currentDirection != "sendonly":
+                    raise ValueError(f"its video is {video.currentDirection}, not for receiving")
             except Exception as e:  # aiortc raises what it meets in the offer (ValueError, KeyError, ...)
                 why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
                 raise WhepRefused(400, f"not an SDP offer of H.264 video this server can answer ({why})") from None
@@ -90,16 +125,7 @@ class Whep:
             track.stop()
             await pc.close()
             raise
-        peer = secrets.token_urlsafe(12)
-        self.peers[peer] = (pc, address)
-        self.encoder.add(track)
-
-        @pc.on("connectionstatechange")
-        async def changed() -> None:
-            if pc.connectionState in ("failed", "closed"):
-                await self.close(peer)
-        self._timers[peer] = asyncio.create_task(self._unless_connected(peer))
-        return pc.localDescription.sdp, peer
+        return pc, track
 
     async def _unless_connected(self, peer: str) -> None:
         await asyncio.sleep(self.s.connect_timeout_s)
@@ -124,7 +150,37 @@ class Whep:
         return True
 
     async def close_all(self) -> None:
-        await asyncio.gather(*(self.close(peer) for peer in list(self.peers)))
+        """At shutdown: no new peer from now on, every one closed (the caller bounds the wait)."""
+        self.closing = True
+        await asyncio.gather(*(self.close(peer) for peer in list(self.peers)), return_exceptions=True)
+
+
+def check_media(sdp: str) -> None:
+    """One video line to receive, at most one audio line beside it: each line costs a
+    transport (without BUNDLE, sockets of its own), so a long list is refused before any."""
+    kinds = [line[2:].split(" ", 1)[0] for line in sdp.splitlines() if line.startswith("m=")]
+    if kinds.count("video") != 1 or kinds.count("audio") != len(kinds) - 1 or len(kinds) > 2:
+        raise WhepRefused(400, f"an offer of one video line (and at most one audio line), not {len(kinds)} "
+                               f"({', '.join(kinds[:4]) or 'none'})")
+
+
+def ice_server(url: str) -> RTCIceServer:
+    """'stun:HOST:PORT', or 'turn:USER:PASSWORD@HOST:PORT' (turns: for TLS): an RTCIceServer
+    with the user and password apart, as aiortc wants them; ValueError for another."""
+    scheme, _, rest = url.partition(":")
+    username = credential = None
+    if "@" in rest:
+        userinfo, _, rest = rest.rpartition("@")
+        username, _, credential = userinfo.partition(":")
+    server = RTCIceServer(urls=f"{scheme}:{rest}", username=username, credential=credential)
+    try:
+        parse_stun_turn_uri(server.urls)
+    except ValueError:
+        raise ValueError(f"webrtc.ice_servers: {scheme}:...{rest[-30:]} is not stun:HOST:PORT or "
+                         "turn:USER:PASSWORD@HOST:PORT") from None
+    if scheme in ("turn", "turns") and not (username and credential):
+        raise ValueError(f"webrtc.ice_servers: a TURN server needs turn:USER:PASSWORD@{rest}")
+    return server
 
 
 class WhepRefused(Exception):

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_CLOCK = fractions.Fraction(1, 90000)  # RTP's video clock: packets' times in it need no rescaling
 KEYFRAME_S = 2.0
+KEYFRAME_GAP_S = 0.5  # keyframes asked for (a viewer joining or behind) come at most this often
 QUEUED = 8  # packets waiting for a viewer (a third of a second) before it skips to the next keyframe
 
 
@@ -47,6 +48,8 @@ class PacketTrack(MediaStreamTrack):
         self.loop = asyncio.get_running_loop()
         self.waiting_for_key = True
         self.skips = 0  # times this viewer fell behind
+        self.on_first_recv = lambda: None  # the encoder starts handing packets to it then (its DTLS is up)
+        self._receiving = False
 
     def offer(self, packet: av.Packet) -> None:
         """On the event loop: the next packet, or nothing until a keyframe."""
@@ -62,6 +65,9 @@ class PacketTrack(MediaStreamTrack):
         self.queue.put_nowait(packet)
 
     async def recv(self) -> av.Packet:
+        if not self._receiving:
+            self._receiving = True
+            self.on_first_recv()
         return await self.queue.get()
 
     def stop(self) -> None:
@@ -79,6 +85,8 @@ class H264Packets(Worker):
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._keyframe = threading.Event()
+        self._keyframe_at = 0.0
+        self.began = time.monotonic()  # the packets' times count from here, across encoder sessions (never back)
         self.frames = 0  # frames encoded (once, for every viewer)
         self.bytes = 0
 
@@ -115,17 +123,18 @@ class H264Packets(Worker):
         codec.options = {"preset": "veryfast", "tune": "zerolatency", "profile": "baseline",
                          "x264-params": f"keyint={g}:min-keyint={g}:scenecut=0:bframes=0:repeat-headers=1",
                          "maxrate": f"{self.bitrate_k}k", "bufsize": f"{self.bitrate_k}k", "threads": "1"}
-        began = time.monotonic()  # the packets' times count from here: the viewer's player paces them
-        start, n = began, 0
+        start, n = time.monotonic(), 0
         while not self.stopping and self.tracks:
             shown = self.bus.latest()
             if shown.rgb.shape[1] // 2 * 2 != w or shown.rgb.shape[0] // 2 * 2 != h:
                 return  # a new size: a new encoder
             yuv = cv2.cvtColor(np.ascontiguousarray(shown.rgb[:h, :w]), cv2.COLOR_RGB2YUV_I420)
             frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-            frame.pts, frame.time_base = round((time.monotonic() - began) * 90000), VIDEO_CLOCK
-            if self._keyframe.is_set():
+            now = time.monotonic()
+            frame.pts, frame.time_base = round((now - self.began) * 90000), VIDEO_CLOCK
+            if self._keyframe.is_set() and now - self._keyframe_at >= KEYFRAME_GAP_S:
                 self._keyframe.clear()
+                self._keyframe_at = now
                 frame.pict_type = PictureType.I
             for packet in codec.encode(frame):
                 packet.time_base = VIDEO_CLOCK
@@ -141,4 +150,7 @@ class H264Packets(Worker):
         with self._lock:
             tracks = list(self.tracks)
         for track in tracks:
-            track.loop.call_soon_threadsafe(track.offer, packet)
+            try:
+                track.loop.call_soon_threadsafe(track.offer, packet)
+            except RuntimeError:  # its event loop has closed (shutting down): nobody to hand it to
+                self.remove(track)

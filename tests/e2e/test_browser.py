@@ -343,7 +343,7 @@ def test_view_is_the_picture_alone_filling_the_window_with_an_optional_overlay(t
             browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
             for w, h in ((1280, 720), (1920, 1080)):
                 page = browser.new_page(viewport={"width": w, "height": h})
-                page.goto(server.base + "/view")
+                page.goto(server.base + "/view?mjpeg=1")  # the <img>; WebRTC's <video> below
                 page.wait_for_function("document.getElementById('picture').naturalWidth === 640", timeout=30_000)
                 assert page.evaluate(LAYOUT) == {"box": [0, 0, w, h], "scroll": [w, h], "text": "", "controls": 0}
                 shot = screenshot(page, f"view-{w}x{h}.png")
@@ -351,12 +351,22 @@ def test_view_is_the_picture_alone_filling_the_window_with_an_optional_overlay(t
                 for edge in (shot[0], shot[-1], shot[:, 0], shot[:, -1]):
                     assert edge.max() > 8, "a black bar: the picture does not reach this edge"
                 page.close()
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(server.base + "/view")  # over WebRTC once it connects: the <video>, filling the window too
+            page.wait_for_function("""() => { const v = document.getElementById('live');
+                return !v.hidden && v.videoWidth === 640 && document.getElementById('picture').hidden; }""",
+                                   timeout=30_000)
+            assert page.evaluate("document.getElementById('live').getBoundingClientRect().width") == 1280
+            shot = screenshot(page, "view-webrtc.png")
+            for edge in (shot[0], shot[-1], shot[:, 0], shot[:, -1]):
+                assert edge.max() > 8, "a black bar: the picture does not reach this edge"
+            page.close()
             square = browser.new_page(viewport={"width": 720, "height": 720})
-            square.goto(server.base + "/view")
+            square.goto(server.base + "/view?mjpeg=1")
             square.wait_for_function("document.getElementById('picture').naturalWidth === 640", timeout=30_000)
             shot = screenshot(square, "view-720x720.png")
             assert shot[0].max() < 5 and shot[-1].max() < 5 and shot[360].max() > 8  # whole, bars above and below
-            square.goto(server.base + "/view?fit=cover")
+            square.goto(server.base + "/view?fit=cover&mjpeg=1")
             square.wait_for_function("document.getElementById('picture').naturalWidth === 640", timeout=30_000)
             shot = screenshot(square, "view-720x720-cover.png")
             assert shot[0].max() > 8 and shot[-1].max() > 8  # filled, cropped at the sides

@@ -2,6 +2,7 @@
 any player would be) receives the dream as H.264 and decodes it; two viewers share one
 encode; a broken offer is a 400 and changes nothing; DELETE ends a viewer."""
 import asyncio
+import hashlib
 import json
 import time
 import urllib.error
@@ -14,17 +15,23 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from .conftest import TEST_CONFIG, start_server, stop_server
 
 
-async def watch(base: str, frames: int = 8, leave: bool = True):
-    """A WHEP viewer: (the shapes of the first `frames` pictures, the peer's Location)."""
+async def watch(base: str, frames: int = 8, leave: bool = True, audio: bool = False):
+    """A WHEP viewer: (the first `frames` pictures' digests, the peer's Location)."""
     pc = RTCPeerConnection()
     pc.addTransceiver("video", direction="recvonly")
+    if audio:  # as many players offer: answered, never sent
+        pc.addTransceiver("audio", direction="recvonly")
     got, done = [], asyncio.Event()
 
     @pc.on("track")
     def on_track(track):
+        if track.kind != "video":
+            return
+
         async def read():
             while len(got) < frames:
-                got.append((await track.recv()).to_ndarray(format="rgb24").shape)
+                picture = (await track.recv()).to_ndarray(format="rgb24")
+                got.append((picture.shape, hashlib.md5(picture.tobytes()).hexdigest()))
             done.set()
         asyncio.ensure_future(read())
     await pc.setLocalDescription(await pc.createOffer())
@@ -54,25 +61,51 @@ def server(tmp_path_factory):
 
 
 def test_a_whep_viewer_receives_the_dream_as_h264(server):
-    got, location = asyncio.run(watch(server.base))
-    assert len(got) == 8 and got[0] == (96, 160, 3) and location.startswith("/whep/")
+    got, location = asyncio.run(watch(server.base, audio=True))
+    assert len(got) == 8 and got[0][0] == (96, 160, 3) and location.startswith("/whep/")
     health = json.loads(server.get("/healthz")[2])
     assert health["webrtc"] == {"peers": 0, "dropped": 0}
 
 
 def test_two_viewers_share_one_encode(server):
+    """The same packets: the two decode the very same pictures (an encode each would make
+    pictures of their own, the dream moving all the time)."""
     async def both():
-        return await asyncio.gather(watch(server.base, 25), watch(server.base, 25))
-    before = metric(server, "dreamstream_webrtc_frames_total")
-    asyncio.run(both())
-    encoded = metric(server, "dreamstream_webrtc_frames_total") - before
-    assert 25 <= encoded < 50  # each viewer decoded 25 pictures of the same encode, not one each
+        return await asyncio.gather(watch(server.base, 40), watch(server.base, 40))
+    (a, _), (b, _) = asyncio.run(both())
+    assert len({d for _, d in a} & {d for _, d in b}) >= 10
+
+
+def test_offers_at_once_cannot_pass_the_cap_per_address(server):
+    """Six offers from one address at the same moment: four (max_per_ip) answered, two 503."""
+    async def offers():
+        pcs = [RTCPeerConnection() for _ in range(6)]
+        for pc in pcs:
+            pc.addTransceiver("video", direction="recvonly")
+            await pc.setLocalDescription(await pc.createOffer())
+        async with aiohttp.ClientSession() as session:
+            async def post(pc):
+                async with session.post(server.base + "/whep", data=pc.localDescription.sdp,
+                                        headers={"Content-Type": "application/sdp"}) as r:
+                    return r.status, r.headers.get("Location")
+            answers = await asyncio.gather(*(post(pc) for pc in pcs))
+            for _, location in answers:
+                if location:
+                    async with session.delete(server.base + location) as r:
+                        assert r.status == 200
+        for pc in pcs:
+            await pc.close()
+        return sorted(status for status, _ in answers)
+    assert asyncio.run(offers()) == [201] * 4 + [503] * 2
+    assert json.loads(server.get("/healthz")[2])["webrtc"]["peers"] == 0
 
 
 @pytest.mark.parametrize("body, content_type, status", [
     (b"not sdp at all", "application/sdp", 400),
     (b"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", "application/sdp", 400),  # no video
     (b"v=0", "text/plain", 415),
+    (b"v=0\r\n" + b"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" * 3 + b"m=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+     "application/sdp", 400),  # a transport for each line: refused before any
     (b"v=0\r\n" + b"a=x\r\n" * 20000, "application/sdp", 413),
 ])
 def test_a_broken_offer_is_refused_and_changes_nothing(server, body, content_type, status):
@@ -101,10 +134,11 @@ def test_a_viewer_that_never_connects_is_dropped_and_counted(server):
                                     headers={"Content-Type": "application/sdp"}) as r:
                 assert r.status == 201
         await pc.close()  # the answer never set: no ICE, no DTLS
+    dropped = json.loads(server.get("/healthz")[2])["webrtc"]["dropped"]
     asyncio.run(offer_and_vanish())
     assert json.loads(server.get("/healthz")[2])["webrtc"]["peers"] == 1
     deadline = time.monotonic() + 10
     while (webrtc := json.loads(server.get("/healthz")[2])["webrtc"])["peers"]:
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    assert webrtc["dropped"] == 1
+    assert webrtc["dropped"] == dropped + 1

@@ -1,0 +1,35 @@
+"""What a WHEP offer and the [webrtc] ICE servers must be (stream/front/whep.py), before any peer."""
+import pytest
+
+from stream.front.whep import WhepRefused, check_media, ice_server
+
+
+def test_stun_and_turn_servers_are_read_with_the_turn_password_apart():
+    assert ice_server("stun:stun.example.org:3478").urls == "stun:stun.example.org:3478"
+    turn = ice_server("turn:ann:s3cr%t@turn.example.org:3478?transport=udp")
+    assert (turn.urls, turn.username, turn.credential) == ("turn:turn.example.org:3478?transport=udp", "ann", "s3cr%t")
+    for bad in ("http://turn.example.org", "turn:turn.example.org:3478", "stun"):
+        with pytest.raises(ValueError) as e:
+            ice_server(bad)
+        assert "webrtc.ice_servers" in str(e.value)
+    with pytest.raises(ValueError) as e:
+        ice_server("turnx:ann:hunter2@turn.example.org")
+    assert "hunter2" not in str(e.value)
+
+
+@pytest.mark.parametrize("lines, ok", [
+    (["m=video 9 UDP/TLS/RTP/SAVPF 96"], True),
+    (["m=audio 9 UDP/TLS/RTP/SAVPF 111", "m=video 9 UDP/TLS/RTP/SAVPF 96"], True),
+    ([], False),
+    (["m=audio 9 UDP/TLS/RTP/SAVPF 111"], False),
+    (["m=video 9 UDP/TLS/RTP/SAVPF 96"] * 2, False),
+    (["m=video 9 UDP/TLS/RTP/SAVPF 96", "m=application 9 UDP/DTLS/SCTP webrtc-datachannel"], False),
+])
+def test_an_offer_is_one_video_line_and_at_most_one_audio_line(lines, ok):
+    sdp = "\r\n".join(["v=0", *lines, ""])
+    if ok:
+        check_media(sdp)
+    else:
+        with pytest.raises(WhepRefused) as e:
+            check_media(sdp)
+        assert e.value.status == 400
