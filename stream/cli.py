@@ -230,7 +230,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     configure(log_level(args), cfg.log, journald_stderr())
     s = cfg.serve
-    http_socket, ws_socket = listen(s.host, s.port, "--port"), listen(s.host, s.ws_port, "--ws-port")
+    http_socket = listen(s.host, s.port, "--port")
+    ws_socket = listen(s.host, s.ws_port, "--ws-port") if s.serves_viewers else None
     if cfg.queue.url:  # one queue for several processes, in Redis; Redis unreachable: one line, exit 2
         from .queue.shared import RedisShared
         store, shared = None, RedisShared(cfg.queue.url, queue_prefix(cfg))
@@ -296,7 +297,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cpu = f" ({threads} thread{'s' * (threads > 1)})" if device.type == "cpu" else ""
         role = ", for the front doors" if s.role == "dreamer" else ""
         what = f"model {cfg.model}, device {device}{cpu}, size {w}x{h}{shown}{live}{role}"
-    if cfg.webrtc.enabled:  # WebRTC viewers: one H.264 encode, at this process, for all of them
+    if cfg.webrtc.enabled and s.serves_viewers:  # WebRTC viewers: one H.264 encode, at this process, for all of them
         from .front.whep import Whep
         from .outputs.webrtc import H264Packets
 
@@ -313,7 +314,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         what += f", chat {cfg.chat.url} #{cfg.chat.channel}"
     url = f"http://{'127.0.0.1' if s.host in ('0.0.0.0', '::') else s.host}:{s.port}/"
     log.info("the queue is %s", kept)  # after the source's check: its error is the only line
-    print(f"dreamstream serving {url}  (websocket :{s.ws_port}, {what})", flush=True)
+    viewers = f"websocket :{s.ws_port}" if s.serves_viewers else "no viewer page: the front doors serve it"
+    print(f"dreamstream serving {url}  ({viewers}, {what})", flush=True)
     # keepalive_timeout also closes a connection whose request never completes (aiohttp arms
     # it when the connection opens; only a whole request disarms it); lingering_time: after
     # answering a body that never came, wait 1 s (not aiohttp's 10) for the rest of it.

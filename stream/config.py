@@ -75,10 +75,19 @@ class ServeSettings:
     # no model; dreamer: the model, the loop, RTMP and clips, its frames published for the
     # fronts. front and dreamer share the queue and the picture through [queue] url (Redis).
     role: str = "all"
+    # a dreamer serves no viewer page (no /, /view, MJPEG, requests, websocket, /whep: the front
+    # doors do), only /healthz, /metrics, /api/state, /frame.jpg, /preview.jpg, its clips and
+    # thumbnails; true: the page too (a dreamer that is its own front door)
+    dreamer_page: bool = False
     output_fps: float = 25.0  # shown frames per second (moving on between dreamed frames); the dream never exceeds it
     # what is shown and sent (MJPEG, RTMP, screensaver), [width, height]; empty: the dream's
     # own size, or 1280x720 when streaming to an RTMP ingest (the dream keeps dream.size)
     output_size: tuple[int, ...] = ()
+
+    @property
+    def serves_viewers(self) -> bool:
+        """The page, MJPEG, requests, the websocket and /whep: every role but a dreamer's, unless asked."""
+        return self.role != "dreamer" or self.dreamer_page
 
 
 @dataclass

@@ -221,7 +221,8 @@ async def _lifecycle(app: web.Application):
     # Bind the websocket port (if the command has not yet) before starting the dream thread:
     # a port in use must fail cleanly with no thread left running. Not `async with`: its exit
     # waits for every client without a bound.
-    server = await WebsocketServer(service, s).serve(s.host, s.ws_port, app.get(WS_SOCKET))
+    server = await WebsocketServer(service, s).serve(s.host, s.ws_port, app.get(WS_SOCKET)) \
+        if s.serves_viewers else None
     closing.ws_server = server
     try:
         service.start()
@@ -249,7 +250,8 @@ async def _lifecycle(app: web.Application):
         if closing.tasks:
             await asyncio.wait(closing.tasks, timeout=closing.left())
         try:
-            await asyncio.wait_for(server.wait_closed(), max(closing.left(), 0.01))
+            if server is not None:
+                await asyncio.wait_for(server.wait_closed(), max(closing.left(), 0.01))
         except asyncio.TimeoutError:
             log.warning("websocket clients still closing after %.1f s; dropped", SHUTDOWN_S)
         closing.done("websockets")
@@ -320,24 +322,25 @@ def make_app(service: Service, serve: ServeSettings, ws_socket: socket.socket | 
     app[CLOSING] = Closing(lambda: _tell_threads(app))
     if ws_socket is not None:
         app[WS_SOCKET] = ws_socket
-    app.router.add_get("/", index)
-    app.router.add_get("/view", view)
-    app.router.add_get("/stream.mjpg", stream_mjpg)
+    if serve.serves_viewers:  # a dreamer's are its front doors'
+        app.router.add_get("/", index)
+        app.router.add_get("/view", view)
+        app.router.add_get("/stream.mjpg", stream_mjpg)
+        app.router.add_post("/whep", whep_offer)
+        app.router.add_route("OPTIONS", "/whep", whep_preflight)
+        app.router.add_delete("/whep/{peer}", whep_delete)
+        app.router.add_route("OPTIONS", "/whep/{peer}", whep_preflight)
+        app.router.add_get("/api/classes", api_classes)
+        app.router.add_post("/api/request", api_request)
+        app.router.add_static("/static/", WEB_DIR)
     app.router.add_get("/frame.jpg", frame_jpg)
-    app.router.add_post("/whep", whep_offer)
-    app.router.add_route("OPTIONS", "/whep", whep_preflight)
-    app.router.add_delete("/whep/{peer}", whep_delete)
-    app.router.add_route("OPTIONS", "/whep/{peer}", whep_preflight)
     app.router.add_get("/preview.jpg", preview_jpg)
     app.router.add_get("/recent/{id}.jpg", recent_jpg)
     app.router.add_get("/clips/{name}", clip_mp4)
     app.router.add_get("/api/state", api_state)
-    app.router.add_get("/api/classes", api_classes)
-    app.router.add_post("/api/request", api_request)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/config.json", config_json)
-    app.router.add_static("/static/", WEB_DIR)
     app.cleanup_ctx.append(_lifecycle)
     app.on_shutdown.append(_closing)
     return app

@@ -125,6 +125,15 @@ def test_front_doors_without_a_model_behind_nginx_serve_the_dreamers_picture_and
         status, ack = ask(door, "pizza", "ann")
         assert status == 200 and ack["position"] == 0
         assert until(lambda: dreamer.get_json("/api/state")["target"]["label"] == "pizza")
+        for path in ("/", "/view", "/stream.mjpg", "/static/app.js"):  # the viewers' are the front doors'
+            with pytest.raises(urllib.error.HTTPError) as e:
+                dreamer.get(path)
+            assert e.value.code == 404, path
+        with pytest.raises(urllib.error.HTTPError) as e:  # requests too
+            urllib.request.urlopen(urllib.request.Request(dreamer.base + "/api/request", data=b'{"text": "daisy"}',
+                                                          headers={"Content-Type": "application/json"}), timeout=10)
+        assert e.value.code == 404
+        assert "no viewer page: the front doors serve it" in dreamer.log.read_text()
         assert asyncio.run(ask_ws(door.ws, "daisy"))["position"] == 1  # the websocket through nginx too
         status, headers, jpeg = door.get("/frame.jpg")
         frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
