@@ -21,6 +21,12 @@ def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
     return cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])[1].tobytes()
 
 
+def decode_jpeg(jpeg: bytes) -> np.ndarray | None:
+    """The RGB picture of JPEG bytes; None when they are not one."""
+    bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 class BusClosed(Exception):
     """End of stream: the bus was closed (shutdown)."""
 

@@ -82,7 +82,7 @@ class Whep:
         check_media(sdp)
         self._pending[address] += 1
         try:
-            pc, track = await self._answer(sdp)
+            pc = await self._answer(sdp)
         finally:
             self._pending[address] -= 1
             if not self._pending[address]:
@@ -92,7 +92,6 @@ class Whep:
             raise WhepRefused(503, "the server is stopping")
         peer = secrets.token_urlsafe(12)
         self.peers[peer] = (pc, address)
-        track.on_first_recv = lambda: self.encoder.add(track)  # encoded for it once it takes packets (DTLS up)
 
         @pc.on("connectionstatechange")
         async def changed() -> None:
@@ -102,7 +101,8 @@ class Whep:
         self._timers[peer] = asyncio.create_task(self._unless_connected(peer))
         return pc.localDescription.sdp, peer
 
-    async def _answer(self, sdp: str) -> tuple[RTCPeerConnection, PacketTrack]:
+    async def _answer(self, sdp: str) -> RTCPeerConnection:
+        """A peer answering `sdp` with its own PacketTrack (fed from its first recv on)."""
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice))
         track = PacketTrack(self.encoder)
         try:
@@ -125,7 +125,7 @@ class Whep:
             track.stop()
             await pc.close()
             raise
-        return pc, track
+        return pc
 
     async def _unless_connected(self, peer: str) -> None:
         await asyncio.sleep(self.s.connect_timeout_s)

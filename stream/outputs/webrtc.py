@@ -48,8 +48,7 @@ class PacketTrack(MediaStreamTrack):
         self.loop = asyncio.get_running_loop()
         self.waiting_for_key = True
         self.skips = 0  # times this viewer fell behind
-        self.on_first_recv = lambda: None  # the encoder starts handing packets to it then (its DTLS is up)
-        self._receiving = False
+        self._receiving = False  # the encoder hands it packets from its first recv (its DTLS is up)
 
     def offer(self, packet: av.Packet) -> None:
         """On the event loop: the next packet, or nothing until a keyframe."""
@@ -67,7 +66,7 @@ class PacketTrack(MediaStreamTrack):
     async def recv(self) -> av.Packet:
         if not self._receiving:
             self._receiving = True
-            self.on_first_recv()
+            self.source.add(self)
         return await self.queue.get()
 
     def stop(self) -> None:

@@ -29,10 +29,10 @@ import threading
 import time
 from collections.abc import Callable
 
-import cv2
 import numpy as np
 import redis
 
+from ..core.framebus import decode_jpeg
 from ..core.worker import Repeats, Worker
 from ..spine.health import DREAM_STALL_S
 from .publish import FRAMES
@@ -127,8 +127,7 @@ class Lease(Worker):
 
     def last_picture(self) -> np.ndarray | None:
         jpeg = self.newest
-        bgr = None if jpeg is None else cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-        return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return None if jpeg is None else decode_jpeg(jpeg)
 
     def publish(self, jpeg: bytes) -> bool:
         """A shown frame to the front doors, if the lease is still this process's in Redis."""

@@ -9,11 +9,9 @@ import json
 import logging
 import time
 
-import cv2
-import numpy as np
 import redis
 
-from ..core.framebus import FrameBus
+from ..core.framebus import FrameBus, decode_jpeg
 from ..core.worker import Worker
 from ..spine.health import SHOWN_STALL_S, Health, bus_age
 from .publish import FIGURES, FIGURES_TTL_MS, FRAMES
@@ -70,10 +68,10 @@ class FrameSubscriber(Worker):
             pubsub.close()
 
     def _show(self, jpeg: bytes) -> None:
-        bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-        if bgr is None:  # not a picture: not ours to show
+        rgb = decode_jpeg(jpeg)
+        if rgb is None:  # not a picture: not ours to show
             return
-        self.remote.shown.publish(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), jpeg=jpeg)  # served as it came
+        self.remote.shown.publish(rgb, jpeg=jpeg)  # served as it came
         self.received += 1
         self.backoff.reset()
 
