@@ -33,6 +33,7 @@ from .config import (
     twitch_stream_key,
     validate,
     webrtc_bitrate_k,
+    whip_token,
 )
 from .core.sanitize import mask_url
 from .inputs.source import SourceError
@@ -62,7 +63,8 @@ def _common(p: argparse.ArgumentParser, preset: str = "default.toml", size: str 
     p.add_argument("--size", metavar="WxH", help=f"dream frame size (default {size.format(w=w, h=h)})")
     p.add_argument("--seed", type=int, help="make the dream repeatable")
     p.add_argument("--source", metavar="INPUT",
-                   help="dream on live input: a video file, camera[:N], screen[:DISPLAY] or a URL (rtmp, rtsp, srt, hls)")
+                   help="dream on live input: a video file, camera[:N], screen[:DISPLAY], a URL (rtmp, rtsp, srt, hls) "
+                        "or whip (serve: OBS publishes to POST /whip)")
     return cfg
 
 
@@ -254,7 +256,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         from .spine.pipeline import Pipeline
 
-        reader = open_source(cfg, shown_size)  # a source that cannot be read: one line, before the model loads
+        # a source that cannot be read: one line, before the model loads
+        reader = open_source(cfg, shown_size, whip=True)
         model, device = load_for_dreaming(cfg.model, cfg.device)
         tune_for_cpu_dreaming(device)
         # streaming out, or a live source to read and show at its rate: a core for that work
@@ -281,6 +284,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if service.lease is not None:
                 service.encoder.gate = service.lease
         pipeline.presenter.nice = s.output_nice
+        if reader is not None and reader.spec.kind == "whip":
+            service.whip = whip_publisher(cfg, reader)
+            if service.lease is not None:
+                service.whip.gate = service.lease
 
         if cfg.clips.folder:  # from the encoder's packets when streaming (no second encode), else the JPEGs
             clips = Clips(cfg.clips, cfg.rtmp.fps if cfg.rtmp.url else s.output_fps, s.web_nice, bool(cfg.rtmp.url))
@@ -325,17 +332,37 @@ def cmd_serve(args: argparse.Namespace) -> int:
     exit_now(0)
 
 
-def open_source(cfg: Config, size: tuple[int, int], loop: bool | None = None):
+def open_source(cfg: Config, size: tuple[int, int], loop: bool | None = None, whip: bool = False):
     """The live source's reader, its input opened and its first frame read (or None without
-    one); a source that cannot be read is a SourceError, before anything else starts."""
+    one); a source that cannot be read is a SourceError, before anything else starts.
+    `whip`: a WHIP publisher may be the source (serve's; a WhipReader, waiting for one)."""
     from .core.framebus import FrameBus
     from .inputs.source import SourceReader, open_input, parse_source
 
     if not cfg.source.input:
         return None
     spec = parse_source(cfg.source.input)
+    if spec.kind == "whip" and whip:  # nothing to open: a publisher comes to POST /whip
+        from .inputs.whip import WhipReader
+        return WhipReader(FrameBus(encode=False), size)
     first = open_input(spec)
     return SourceReader(spec, FrameBus(encode=False), size, first, cfg.source.loop if loop is None else loop)
+
+
+def whip_publisher(cfg: Config, reader):
+    """The WHIP endpoint feeding `reader`; a STUN/TURN URL aiortc cannot use is a UsageError."""
+    from .front.whep import ice_server
+    from .front.whip import Whip
+
+    token = whip_token(cfg)
+    if not token:
+        log.warning("whip: no token set: anyone who can reach POST /whip may publish the source "
+                    "(set DREAMSTREAM_WHIP_TOKEN)")
+    try:
+        ice = [ice_server(url) for url in cfg.webrtc.ice_servers]
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return Whip(reader, token, cfg.webrtc.connect_timeout_s, ice)
 
 
 def output_rate(cfg: Config, reader) -> float:
@@ -347,6 +374,8 @@ def output_rate(cfg: Config, reader) -> float:
 def source_line(reader) -> str:
     if reader is None:
         return ""
+    if reader.spec.kind == "whip":
+        return ", source whip (a publisher at POST /whip)"
     w, h = reader.input_size
     return f", source {reader.spec.said} ({w}x{h} at {float(reader.fps):.4g} fps)"
 

@@ -1,7 +1,7 @@
 """The one typed config: dataclasses, loaded from TOML, overridden by command-line flags.
 
 No other module reads files, globals or environment variables for settings; secrets
-(`TWITCH_STREAM_KEY`, `TWITCH_OAUTH_TOKEN`) are read here too, and only here.
+(`TWITCH_STREAM_KEY`, `TWITCH_OAUTH_TOKEN`, `DREAMSTREAM_WHIP_TOKEN`) are read here too, and only here.
 """
 from __future__ import annotations
 
@@ -144,6 +144,9 @@ class SourceSettings(LiveSettings):
 
     input: str = ""  # a file, camera[:N], screen[:DISPLAY] or a URL (--source); empty: the dream's own frames
     loop: bool = True  # a file starts over when it ends (serve, screensaver; a render ends with it)
+    # input = "whip": the token a publisher must send (Authorization: Bearer ...); empty: anyone
+    # who reaches POST /whip may publish. DREAMSTREAM_WHIP_TOKEN in the environment wins over it.
+    whip_token: str = ""
 
 
 @dataclass
@@ -376,6 +379,11 @@ def twitch_oauth_token() -> str | None:
     """Secret: lets the chat reader reply. Accepts 'oauth:xyz' or plain 'xyz'."""
     token = os.environ.get("TWITCH_OAUTH_TOKEN")
     return None if not token else token if token.startswith("oauth:") else f"oauth:{token}"
+
+
+def whip_token(cfg: "Config") -> str:
+    """Secret: what a WHIP publisher must send; the environment's before the config file's."""
+    return os.environ.get("DREAMSTREAM_WHIP_TOKEN") or cfg.source.whip_token
 
 
 def pictures_dir() -> Path:

@@ -54,3 +54,5 @@ def configure(level: int, settings: LogSettings | None = None, journal: bool = F
         old.close()
     root.addHandler(handler)
     root.setLevel(level)
+    # aioice tells every ICE check of every WebRTC peer at INFO (six lines a viewer): its warnings only
+    logging.getLogger("aioice").setLevel(max(level, logging.WARNING))

@@ -1,7 +1,7 @@
 """What a WHEP offer and the [webrtc] ICE servers must be (stream/front/whep.py), before any peer."""
 import pytest
 
-from stream.front.whep import WhepRefused, check_media, ice_server
+from stream.front.whep import OfferRefused, check_media, ice_server
 
 
 def test_stun_and_turn_servers_are_read_with_the_turn_password_apart():
@@ -30,6 +30,6 @@ def test_an_offer_is_one_video_line_and_at_most_one_audio_line(lines, ok):
     if ok:
         check_media(sdp)
     else:
-        with pytest.raises(WhepRefused) as e:
+        with pytest.raises(OfferRefused) as e:
             check_media(sdp)
         assert e.value.status == 400

@@ -48,7 +48,8 @@ function showState(s) {
   const live = s.stream || {}, enc = live.encoder, chat = live.chat, src = s.source;
   $("stats").textContent = [`${(s.fps && s.fps.dream) || 0} dreams/s`, `${(s.fps && s.fps.output) || 0} fps`,
     `${s.viewers} watching`, `${s.model} on ${s.device}`,
-    src ? `on ${src.input} (${src.state === "ended" ? "ended" : src.ok ? src.fps + " fps" : "no picture: reconnecting"})` : "",
+    src ? `on ${src.input} (${src.state === "ended" ? "ended" : src.state === "waiting" ? "waiting for a publisher"
+      : src.ok ? src.fps + " fps" : "no picture: reconnecting"})` : "",
     enc ? `stream ${enc.state}${enc.state === "live" ? " " + enc.bitrate_kbps + " kb/s" : ""}${enc.reconnects ? ", " + enc.reconnects + " reconnects" : ""}` : "",
     chat ? (chat.connected ? "chat connected" : "chat reconnecting") : "", how].filter(Boolean).join(" · ");
   const key = (s.recent || []).map((r) => r.id + (r.clip ? "+" : "")).join();

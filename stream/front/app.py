@@ -90,7 +90,7 @@ async def whep_offer(request: web.Request) -> web.Response:
     try:
         sdp = await whep_module.read_offer(request, request.app[SERVE].client_timeout_s)
         answer, peer = await whep.offer(sdp, viewer(request))
-    except whep_module.WhepRefused as e:
+    except whep_module.OfferRefused as e:
         return web.Response(status=e.status, text=e.message + "\n", headers=whep_module.CORS)
     return web.Response(status=201, text=answer, content_type="application/sdp",
                         headers={**whep_module.CORS, "Location": f"/whep/{peer}"})
@@ -104,6 +104,30 @@ async def whep_delete(request: web.Request) -> web.Response:
 
 async def whep_preflight(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=whep_module.CORS)
+
+
+async def whip_offer(request: web.Request) -> web.Response:
+    """WHIP: a publisher's SDP offer in, 201 with the answer and its Location (stream/front/whip.py)."""
+    whip = request.app[SERVICE].whip
+    try:
+        whip.authorize(request.headers.get("Authorization"))
+        sdp = await whep_module.read_offer(request, request.app[SERVE].client_timeout_s)
+        answer, peer = await whip.offer(sdp, viewer(request))
+    except whep_module.OfferRefused as e:
+        bearer = {"WWW-Authenticate": 'Bearer realm="dreamstream"'} if e.status == 401 else {}
+        return web.Response(status=e.status, text=e.message + "\n", headers={**whep_module.CORS, **bearer})
+    return web.Response(status=201, text=answer, content_type="application/sdp",
+                        headers={**whep_module.CORS, "Location": f"/whip/{peer}"})
+
+
+async def whip_delete(request: web.Request) -> web.Response:
+    whip = request.app[SERVICE].whip
+    try:
+        whip.authorize(request.headers.get("Authorization"))
+    except whep_module.OfferRefused as e:
+        return web.Response(status=e.status, text=e.message + "\n", headers=whep_module.CORS)
+    closed = await whip.close(request.match_info["peer"], "it said it was done (DELETE)")
+    return web.Response(status=200 if closed else 404, headers=whep_module.CORS)
 
 
 async def preview_jpg(request: web.Request) -> web.Response:
@@ -294,11 +318,12 @@ async def _closing(app: web.Application) -> None:
     for task in closing.tasks:
         task.cancel()
     mjpeg.drop_all(app[SERVICE].mjpeg_transports)
-    if app[SERVICE].whep is not None:  # WebRTC viewers: closed, within the shutdown's time
-        try:
-            await asyncio.wait_for(app[SERVICE].whep.close_all(), max(closing.left(), 0.01))
-        except asyncio.TimeoutError:
-            log.warning("webrtc: viewers still closing at the end of the shutdown's time")
+    for peers in (app[SERVICE].whep, app[SERVICE].whip):  # WebRTC viewers and publisher: closed in the shutdown's time
+        if peers is not None:
+            try:
+                await asyncio.wait_for(peers.close_all(), max(closing.left(), 0.01))
+            except asyncio.TimeoutError:
+                log.warning("webrtc: peers still closing at the end of the shutdown's time")
 
 
 class ClientNoise(logging.Filter):
@@ -333,6 +358,11 @@ def make_app(service: Service, serve: ServeSettings, ws_socket: socket.socket | 
         app.router.add_get("/api/classes", api_classes)
         app.router.add_post("/api/request", api_request)
         app.router.add_static("/static/", WEB_DIR)
+    if service.whip is not None:  # the live source from a WHIP publisher (OBS): at the process that dreams
+        app.router.add_post("/whip", whip_offer)
+        app.router.add_route("OPTIONS", "/whip", whep_preflight)
+        app.router.add_delete("/whip/{peer}", whip_delete)
+        app.router.add_route("OPTIONS", "/whip/{peer}", whep_preflight)
     app.router.add_get("/frame.jpg", frame_jpg)
     app.router.add_get("/preview.jpg", preview_jpg)
     app.router.add_get("/recent/{id}.jpg", recent_jpg)

@@ -86,6 +86,7 @@ class Service:
         self.lease = None  # the stream's Lease (--role dreamer): this dreamer active or standing by
         self.webrtc = None  # the H264Packets encoder for WebRTC viewers ([webrtc] enabled)
         self.whep = None  # ...and its peers (stream/front/whep.py)
+        self.whip = None  # the live source's WHIP publisher (stream/front/whip.py), with --source whip
         self.chat = None  # a ChatReader, when reading chat
         self.clips = None  # a Clips, when [clips] folder is set
         self._loop: asyncio.AbstractEventLoop | None = None

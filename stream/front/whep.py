@@ -30,9 +30,9 @@ CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Lo
 
 async def read_offer(request: web.Request, timeout_s: float) -> str:
     """The offer's SDP, at most MAX_SDP bytes (the app's body limit is a request's 4 kB, and a
-    browser's offer is more); WhepRefused when it is not one."""
+    browser's offer is more); OfferRefused when it is not one."""
     if request.content_type != "application/sdp":
-        raise WhepRefused(415, "send the SDP offer with Content-Type: application/sdp")
+        raise OfferRefused(415, "send the SDP offer with Content-Type: application/sdp")
     body = b""
 
     async def read() -> None:
@@ -42,13 +42,13 @@ async def read_offer(request: web.Request, timeout_s: float) -> str:
     try:
         await asyncio.wait_for(read(), timeout_s)
     except asyncio.TimeoutError:
-        raise WhepRefused(408, "the offer did not arrive in time") from None
+        raise OfferRefused(408, "the offer did not arrive in time") from None
     if len(body) > MAX_SDP:
-        raise WhepRefused(413, f"an offer of more than {MAX_SDP} bytes")
+        raise OfferRefused(413, f"an offer of more than {MAX_SDP} bytes")
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError:
-        raise WhepRefused(400, "the offer is not UTF-8 text") from None
+        raise OfferRefused(400, "the offer is not UTF-8 text") from None
 
 
 def h264_only() -> list:
@@ -71,14 +71,14 @@ class Whep:
         self.ice = [ice_server(url) for url in settings.ice_servers]
 
     async def offer(self, sdp: str, address: str) -> tuple[str, str]:
-        """The answer's SDP and the peer's id; WhepRefused with the HTTP status and why. The
+        """The answer's SDP and the peer's id; OfferRefused with the HTTP status and why. The
         caps count offers still being answered: a burst of offers at once cannot pass them."""
         if self.closing:
-            raise WhepRefused(503, "the server is stopping")
+            raise OfferRefused(503, "the server is stopping")
         if len(self.peers) + sum(self._pending.values()) >= self.s.max_peers:
-            raise WhepRefused(503, f"the stream has its {self.s.max_peers} WebRTC viewers; watch MJPEG at /stream.mjpg")
+            raise OfferRefused(503, f"the stream has its {self.s.max_peers} WebRTC viewers; watch MJPEG at /stream.mjpg")
         if sum(a == address for _, a in self.peers.values()) + self._pending[address] >= self.s.max_per_ip:
-            raise WhepRefused(503, f"{self.s.max_per_ip} WebRTC viewers from one address at most")
+            raise OfferRefused(503, f"{self.s.max_per_ip} WebRTC viewers from one address at most")
         check_media(sdp)
         self._pending[address] += 1
         try:
@@ -89,7 +89,7 @@ class Whep:
                 del self._pending[address]
         if self.closing:
             await pc.close()
-            raise WhepRefused(503, "the server is stopping")
+            raise OfferRefused(503, "the server is stopping")
         peer = secrets.token_urlsafe(12)
         self.peers[peer] = (pc, address)
 
@@ -120,7 +120,7 @@ class Whep:
                     raise ValueError(f"its video is {video.currentDirection}, not for receiving")
             except Exception as e:  # aiortc raises what it meets in the offer (ValueError, KeyError, ...)
                 why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
-                raise WhepRefused(400, f"not an SDP offer of H.264 video this server can answer ({why})") from None
+                raise OfferRefused(400, f"not an SDP offer of H.264 video this server can answer ({why})") from None
         except BaseException:
             track.stop()
             await pc.close()
@@ -160,7 +160,7 @@ def check_media(sdp: str) -> None:
     transport (without BUNDLE, sockets of its own), so a long list is refused before any."""
     kinds = [line[2:].split(" ", 1)[0] for line in sdp.splitlines() if line.startswith("m=")]
     if kinds.count("video") != 1 or kinds.count("audio") != len(kinds) - 1 or len(kinds) > 2:
-        raise WhepRefused(400, f"an offer of one video line (and at most one audio line), not {len(kinds)} "
+        raise OfferRefused(400, f"an offer of one video line (and at most one audio line), not {len(kinds)} "
                                f"({', '.join(kinds[:4]) or 'none'})")
 
 
@@ -183,7 +183,7 @@ def ice_server(url: str) -> RTCIceServer:
     return server
 
 
-class WhepRefused(Exception):
+class OfferRefused(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status, self.message = status, message

@@ -1,10 +1,11 @@
 """Live input: a video file, a camera, a screen or another stream, read into a latest-frame bus.
 
-    --source clip.mp4 | camera[:N] | screen[:DISPLAY] | rtmp://... rtsp://... srt://... https://....m3u8
+    --source clip.mp4 | camera[:N] | screen[:DISPLAY] | rtmp://... rtsp://... srt://... https://....m3u8 | whip
 
 Files and network streams are read with PyAV's FFmpeg; a screen with its x11grab in a child
 process (`stream.inputs.screen_grab` says why); a camera with OpenCV's VideoCapture (PyAV's FFmpeg
-has no v4l2, OpenCV's wheel has). `open_input` opens one
+has no v4l2, OpenCV's wheel has); a WHIP publisher by `serve` itself (stream/inputs/whip.py).
+`open_input` opens one
 and reads its first frame, so a missing file, an absent camera, an unreachable URL or an
 unreadable format is one `SourceError` line before anything else starts. `SourceReader` is
 the supervised worker that then reads it: each frame cropped to the output's aspect (as
@@ -47,7 +48,7 @@ class SourceError(Exception):
 
 @dataclass(frozen=True)
 class SourceSpec:
-    kind: str  # file | camera | screen | url
+    kind: str  # file | camera | screen | url | whip (a publisher at POST /whip: stream/inputs/whip.py)
     target: str  # the path, the camera index, the X display, the URL
 
     @property
@@ -57,6 +58,8 @@ class SourceSpec:
             return mask_url(self.target)
         if self.kind == "file":
             return Path(self.target).name
+        if self.kind == "whip":
+            return "whip"
         return f"{self.kind}:{self.target}"
 
     @property
@@ -66,8 +69,10 @@ class SourceSpec:
 
 
 def parse_source(text: str) -> SourceSpec:
-    """FILE | camera[:N] | screen[:DISPLAY] | URL -> SourceSpec (no I/O; SourceError if malformed)."""
+    """FILE | camera[:N] | screen[:DISPLAY] | URL | whip -> SourceSpec (no I/O; SourceError if malformed)."""
     text = text.strip()
+    if text == "whip":  # a file of that name: ./whip
+        return SourceSpec("whip", "whip")
     head, _, rest = text.partition(":")
     if head == "camera":
         if rest and not rest.isdigit():
@@ -233,6 +238,9 @@ def _reason(e: Exception) -> str:
 
 def open_input(spec: SourceSpec) -> Input:
     """Open the source and read its first frame; SourceError (one line) when that fails."""
+    if spec.kind == "whip":
+        raise SourceError("--source whip: a WHIP publisher is taken by serve (at POST /whip); "
+                          "give render and the screensaver a file, camera, screen or URL")
     return {"camera": CameraInput, "screen": ScreenInput}.get(spec.kind, AvInput)(spec)
 
 

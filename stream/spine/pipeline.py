@@ -65,13 +65,14 @@ class Pipeline:
         return ([self.source.out] if self.source is not None else []) + [self.dreamed, self.shown]
 
     def source_health(self, now: float | None = None) -> dict | None:
-        """The source's own account, with the verdict "ok": ended, or a frame within SOURCE_STALL_S.
-        None without a source. /healthz, the state and the page all use this one verdict."""
+        """The source's own account, with the verdict "ok": ended, waiting for a WHIP publisher
+        (the stream dreams on its last picture), or a frame within SOURCE_STALL_S. None without
+        a source. /healthz, the state and the page all use this one verdict."""
         if self.source is None:
             return None
         source = self.source.health(now)
         age = source["frame_age_s"]
-        source["ok"] = source["state"] == "ended" or (age is not None and age < SOURCE_STALL_S)
+        source["ok"] = source["state"] in ("ended", "waiting") or (age is not None and age < SOURCE_STALL_S)
         return source
 
     def health(self, now: float | None = None) -> Health:

@@ -1,0 +1,154 @@
+"""WHIP: OBS (or any WHIP client) publishes the live source (`serve --source whip`).
+
+`POST /whip` takes the publisher's SDP offer (H.264 or VP8 video, audio accepted and left
+unplayed) and answers 201 with the answer and a Location to DELETE; no trickle ICE (the
+answer carries every candidate, a PATCH is 405). One publisher at a time: a second while one
+is live is a 409, unless the live one has sent nothing for REPLACE_S (OBS reconnecting after
+its network dropped, before the old peer timed out). When `[source] whip_token` (or
+DREAMSTREAM_WHIP_TOKEN) is set, POST and DELETE need `Authorization: Bearer TOKEN`: 401
+otherwise; the token is compared in constant time and never logged.
+
+The peer runs on the event loop; each decoded video frame is handed to the WhipReader
+(stream/inputs/whip.py), which keeps the newest and publishes it from its own thread.
+"""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+import time
+
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from ..core.gate import ALWAYS
+from .whep import OfferRefused, check_media
+
+log = logging.getLogger(__name__)
+
+REPLACE_S = 5.0  # a live publisher quiet this long may be replaced by a new one
+
+
+class Whip:
+    """The one WHIP publisher of the live source."""
+
+    def __init__(self, reader, token: str, connect_timeout_s: float, ice: list):
+        """`reader`: the WhipReader; `token`: "" lets anyone publish; `ice`: RTCIceServers."""
+        self.reader, self.token, self.connect_timeout_s, self.ice = reader, token, connect_timeout_s, ice
+        self.gate = ALWAYS  # a standby dreamer's lease: no publisher until it is the active one
+        self.peer: tuple[str, RTCPeerConnection] | None = None
+        self.publishers = 0  # taken since the start
+        self.closing = False
+        self._since = 0.0  # when the live publisher was answered
+        self._answering = False
+        self._tasks: set[asyncio.Task] = set()  # the live publisher's: its frames, its audio, its timer
+
+    def authorize(self, authorization: str | None) -> None:
+        """OfferRefused(401) unless the header carries the token (or none is set)."""
+        if not self.token:
+            return
+        scheme, _, given = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+            raise OfferRefused(401, "publishing here needs the stream's token: Authorization: Bearer TOKEN "
+                                    "(OBS: Settings, Stream, Bearer Token)")
+
+    async def offer(self, sdp: str, address: str) -> tuple[str, str]:
+        """The answer's SDP and the publisher's id; OfferRefused with the HTTP status and why."""
+        if self.closing:
+            raise OfferRefused(503, "the server is stopping")
+        if not self.gate.held():
+            raise OfferRefused(503, "this dreamer stands by: publish to the active one (/healthz says which)")
+        if self._answering or (self.peer is not None and not self._quiet()):
+            raise OfferRefused(409, "a publisher is already live here: stop it first (DELETE its Location)")
+        check_media(sdp)
+        self._answering = True
+        try:
+            pc = await self._answer(sdp)
+        finally:
+            self._answering = False
+        if self.closing:
+            await pc.close()
+            raise OfferRefused(503, "the server is stopping")
+        if self.peer is not None:
+            await self.close(self.peer[0], "replaced: it had sent nothing for a while")
+        peer = secrets.token_urlsafe(12)
+        self.peer, self._since = (peer, pc), time.monotonic()
+        self.publishers += 1
+
+        @pc.on("connectionstatechange")
+        async def changed() -> None:
+            if pc.connectionState == "connected" and self._live(peer):
+                self.reader.connected(address)
+            elif pc.connectionState in ("failed", "closed"):
+                await self.close(peer, "its connection " + pc.connectionState)
+        for t in pc.getTransceivers():  # their tracks were announced while answering
+            if t.currentDirection == "recvonly":
+                self._task(self._frames(t.receiver.track) if t.kind == "video" else self._drain(t.receiver.track))
+        self._task(self._unless_connected(peer))
+        return pc.localDescription.sdp, peer
+
+    async def _answer(self, sdp: str) -> RTCPeerConnection:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice))
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+            video = [t for t in pc.getTransceivers() if t.kind == "video"]
+            if not video or video[0].currentDirection != "recvonly":
+                raise ValueError("it sends no video")
+        except Exception as e:  # aiortc raises what it meets in the offer (ValueError, KeyError, ...)
+            await pc.close()
+            why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+            raise OfferRefused(400, f"not an SDP offer of H.264 or VP8 video this server can receive ({why})") from None
+        return pc
+
+    def _task(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _live(self, peer: str) -> bool:
+        return self.peer is not None and self.peer[0] == peer
+
+    def _quiet(self) -> bool:
+        heard = max(self._since, self.reader.received_at or 0.0)
+        return time.monotonic() - heard > REPLACE_S
+
+    async def _frames(self, track) -> None:
+        try:
+            while True:
+                self.reader.hand(await track.recv())
+        except MediaStreamError:  # the track ended: its peer closed
+            pass
+
+    @staticmethod
+    async def _drain(track) -> None:
+        """Audio (or anything but video) is received and dropped: aiortc queues every
+        decoded frame until someone takes it."""
+        try:
+            while True:
+                await track.recv()
+        except MediaStreamError:
+            pass
+
+    async def _unless_connected(self, peer: str) -> None:
+        await asyncio.sleep(self.connect_timeout_s)
+        if self._live(peer) and self.peer[1].connectionState != "connected":
+            await self.close(peer, f"not connected within {self.connect_timeout_s:g} s")
+
+    async def close(self, peer: str, why: str) -> bool:
+        if not self._live(peer):
+            return False
+        pc, self.peer = self.peer[1], None
+        self.reader.left(why)
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        await pc.close()
+        return True
+
+    async def close_all(self) -> None:
+        """At shutdown: no new publisher from now on, the live one closed."""
+        self.closing = True
+        if self.peer is not None:
+            await self.close(self.peer[0], "the server is stopping")

@@ -1,0 +1,120 @@
+"""The WHIP source's reader (stream/inputs/whip.py) and its door's token (stream/front/whip.py),
+without a peer: stream/e2e/test_whip.py publishes into a real serve."""
+import time
+
+import av
+import numpy as np
+import pytest
+
+from stream.core.framebus import FrameBus
+from stream.front.whep import OfferRefused
+from stream.front.whip import Whip
+from stream.inputs.source import SourceError, open_input, parse_source
+from stream.inputs.whip import WhipReader
+
+
+def frame(w: int, h: int, rgb=(200, 30, 30)) -> av.VideoFrame:
+    picture = np.empty((h, w, 3), np.uint8)
+    picture[:] = rgb
+    picture[:, : w // 10] = 0  # a black band at the left edge: cropped away from a wider picture
+    return av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+
+
+@pytest.fixture
+def reader():
+    r = WhipReader(FrameBus(encode=False), (160, 90), fps=20.0)
+    r.start()
+    yield r
+    r.stop()
+
+
+def test_whip_is_a_source_only_serve_takes():
+    spec = parse_source("whip")
+    assert (spec.kind, spec.shown) == ("whip", "whip")
+    with pytest.raises(SourceError) as e:
+        open_input(spec)
+    assert "serve" in str(e.value)
+    assert parse_source("./whip").kind == "file"
+
+
+def test_before_a_publisher_it_shows_the_waiting_picture_again_and_again(reader):
+    first = reader.out.wait(0, timeout=2)
+    later = reader.out.wait(first.seq, timeout=2)
+    assert later is not None and np.array_equal(first.rgb, later.rgb)
+    assert first.rgb.shape == (90, 160, 3) and 100 < first.rgb.mean() < 155  # mid-grey
+    health = reader.health()
+    assert health["state"] == "waiting" and health["frame_age_s"] is None and health["fps"] == 0.0
+
+
+def test_a_publishers_frame_is_cropped_and_scaled_to_the_output(reader):
+    reader.connected("198.51.100.7")
+    seq = reader.out.latest().seq if reader.out.latest() else 0
+    reader.hand(frame(1920, 1080))
+    shown = reader.out.wait(seq, timeout=2)
+    while shown is not None and shown.rgb[45, 80, 0] < 150:
+        shown = reader.out.wait(shown.seq, timeout=2)  # past the waiting picture
+    assert shown.rgb.shape == (90, 160, 3)
+    assert abs(int(shown.rgb[45, 80, 0]) - 200) < 12 and shown.rgb[45, 2, 0] < 30  # the band kept at 16:9
+    reader.hand(frame(2560, 800))  # wider than 16:9: the sides cropped, the band with them
+    time.sleep(0.3)
+    assert reader.out.latest().rgb.shape == (90, 160, 3) and reader.out.latest().rgb[45, 2, 0] > 150
+    health = reader.health()
+    assert health["state"] == "running" and health["size"] == [2560, 800] and health["frame_age_s"] < 1
+    reader.left("gone")
+    assert reader.health()["state"] == "waiting"
+
+
+def test_only_the_newest_handed_frame_is_shown(reader):
+    reader.stop()  # nothing takes frames now
+    reader.hand(frame(320, 180, (255, 0, 0)))
+    reader.hand(frame(320, 180, (0, 0, 255)))
+    assert reader._handed.to_ndarray(format="rgb24")[90, 160, 2] > 200
+
+
+def test_the_token_is_a_bearer_token_compared_whole():
+    whip = Whip(reader=None, token="t0ken", connect_timeout_s=5, ice=[])
+    whip.authorize("Bearer t0ken")
+    whip.authorize("bearer  t0ken ")
+    for header in (None, "", "t0ken", "Basic t0ken", "Bearer t0ke", "Bearer t0ken2", "Bearer"):
+        with pytest.raises(OfferRefused) as e:
+            whip.authorize(header)
+        assert e.value.status == 401 and "t0ken" not in e.value.message
+    Whip(reader=None, token="", connect_timeout_s=5, ice=[]).authorize(None)  # no token set: anyone
+
+
+def offer_of(mangle=lambda sdp: sdp) -> str:
+    import asyncio
+
+    from aiortc import RTCPeerConnection
+
+    async def make():
+        pc = RTCPeerConnection()
+        pc.addTransceiver("video", direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        await pc.close()
+        return mangle(pc.localDescription.sdp)
+    return asyncio.run(make())
+
+
+def refusal(whip: Whip, sdp: str) -> OfferRefused:
+    import asyncio
+    with pytest.raises(OfferRefused) as e:
+        asyncio.run(whip.offer(sdp, "198.51.100.7"))
+    assert whip.peer is None
+    return e.value
+
+
+def test_video_in_a_codec_it_cannot_decode_is_400():
+    av1 = offer_of(lambda sdp: sdp.replace("VP8/90000", "AV1/90000").replace("H264/90000", "AV1/90000"))
+    e = refusal(Whip(WhipReader(FrameBus(encode=False), (160, 90)), "", 5, []), av1)
+    assert e.status == 400 and "H.264 or VP8" in e.message
+
+
+def test_a_standby_dreamer_takes_no_publisher():
+    class Standby:
+        def held(self) -> bool:
+            return False
+    whip = Whip(WhipReader(FrameBus(encode=False), (160, 90)), "", 5, [])
+    whip.gate = Standby()
+    e = refusal(whip, offer_of())
+    assert e.status == 503 and "stands by" in e.message
