@@ -118,3 +118,95 @@ def test_a_standby_dreamer_takes_no_publisher():
     whip.gate = Standby()
     e = refusal(whip, offer_of())
     assert e.status == 503 and "stands by" in e.message
+
+
+class Publisher:
+    """An aiortc publisher of a plain moving picture, answered by `whip` in this process."""
+
+    def __init__(self, whip: Whip):
+        from aiortc import RTCPeerConnection, VideoStreamTrack
+        self.whip, self.pc = whip, RTCPeerConnection()
+        self.pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+
+    async def offer(self) -> str:
+        from aiortc import RTCSessionDescription
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        answer, peer = await self.whip.offer(self.pc.localDescription.sdp, "198.51.100.7")
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        return peer
+
+
+async def until(check, timeout: float = 10.0) -> None:
+    import asyncio
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def test_offers_while_a_quiet_publisher_is_replaced_make_one_publisher_not_two():
+    """A quiet publisher slow to close (a TURN allocation to give back): of two offers during
+    that close one is answered and the other is a 409; nothing is left connected at the end."""
+    import asyncio
+
+    async def run():
+        reader = WhipReader(FrameBus(encode=False), (160, 90))  # not started: handed frames wait
+        whip = Whip(reader, "", 5, [])
+        first = Publisher(whip)
+        await first.offer()
+        await until(lambda: reader.publisher is not None)
+        old = whip.peer[1]
+        close = old.close
+
+        async def slow_close():
+            await asyncio.sleep(1.0)
+            await close()
+        old.close = slow_close
+        whip._since -= 10  # quiet for 10 s: it may be replaced
+        b, c = Publisher(whip), Publisher(whip)
+
+        async def later():
+            await asyncio.sleep(0.5)  # while b's offer waits for the old publisher to close
+            return await c.offer()
+        got = await asyncio.gather(b.offer(), later(), return_exceptions=True)
+        statuses = sorted(g.status if isinstance(g, OfferRefused) else 201 for g in got)
+        live = whip.peer[1]
+        await whip.close_all()
+        for p in (first, b, c):
+            await p.pc.close()
+        return statuses, old.connectionState, live.connectionState, whip.peer
+    assert asyncio.run(run()) == ([201, 409], "closed", "closed", None)
+
+
+def test_the_publisher_is_let_go_when_it_goes_quiet_or_the_lease_is_lost():
+    import asyncio
+
+    class Lease:
+        held_now = True
+
+        def held(self) -> bool:
+            return self.held_now
+
+    async def run():
+        reader = WhipReader(FrameBus(encode=False), (160, 90))
+        whip, lease = Whip(reader, "", 5, []), Lease()
+        whip.gate = lease
+        publisher = Publisher(whip)
+        await publisher.offer()
+        await until(lambda: reader.publisher is not None)
+        assert reader.health()["frame_age_s"] < 1  # counted from the connection until a frame arrives
+        reader.received_at = time.monotonic()
+        lease.held_now = False  # this dreamer lost the stream: OBS must go to the active one
+        await until(lambda: whip.peer is None, timeout=3)
+        assert reader.health()["state"] == "waiting"
+        lease.held_now = True
+        await publisher.pc.close()
+
+        again = Publisher(whip)
+        await again.offer()
+        await until(lambda: reader.publisher is not None)
+        whip._since = reader.received_at = time.monotonic() - 10.5  # nothing for 10 s: its network dropped
+        await until(lambda: whip.peer is None, timeout=3)
+        await again.pc.close()
+        return reader.health()["state"]
+    assert asyncio.run(run()) == "waiting"

@@ -114,10 +114,14 @@ async def whip_offer(request: web.Request) -> web.Response:
         sdp = await whep_module.read_offer(request, request.app[SERVE].client_timeout_s)
         answer, peer = await whip.offer(sdp, viewer(request))
     except whep_module.OfferRefused as e:
-        bearer = {"WWW-Authenticate": 'Bearer realm="dreamstream"'} if e.status == 401 else {}
-        return web.Response(status=e.status, text=e.message + "\n", headers={**whep_module.CORS, **bearer})
+        return whip_refused(e)
     return web.Response(status=201, text=answer, content_type="application/sdp",
                         headers={**whep_module.CORS, "Location": f"/whip/{peer}"})
+
+
+def whip_refused(e: whep_module.OfferRefused) -> web.Response:
+    bearer = {"WWW-Authenticate": 'Bearer realm="dreamstream"'} if e.status == 401 else {}
+    return web.Response(status=e.status, text=e.message + "\n", headers={**whep_module.CORS, **bearer})
 
 
 async def whip_delete(request: web.Request) -> web.Response:
@@ -125,7 +129,7 @@ async def whip_delete(request: web.Request) -> web.Response:
     try:
         whip.authorize(request.headers.get("Authorization"))
     except whep_module.OfferRefused as e:
-        return web.Response(status=e.status, text=e.message + "\n", headers=whep_module.CORS)
+        return whip_refused(e)
     closed = await whip.close(request.match_info["peer"], "it said it was done (DELETE)")
     return web.Response(status=200 if closed else 404, headers=whep_module.CORS)
 
@@ -318,12 +322,12 @@ async def _closing(app: web.Application) -> None:
     for task in closing.tasks:
         task.cancel()
     mjpeg.drop_all(app[SERVICE].mjpeg_transports)
-    for peers in (app[SERVICE].whep, app[SERVICE].whip):  # WebRTC viewers and publisher: closed in the shutdown's time
-        if peers is not None:
-            try:
-                await asyncio.wait_for(peers.close_all(), max(closing.left(), 0.01))
-            except asyncio.TimeoutError:
-                log.warning("webrtc: peers still closing at the end of the shutdown's time")
+    peers = [p.close_all() for p in (app[SERVICE].whep, app[SERVICE].whip) if p is not None]
+    if peers:  # WebRTC viewers and the WHIP publisher: closed together, in the shutdown's time
+        try:
+            await asyncio.wait_for(asyncio.gather(*peers, return_exceptions=True), max(closing.left(), 0.01))
+        except asyncio.TimeoutError:
+            log.warning("webrtc: peers still closing at the end of the shutdown's time")
 
 
 class ClientNoise(logging.Filter):

@@ -23,11 +23,13 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from ..core.gate import ALWAYS
+from ..spine.health import SOURCE_STALL_S
 from .whep import OfferRefused, check_media
 
 log = logging.getLogger(__name__)
 
 REPLACE_S = 5.0  # a live publisher quiet this long may be replaced by a new one
+WATCH_S = 0.5  # how often the live publisher is looked at (connected? sending? still ours to take?)
 
 
 class Whip:
@@ -36,13 +38,13 @@ class Whip:
     def __init__(self, reader, token: str, connect_timeout_s: float, ice: list):
         """`reader`: the WhipReader; `token`: "" lets anyone publish; `ice`: RTCIceServers."""
         self.reader, self.token, self.connect_timeout_s, self.ice = reader, token, connect_timeout_s, ice
-        self.gate = ALWAYS  # a standby dreamer's lease: no publisher until it is the active one
+        self.gate = ALWAYS  # a standby dreamer's lease: no publisher unless it is the active one
         self.peer: tuple[str, RTCPeerConnection] | None = None
         self.publishers = 0  # taken since the start
         self.closing = False
         self._since = 0.0  # when the live publisher was answered
-        self._answering = False
-        self._tasks: set[asyncio.Task] = set()  # the live publisher's: its frames, its audio, its timer
+        self._answering = False  # an offer is being answered: it alone may become the publisher
+        self._tasks: set[asyncio.Task] = set()  # the live publisher's: its frames, its audio, its watch
 
     def authorize(self, authorization: str | None) -> None:
         """OfferRefused(401) unless the header carries the token (or none is set)."""
@@ -54,7 +56,8 @@ class Whip:
                                     "(OBS: Settings, Stream, Bearer Token)")
 
     async def offer(self, sdp: str, address: str) -> tuple[str, str]:
-        """The answer's SDP and the publisher's id; OfferRefused with the HTTP status and why."""
+        """The answer's SDP and the publisher's id; OfferRefused with the HTTP status and why.
+        One offer is answered at a time, until it is the publisher: another meanwhile is a 409."""
         if self.closing:
             raise OfferRefused(503, "the server is stopping")
         if not self.gate.held():
@@ -65,15 +68,18 @@ class Whip:
         self._answering = True
         try:
             pc = await self._answer(sdp)
+            try:
+                if self.closing:
+                    raise OfferRefused(503, "the server is stopping")
+                if self.peer is not None:
+                    await self.close(self.peer[0], "replaced: it had sent nothing for a while")
+            except BaseException:  # refused, or cancelled (the server stopping): nothing left open
+                await pc.close()
+                raise
+            peer = secrets.token_urlsafe(12)
+            self.peer, self._since = (peer, pc), time.monotonic()
         finally:
             self._answering = False
-        if self.closing:
-            await pc.close()
-            raise OfferRefused(503, "the server is stopping")
-        if self.peer is not None:
-            await self.close(self.peer[0], "replaced: it had sent nothing for a while")
-        peer = secrets.token_urlsafe(12)
-        self.peer, self._since = (peer, pc), time.monotonic()
         self.publishers += 1
 
         @pc.on("connectionstatechange")
@@ -85,7 +91,7 @@ class Whip:
         for t in pc.getTransceivers():  # their tracks were announced while answering
             if t.currentDirection == "recvonly":
                 self._task(self._frames(t.receiver.track) if t.kind == "video" else self._drain(t.receiver.track))
-        self._task(self._unless_connected(peer))
+        self._task(self._watch(peer))
         return pc.localDescription.sdp, peer
 
     async def _answer(self, sdp: str) -> RTCPeerConnection:
@@ -100,6 +106,9 @@ class Whip:
             await pc.close()
             why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
             raise OfferRefused(400, f"not an SDP offer of H.264 or VP8 video this server can receive ({why})") from None
+        except BaseException:  # cancelled (the server stopping)
+            await pc.close()
+            raise
         return pc
 
     def _task(self, coro) -> None:
@@ -110,9 +119,9 @@ class Whip:
     def _live(self, peer: str) -> bool:
         return self.peer is not None and self.peer[0] == peer
 
-    def _quiet(self) -> bool:
+    def _quiet(self, after_s: float = REPLACE_S) -> bool:
         heard = max(self._since, self.reader.received_at or 0.0)
-        return time.monotonic() - heard > REPLACE_S
+        return time.monotonic() - heard > after_s
 
     async def _frames(self, track) -> None:
         try:
@@ -131,12 +140,28 @@ class Whip:
         except MediaStreamError:
             pass
 
-    async def _unless_connected(self, peer: str) -> None:
-        await asyncio.sleep(self.connect_timeout_s)
-        if self._live(peer) and self.peer[1].connectionState != "connected":
-            await self.close(peer, f"not connected within {self.connect_timeout_s:g} s")
+    async def _watch(self, peer: str) -> None:
+        """Closes the publisher when it has not connected within connect_timeout_s, when it
+        has sent nothing for SOURCE_STALL_S (its network dropped: ICE would take ~30 s to say
+        so), or when this dreamer lost the stream's lease (OBS then reconnects, to the active one)."""
+        while self._live(peer):
+            await asyncio.sleep(WATCH_S)
+            pc = self.peer[1] if self._live(peer) else None
+            if pc is None:
+                return
+            if pc.connectionState != "connected" and time.monotonic() - self._since > self.connect_timeout_s:
+                why = f"not connected within {self.connect_timeout_s:g} s"
+            elif self._quiet(SOURCE_STALL_S):
+                why = f"it sent nothing for {SOURCE_STALL_S:g} s"
+            elif not self.gate.held():
+                why = "this dreamer stands by now"
+            else:
+                continue
+            await self.close(peer, why)
 
     async def close(self, peer: str, why: str) -> bool:
+        """Ends publisher `peer` (its tasks, its connection); False when it is not the live one.
+        Only the live publisher has tasks: an offer becomes the publisher before it starts any."""
         if not self._live(peer):
             return False
         pc, self.peer = self.peer[1], None

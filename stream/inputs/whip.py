@@ -56,6 +56,7 @@ class WhipReader(Worker):
         self.publisher: str | None = None  # the live publisher's address, None while waiting
         self._handed = None  # the newest decoded frame (av.VideoFrame) not yet published
         self.received_at: float | None = None  # the last publisher frame, on the monotonic clock
+        self._connected_at = 0.0  # when the live publisher connected
         self._new = threading.Condition()
         self.last = waiting_picture(size)
 
@@ -67,7 +68,7 @@ class WhipReader(Worker):
             self._new.notify()
 
     def connected(self, who: str) -> None:
-        self.publisher = who
+        self.publisher, self._connected_at = who, time.monotonic()
         log.info("whip: a publisher is live")
 
     def left(self, why: str) -> None:
@@ -106,10 +107,12 @@ class WhipReader(Worker):
 
     def health(self, now: float | None = None) -> dict:
         """As SourceReader's, with "waiting" while no publisher is live (nothing is wrong here:
-        the stream dreams on its last picture) and the age of the publisher's own last frame."""
+        the stream dreams on its last picture); the frame's age is the live publisher's (counted
+        from when it connected, until its first frame), else that of the last one received."""
         now = time.monotonic() if now is None else now
-        age = None if self.received_at is None else round(now - self.received_at, 2)
         live = self.publisher is not None
+        heard = max(self.received_at or 0.0, self._connected_at) if live else self.received_at
+        age = None if heard is None else round(now - heard, 2)
         return {"input": self.spec.shown, "kind": "whip", "state": self.state if live else "waiting",
                 "fps": round(self.meter.rate, 2) if live else 0.0, "source_fps": round(float(self.fps), 3),
                 "size": list(self.input_size), "frame_age_s": age, "error": self.error or None}
