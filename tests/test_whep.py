@@ -33,3 +33,33 @@ def test_an_offer_is_one_video_line_and_at_most_one_audio_line(lines, ok):
         with pytest.raises(OfferRefused) as e:
             check_media(sdp)
         assert e.value.status == 400
+
+
+def test_a_viewers_keyframe_request_reaches_the_shared_encoder():
+    """A PLI or FIR in RTCP (a viewer lost a keyframe's packets) asks the one encoder for a
+    keyframe: aiortc's own encoder, which handed packets bypass, would never make one."""
+    import asyncio
+
+    from aiortc import RTCPeerConnection
+    from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
+
+    from stream.config import WebrtcSettings
+    from stream.core.framebus import FrameBus
+    from stream.front.whep import Whep
+    from stream.outputs.webrtc import H264Packets
+
+    async def asked(fmt: int) -> bool:
+        encoder = H264Packets(FrameBus(encode=False), 25.0, 500)  # not started: only asked
+        whep = Whep(encoder, WebrtcSettings())
+        viewer = RTCPeerConnection()
+        viewer.addTransceiver("video", direction="recvonly")
+        await viewer.setLocalDescription(await viewer.createOffer())
+        await whep.offer(viewer.localDescription.sdp, "198.51.100.7")
+        (pc, _), = whep.peers.values()
+        sender = pc.getSenders()[0]
+        before = encoder._keyframe.is_set()
+        await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=fmt, ssrc=1, media_ssrc=sender._ssrc))
+        await whep.close_all()
+        await viewer.close()
+        return not before and encoder._keyframe.is_set()
+    assert asyncio.run(asked(RTCP_PSFB_PLI)) and asyncio.run(asked(RTCP_PSFB_FIR))

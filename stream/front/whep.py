@@ -108,6 +108,10 @@ class Whep:
         try:
             video = pc.addTransceiver(track, direction="sendonly")
             video.setCodecPreferences(h264_only())
+            # A viewer's PLI or FIR (it lost a keyframe's packets): aiortc would ask an encoder
+            # of its own, which handed packets bypass; the shared one makes the next a keyframe
+            # (at most every KEYFRAME_GAP_S, however often viewers ask).
+            video.sender._send_keyframe = self.encoder.want_keyframe
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                 if video.mid is None:

@@ -4,9 +4,9 @@ aiortc encodes once per peer when a track hands it frames; handed encoded packet
 packetizes them. So one `H264Packets` worker encodes the shown bus at the output rate, only
 while somebody watches over WebRTC, and hands each packet to every viewer's `PacketTrack`:
 one encode whatever the number of viewers. Constrained baseline (every browser decodes it;
-no B-frames), zerolatency, and a keyframe at once when a viewer joins or falls behind (a
-keyframe asked for in RTCP reaches no encoder when aiortc only packetizes), else every
-KEYFRAME_S, for packets lost on the way.
+no B-frames), zerolatency, and a keyframe at once when a viewer joins, falls behind or asks
+for one in RTCP (PLI or FIR: stream/front/whep.py hands those to this encoder, as aiortc
+only packetizes), at most every KEYFRAME_GAP_S, else every KEYFRAME_S.
 
 A viewer that falls behind skips, never buffers: with QUEUED packets waiting its track drops
 them and everything up to the next keyframe, which it asks for, and goes on from there.
