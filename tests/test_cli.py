@@ -147,3 +147,19 @@ def test_classes_lists_and_explains():
     assert r.returncode == 0 and r.stdout.startswith("pizza\n")
     r = run("classes", "pizza + Volcanos")
     assert r.returncode == 0 and "963" in r.stdout and "980" in r.stdout and "0.500" in r.stdout
+
+
+def test_a_stun_or_turn_server_webrtc_cannot_use_is_one_line_at_start(tmp_path):
+    import socket
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('device = "cpu"\n[dream]\nsize = [64, 64]\n[webrtc]\nice_servers = ["turn:turn.example.org:3478"]\n')
+    r = run("serve", "--config", str(cfg), "--port", str(free_port()), "--ws-port", str(free_port()),
+            "--state-dir", str(tmp_path / "state"))
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "webrtc.ice_servers" in r.stderr and "turn:USER:PASSWORD@" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
