@@ -3,16 +3,21 @@ shared H.264 encode), and the server's CPU and dream rate with 0, 1 and 4 WebRTC
 
     python scripts/watch_cost.py                         # the defaults (480x270 shown)
     python scripts/watch_cost.py --output-size 1280x720
+    python scripts/watch_cost.py --viewers 0,50 --no-decode   # 50 viewers, the dream beside them
 
 The WebRTC viewers are aiortc clients in this process (as any WHEP player), decoding what they
 get; their bytes are the encoder's output (`dreamstream_webrtc_bytes_total`; RTP and SRTP add ~4%).
-Prints one JSON object.
+`--no-decode`: the viewers receive, decrypt and reassemble every packet but decode none (50
+H.264 decoders do not fit beside the dream on a 2-core machine; a viewer's decoder runs on its
+own machine), and count packets received instead of frames. They still share this machine's
+cores with the server (`viewers_cpu_percent` says how much they took). Prints one JSON object.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import time
 import urllib.request
@@ -43,8 +48,30 @@ def mjpeg_bytes_per_s(base: str, seconds: float) -> float:
     return n / (time.monotonic() - start)
 
 
-async def viewer(base: str, stop: asyncio.Event, frames: list) -> None:
+class NoDecoder:
+    """aiortc's decoder for a viewer that only receives: every frame reassembled, none decoded."""
+
+    def decode(self, encoded_frame) -> list:
+        return []
+
+
+def no_decoding() -> None:
+    import aiortc.rtcrtpreceiver as receiver
+    receiver.get_decoder = lambda codec: NoDecoder()
+
+
+async def packets_received(pcs: list) -> int:
+    total = 0
+    for pc in pcs:
+        for stats in (await pc.getStats()).values():
+            if stats.type == "inbound-rtp":
+                total += stats.packetsReceived
+    return total
+
+
+async def viewer(base: str, stop: asyncio.Event, frames: list, pcs: list) -> None:
     pc = RTCPeerConnection()
+    pcs.append(pc)
     pc.addTransceiver("video", direction="recvonly")
 
     @pc.on("track")
@@ -68,18 +95,26 @@ async def viewer(base: str, stop: asyncio.Event, frames: list) -> None:
 
 def with_webrtc_viewers(base: str, pid: int, n: int, seconds: float) -> dict:
     async def run() -> dict:
-        stop, frames = asyncio.Event(), []
-        tasks = [asyncio.ensure_future(viewer(base, stop, frames)) for _ in range(n)]
-        await asyncio.sleep(3)  # connected, and past the first keyframe
-        got, sent, cpu, dreamed = len(frames), metric(base, "dreamstream_webrtc_bytes_total"), cpu_s(pid), \
-            metric(base, "dreamstream_frames_total")
-        t = time.monotonic()
+        stop, frames, pcs = asyncio.Event(), [], []
+        tasks = [asyncio.ensure_future(viewer(base, stop, frames, pcs)) for _ in range(n)]
+        await asyncio.sleep(3 + n / 10)  # connected, and past the first keyframe
+
+        def reading() -> tuple:  # all at one moment (the packets' stats are read apart: they take a while)
+            return (time.monotonic(), len(frames), metric(base, "dreamstream_webrtc_bytes_total"), cpu_s(pid),
+                    metric(base, "dreamstream_frames_total"), cpu_s(os.getpid()))
+        p0, packets = time.monotonic(), await packets_received(pcs)
+        t, got, sent, cpu, dreamed, here = reading()
         await asyncio.sleep(seconds)
-        took = time.monotonic() - t
-        row = {"viewers": n, "server_cpu_percent": round((cpu_s(pid) - cpu) / took * 100, 1),
-               "dream_fps": round((metric(base, "dreamstream_frames_total") - dreamed) / took, 2),
-               "encoded_bytes_per_s": round((metric(base, "dreamstream_webrtc_bytes_total") - sent) / took),
-               "frames_decoded_per_viewer_s": round((len(frames) - got) / took / max(n, 1), 1)}
+        t1, got1, sent1, cpu1, dreamed1, here1 = reading()
+        packets1, p1 = await packets_received(pcs), time.monotonic()
+        took = t1 - t
+        row = {"viewers": n, "connected": sum(pc.connectionState == "connected" for pc in pcs),
+               "server_cpu_percent": round((cpu1 - cpu) / took * 100, 1),
+               "viewers_cpu_percent": round((here1 - here) / took * 100, 1),
+               "dream_fps": round((dreamed1 - dreamed) / took, 2),
+               "encoded_bytes_per_s": round((sent1 - sent) / took),
+               "frames_decoded_per_viewer_s": round((got1 - got) / took / max(n, 1), 1),
+               "packets_per_viewer_s": round((packets1 - packets) / (p1 - p0) / max(n, 1), 1)}
         stop.set()
         await asyncio.gather(*tasks)
         return row
@@ -90,20 +125,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--output-size", default="")
     ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--viewers", default="0,1,4", help="WebRTC viewers in each round (default 0,1,4)")
+    ap.add_argument("--no-decode", action="store_true", help="the viewers decode nothing (see above)")
     args = ap.parse_args()
+    if args.no_decode:
+        no_decoding()
     extra = ["--output-size", args.output_size] if args.output_size else []
     tmp = Path(tempfile.mkdtemp(prefix="watch-cost-"))  # start_serve keeps its state beside the config
     config = tmp / "default.toml"
-    config.write_text((ROOT / "configs" / "default.toml").read_text())
+    viewers = max(int(n) for n in args.viewers.split(","))  # all from this address: the cap per address raised
+    config.write_text((ROOT / "configs" / "default.toml").read_text() + f"\n[webrtc]\nmax_per_ip = {max(4, viewers)}\n")
     proc, base, _ = start_serve(config, (tmp / "serve.log").open("w"), *extra)
     try:
         wait_healthy(base, 180)
         time.sleep(3)
         mjpeg = mjpeg_bytes_per_s(base, args.seconds)
-        rows = [with_webrtc_viewers(base, proc.pid, n, args.seconds) for n in (0, 1, 4)]
-        one = rows[1]["encoded_bytes_per_s"]
+        rows = [with_webrtc_viewers(base, proc.pid, int(n), args.seconds) for n in args.viewers.split(",")]
+        one = next((r["encoded_bytes_per_s"] for r in rows if r["viewers"]), 0)
+        idle = rows[0]["dream_fps"] if rows[0]["viewers"] == 0 else None
+        for row in rows:
+            row["dream_vs_idle"] = round(row["dream_fps"] / idle, 2) if idle else None
         print(json.dumps({"output_size": args.output_size or "default", "mjpeg_bytes_per_s_per_viewer": round(mjpeg),
-                          "webrtc_bytes_per_s_per_viewer": one,
+                          "webrtc_bytes_per_s_per_viewer": one, "decoding": not args.no_decode,
                           "mjpeg_over_webrtc": round(mjpeg / one, 1) if one else None, "webrtc": rows}, indent=1))
     finally:
         proc.terminate()
