@@ -73,13 +73,32 @@ def test_only_the_newest_handed_frame_is_shown(reader):
 
 def test_the_token_is_a_bearer_token_compared_whole():
     whip = Whip(reader=None, token="t0ken", connect_timeout_s=5, ice=[])
-    whip.authorize("Bearer t0ken")
-    whip.authorize("bearer  t0ken ")
-    for header in (None, "", "t0ken", "Basic t0ken", "Bearer t0ke", "Bearer t0ken2", "Bearer"):
+    whip.authorize("Bearer t0ken", "198.51.100.7")
+    whip.authorize("bearer  t0ken ", "198.51.100.7")
+    for n, header in enumerate((None, "", "t0ken", "Basic t0ken", "Bearer t0ke", "Bearer t0ken2", "Bearer")):
         with pytest.raises(OfferRefused) as e:
-            whip.authorize(header)
+            whip.authorize(header, f"198.51.100.{n}")  # an address each: none of them throttled
         assert e.value.status == 401 and "t0ken" not in e.value.message
-    Whip(reader=None, token="", connect_timeout_s=5, ice=[]).authorize(None)  # no token set: anyone
+    Whip(reader=None, token="", connect_timeout_s=5, ice=[]).authorize(None, "198.51.100.7")  # no token set: anyone
+
+
+def test_an_address_guessing_tokens_is_slowed_to_one_guess_in_10_s():
+    whip = Whip(reader=None, token="t0ken", connect_timeout_s=5, ice=[])
+    for _ in range(5):
+        with pytest.raises(OfferRefused) as e:
+            whip.authorize("Bearer guess", "203.0.113.9")
+        assert e.value.status == 401
+    with pytest.raises(OfferRefused) as e:
+        whip.authorize("Bearer t0ken", "203.0.113.9")  # even the right one, until its budget is back
+    assert e.value.status == 429 and 0 < e.value.retry_after_s <= 10
+    whip.authorize("Bearer t0ken", "198.51.100.7")  # another address is not slowed
+    whip._misses["203.0.113.9"].last -= 10  # ten seconds later: one more guess
+    whip.authorize("Bearer t0ken", "203.0.113.9")
+    with pytest.raises(OfferRefused):
+        whip.authorize("Bearer guess", "203.0.113.9")
+    with pytest.raises(OfferRefused) as e:
+        whip.authorize("Bearer guess", "203.0.113.9")
+    assert e.value.status == 429
 
 
 def offer_of(mangle=lambda sdp: sdp) -> str:

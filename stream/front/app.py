@@ -110,7 +110,7 @@ async def whip_offer(request: web.Request) -> web.Response:
     """WHIP: a publisher's SDP offer in, 201 with the answer and its Location (stream/front/whip.py)."""
     whip = request.app[SERVICE].whip
     try:
-        whip.authorize(request.headers.get("Authorization"))
+        whip.authorize(request.headers.get("Authorization"), viewer(request))
         sdp = await whep_module.read_offer(request, request.app[SERVE].client_timeout_s)
         answer, peer = await whip.offer(sdp, viewer(request))
     except whep_module.OfferRefused as e:
@@ -121,13 +121,14 @@ async def whip_offer(request: web.Request) -> web.Response:
 
 def whip_refused(e: whep_module.OfferRefused) -> web.Response:
     bearer = {"WWW-Authenticate": 'Bearer realm="dreamstream"'} if e.status == 401 else {}
-    return web.Response(status=e.status, text=e.message + "\n", headers={**whep_module.CORS, **bearer})
+    later = {"Retry-After": str(e.retry_after_s)} if e.retry_after_s is not None else {}
+    return web.Response(status=e.status, text=e.message + "\n", headers={**whep_module.CORS, **bearer, **later})
 
 
 async def whip_delete(request: web.Request) -> web.Response:
     whip = request.app[SERVICE].whip
     try:
-        whip.authorize(request.headers.get("Authorization"))
+        whip.authorize(request.headers.get("Authorization"), viewer(request))
     except whep_module.OfferRefused as e:
         return whip_refused(e)
     closed = await whip.close(request.match_info["peer"], "it said it was done (DELETE)")

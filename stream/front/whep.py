@@ -188,6 +188,6 @@ def ice_server(url: str) -> RTCIceServer:
 
 
 class OfferRefused(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, retry_after_s: float | None = None):
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.retry_after_s = status, message, retry_after_s

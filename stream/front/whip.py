@@ -6,7 +6,8 @@ answer carries every candidate, a PATCH is 405). One publisher at a time: a seco
 is live is a 409, unless the live one has sent nothing for REPLACE_S (OBS reconnecting after
 its network dropped, before the old peer timed out). When `[source] whip_token` (or
 DREAMSTREAM_WHIP_TOKEN) is set, POST and DELETE need `Authorization: Bearer TOKEN`: 401
-otherwise; the token is compared in constant time and never logged.
+otherwise, and 429 for a while after MISS_BURST wrong ones from one address; the token is
+compared in constant time and never logged.
 
 The peer runs on the event loop; each decoded video frame is handed to the WhipReader
 (stream/inputs/whip.py), which keeps the newest and publishes it from its own thread.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 import secrets
 import time
 
@@ -23,12 +25,15 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from ..core.gate import ALWAYS
+from ..core.token_bucket import TokenBucket
 from ..spine.health import SOURCE_STALL_S
 from .whep import OfferRefused, check_media
 
 log = logging.getLogger(__name__)
 
 REPLACE_S = 5.0  # a live publisher quiet this long may be replaced by a new one
+MISS_BURST, MISS_EVERY_S = 5, 10.0  # wrong tokens an address may send at once, and then one this often
+MAX_MISSING = 4096  # addresses whose wrong tokens are remembered
 WATCH_S = 0.5  # how often the live publisher is looked at (connected? sending? still ours to take?)
 
 
@@ -45,13 +50,27 @@ class Whip:
         self._since = 0.0  # when the live publisher was answered
         self._answering = False  # an offer is being answered: it alone may become the publisher
         self._tasks: set[asyncio.Task] = set()  # the live publisher's: its frames, its audio, its watch
+        self._misses: dict[str, TokenBucket] = {}  # wrong tokens, by address
 
-    def authorize(self, authorization: str | None) -> None:
-        """OfferRefused(401) unless the header carries the token (or none is set)."""
+    def authorize(self, authorization: str | None, address: str) -> None:
+        """OfferRefused(401) unless the header carries the token (or none is set); 429 for an
+        address that sent MISS_BURST wrong ones, until its budget is back (one each MISS_EVERY_S),
+        so that a token cannot be guessed at the speed of the network."""
         if not self.token:
             return
+        now = time.monotonic()
+        misses = self._misses.get(address)
+        if misses is not None and (wait := misses.wait(now)) > 0:
+            raise OfferRefused(429, f"too many wrong tokens from this address: try again in {math.ceil(wait)} s",
+                               math.ceil(wait))
         scheme, _, given = (authorization or "").strip().partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+            if misses is None:
+                if len(self._misses) >= MAX_MISSING:  # a flood from many addresses: the oldest forgotten
+                    for old in sorted(self._misses, key=lambda a: self._misses[a].last)[:MAX_MISSING // 2]:
+                        del self._misses[old]
+                misses = self._misses[address] = TokenBucket(1 / MISS_EVERY_S, MISS_BURST, now)
+            misses.take(now)
             raise OfferRefused(401, "publishing here needs the stream's token: Authorization: Bearer TOKEN "
                                     "(OBS: Settings, Stream, Bearer Token)")
 

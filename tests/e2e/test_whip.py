@@ -192,3 +192,18 @@ def test_an_offer_that_sends_no_video_is_400(server):
     status, text = asyncio.run(run())
     assert status == 400 and "no video" in text
     assert source(server)["state"] == "waiting"
+
+
+def test_guessing_the_token_is_slowed_down(server):
+    """Last in this module: it leaves this address unable to publish for a while."""
+    statuses = []
+    for _ in range(6):
+        req = urllib.request.Request(server.base + "/whip", data=b"v=0\r\n", method="POST",
+                                     headers={"Content-Type": "application/sdp", "Authorization": "Bearer guess"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=10)
+        statuses.append(refused.value.code)
+        if refused.value.code == 429:
+            assert 0 < int(refused.value.headers["Retry-After"]) <= 10
+            break
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {401}
