@@ -6,8 +6,8 @@ into `serve --source rtmp://...`, on this machine.
 
 The publisher's picture flips between black and white every second, laid over with none of
 the dream (`[source] mix = 0`), so each flip is unmistakable. The publisher notes when each
-flip is handed to its encoder (aiortc's for WHIP; libx264 zerolatency, 30 fps, a keyframe a
-second, pushed with PyAV for RTMP: OBS's settings in the README); this script notes when the
+flip is handed to its encoder (aiortc's H.264 for WHIP, as OBS sends; libx264 zerolatency,
+30 fps, a keyframe a second, pushed with PyAV for RTMP: OBS's settings in the README); this script notes when the
 stream shows it (it reads /frame.jpg every 10 ms: a few ms late, so the figures err high by
 that much), both on this machine's clock. Prints one JSON object: each path's median and max
 over the flips seen.
@@ -47,7 +47,7 @@ def noted(sent: list, n: int) -> None:
 
 async def publish_whip(base: str, seconds: float, sent: list) -> None:
     import aiohttp
-    from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+    from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, VideoStreamTrack
 
     class Flips(VideoStreamTrack):
         def __init__(self):
@@ -63,7 +63,9 @@ async def publish_whip(base: str, seconds: float, sent: list) -> None:
             return frame
 
     pc = RTCPeerConnection()
-    pc.addTransceiver(Flips(), direction="sendonly")
+    video = pc.addTransceiver(Flips(), direction="sendonly")
+    video.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs  # H.264, as OBS sends
+                               if c.mimeType in ("video/H264", "video/rtx")])
     await pc.setLocalDescription(await pc.createOffer())
     async with aiohttp.ClientSession() as session:
         headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {TOKEN}"}

@@ -224,8 +224,55 @@ def test_the_publisher_is_let_go_when_it_goes_quiet_or_the_lease_is_lost():
         again = Publisher(whip)
         await again.offer()
         await until(lambda: reader.publisher is not None)
-        whip._since = reader.received_at = time.monotonic() - 10.5  # nothing for 10 s: its network dropped
+        whip._since = reader.received_at = reader.connected_at = time.monotonic() - 10.5  # its network dropped
         await until(lambda: whip.peer is None, timeout=3)
         await again.pc.close()
         return reader.health()["state"]
     assert asyncio.run(run()) == "waiting"
+
+
+def test_a_publisher_that_never_connects_is_dropped_at_connect_timeout_s():
+    import asyncio
+
+    async def run():
+        reader = WhipReader(FrameBus(encode=False), (160, 90))
+        whip = Whip(reader, "", 1.0, [])
+        from aiortc import RTCPeerConnection, VideoStreamTrack
+        silent = RTCPeerConnection()  # offers, and never takes the answer: it never connects
+        silent.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        await silent.setLocalDescription(await silent.createOffer())
+        await whip.offer(silent.localDescription.sdp, "198.51.100.7")
+        start = time.monotonic()
+        await until(lambda: whip.peer is None, timeout=5)
+        await silent.close()
+        return time.monotonic() - start
+    assert asyncio.run(run()) < 5  # its own timeout (1 s), not the 10 s a connected one may stay silent
+
+
+def test_an_offer_replacing_a_publisher_while_the_server_stops_leaves_nothing_live():
+    import asyncio
+
+    async def run():
+        reader = WhipReader(FrameBus(encode=False), (160, 90))
+        whip = Whip(reader, "", 5, [])
+        first = Publisher(whip)
+        await first.offer()
+        await until(lambda: reader.publisher is not None)
+        old = whip.peer[1]
+        close = old.close
+
+        async def slow_close():
+            await asyncio.sleep(1.0)
+            await close()
+        old.close = slow_close
+        whip._since -= 10  # quiet: it may be replaced
+        second = Publisher(whip)
+        offer = asyncio.ensure_future(second.offer())
+        await asyncio.sleep(0.5)  # the offer waits for the old publisher to close...
+        await whip.close_all()  # ...when the server stops
+        refused = await asyncio.gather(offer, return_exceptions=True)
+        await first.pc.close()
+        await second.pc.close()
+        return refused[0], whip.peer, whip._tasks
+    refused, peer, tasks = asyncio.run(run())
+    assert isinstance(refused, OfferRefused) and refused.status == 503 and peer is None and not tasks

@@ -76,7 +76,8 @@ class Whep:
         if self.closing:
             raise OfferRefused(503, "the server is stopping")
         if len(self.peers) + sum(self._pending.values()) >= self.s.max_peers:
-            raise OfferRefused(503, f"the stream has its {self.s.max_peers} WebRTC viewers; watch MJPEG at /stream.mjpg")
+            raise OfferRefused(503, f"the stream has its {self.s.max_peers} WebRTC viewers; "
+                                    "watch MJPEG at /stream.mjpg")
         if sum(a == address for _, a in self.peers.values()) + self._pending[address] >= self.s.max_per_ip:
             raise OfferRefused(503, f"{self.s.max_per_ip} WebRTC viewers from one address at most")
         check_media(sdp)
@@ -109,9 +110,8 @@ class Whep:
             video = pc.addTransceiver(track, direction="sendonly")
             video.setCodecPreferences(h264_only())
             # A viewer's PLI or FIR (it lost a keyframe's packets): aiortc would ask an encoder
-            # of its own, which handed packets bypass; the shared one makes the next a keyframe
-            # (at most every KEYFRAME_GAP_S, however often viewers ask).
-            video.sender._send_keyframe = self.encoder.want_keyframe
+            # of its own, which handed packets bypass; the shared one makes the next a keyframe.
+            video.sender._send_keyframe = track.ask_keyframe
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                 if video.mid is None:

@@ -51,6 +51,7 @@ class Whip:
         self._answering = False  # an offer is being answered: it alone may become the publisher
         self._tasks: set[asyncio.Task] = set()  # the live publisher's: its frames, its audio, its watch
         self._misses: dict[str, TokenBucket] = {}  # wrong tokens, by address
+        self._closed: asyncio.Future | None = None  # the last publisher's connection closing
 
     def authorize(self, authorization: str | None, address: str) -> None:
         """OfferRefused(401) unless the header carries the token (or none is set); 429 for an
@@ -88,10 +89,10 @@ class Whip:
         try:
             pc = await self._answer(sdp)
             try:
-                if self.closing:
-                    raise OfferRefused(503, "the server is stopping")
                 if self.peer is not None:
                     await self.close(self.peer[0], "replaced: it had sent nothing for a while")
+                if self.closing:  # checked after the last wait: close_all may have run meanwhile
+                    raise OfferRefused(503, "the server is stopping")
             except BaseException:  # refused, or cancelled (the server stopping): nothing left open
                 await pc.close()
                 raise
@@ -138,9 +139,10 @@ class Whip:
     def _live(self, peer: str) -> bool:
         return self.peer is not None and self.peer[0] == peer
 
-    def _quiet(self, after_s: float = REPLACE_S) -> bool:
+    def _quiet(self) -> bool:
+        """The live publisher has sent nothing for REPLACE_S (counted from its answer until its first frame)."""
         heard = max(self._since, self.reader.received_at or 0.0)
-        return time.monotonic() - heard > after_s
+        return time.monotonic() - heard > REPLACE_S
 
     async def _frames(self, track) -> None:
         try:
@@ -168,12 +170,14 @@ class Whip:
             pc = self.peer[1] if self._live(peer) else None
             if pc is None:
                 return
-            if pc.connectionState != "connected" and time.monotonic() - self._since > self.connect_timeout_s:
-                why = f"not connected within {self.connect_timeout_s:g} s"
-            elif self._quiet(SOURCE_STALL_S):
-                why = f"it sent nothing for {SOURCE_STALL_S:g} s"
-            elif not self.gate.held():
+            now, connected = time.monotonic(), pc.connectionState == "connected"
+            heard = max(self.reader.received_at or 0.0, self.reader.connected_at)  # its frames, once connected
+            if not self.gate.held():
                 why = "this dreamer stands by now"
+            elif not connected and now - self._since > self.connect_timeout_s:
+                why = f"not connected within {self.connect_timeout_s:g} s"
+            elif connected and now - heard > SOURCE_STALL_S:
+                why = f"it sent nothing for {SOURCE_STALL_S:g} s"
             else:
                 continue
             await self.close(peer, why)
@@ -188,11 +192,14 @@ class Whip:
         for task in list(self._tasks):
             if task is not asyncio.current_task():
                 task.cancel()
-        await pc.close()
+        self._closed = asyncio.ensure_future(pc.close())  # awaited by close_all too, if it comes meanwhile
+        await asyncio.shield(self._closed)
         return True
 
     async def close_all(self) -> None:
-        """At shutdown: no new publisher from now on, the live one closed."""
+        """At shutdown: no new publisher from now on, the live one closed (or the one closing, done)."""
         self.closing = True
         if self.peer is not None:
             await self.close(self.peer[0], "the server is stopping")
+        if self._closed is not None:
+            await self._closed

@@ -56,7 +56,7 @@ class WhipReader(Worker):
         self.publisher: str | None = None  # the live publisher's address, None while waiting
         self._handed = None  # the newest decoded frame (av.VideoFrame) not yet published
         self.received_at: float | None = None  # the last publisher frame, on the monotonic clock
-        self._connected_at = 0.0  # when the live publisher connected
+        self.connected_at = 0.0  # when the live publisher connected (monotonic)
         self._new = threading.Condition()
         self.last = waiting_picture(size)
 
@@ -68,7 +68,7 @@ class WhipReader(Worker):
             self._new.notify()
 
     def connected(self, who: str) -> None:
-        self.publisher, self._connected_at = who, time.monotonic()
+        self.publisher, self.connected_at = who, time.monotonic()
         log.info("whip: a publisher is live")
 
     def left(self, why: str) -> None:
@@ -111,7 +111,7 @@ class WhipReader(Worker):
         from when it connected, until its first frame), else that of the last one received."""
         now = time.monotonic() if now is None else now
         live = self.publisher is not None
-        heard = max(self.received_at or 0.0, self._connected_at) if live else self.received_at
+        heard = max(self.received_at or 0.0, self.connected_at) if live else self.received_at
         age = None if heard is None else round(now - heard, 2)
         return {"input": self.spec.shown, "kind": "whip", "state": self.state if live else "waiting",
                 "fps": round(self.meter.rate, 2) if live else 0.0, "source_fps": round(float(self.fps), 3),

@@ -5,8 +5,9 @@ packetizes them. So one `H264Packets` worker encodes the shown bus at the output
 while somebody watches over WebRTC, and hands each packet to every viewer's `PacketTrack`:
 one encode whatever the number of viewers. Constrained baseline (every browser decodes it;
 no B-frames), zerolatency, and a keyframe at once when a viewer joins, falls behind or asks
-for one in RTCP (PLI or FIR: stream/front/whep.py hands those to this encoder, as aiortc
-only packetizes), at most every KEYFRAME_GAP_S, else every KEYFRAME_S.
+for one in RTCP (PLI or FIR, at most once each KEYFRAME_S a viewer: stream/front/whep.py hands
+those to this encoder, as aiortc only packetizes), at most every KEYFRAME_GAP_S in all, else
+every KEYFRAME_S.
 
 A viewer that falls behind skips, never buffers: with QUEUED packets waiting its track drops
 them and everything up to the next keyframe, which it asks for, and goes on from there.
@@ -48,6 +49,7 @@ class PacketTrack(MediaStreamTrack):
         self.loop = asyncio.get_running_loop()
         self.waiting_for_key = True
         self.skips = 0  # times this viewer fell behind
+        self._asked_at = -KEYFRAME_S  # when this viewer's last keyframe request (PLI, FIR) was passed on
         self._receiving = False  # the encoder hands it packets from its first recv (its DTLS is up)
 
     def offer(self, packet: av.Packet) -> None:
@@ -62,6 +64,15 @@ class PacketTrack(MediaStreamTrack):
             return
         self.waiting_for_key = False
         self.queue.put_nowait(packet)
+
+    def ask_keyframe(self) -> None:
+        """The viewer asked for a keyframe in RTCP (PLI, FIR: it lost one's packets): passed on
+        to the shared encoder at most once each KEYFRAME_S, so one viewer asking without end
+        adds one keyframe in KEYFRAME_S for everyone, not one in KEYFRAME_GAP_S."""
+        now = time.monotonic()
+        if now - self._asked_at >= KEYFRAME_S:
+            self._asked_at = now
+            self.source.want_keyframe()
 
     async def recv(self) -> av.Packet:
         if not self._receiving:

@@ -14,7 +14,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription, VideoStreamTrack
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, VideoStreamTrack
 
 from .conftest import TEST_CONFIG, start_server, stop_server
 
@@ -40,16 +40,19 @@ class Colour(VideoStreamTrack):
 
 
 class Publisher:
-    """A WHIP client: offers `track` (and silence, as OBS sends audio) to /whip."""
+    """A WHIP client: offers `track` in `codec` (H.264, as OBS does, or VP8) and silence (as
+    OBS sends audio) to /whip."""
 
-    def __init__(self, base: str, token: str | None = TOKEN, audio: bool = True):
-        self.base, self.token, self.audio = base, token, audio
+    def __init__(self, base: str, token: str | None = TOKEN, audio: bool = True, codec: str = "H264"):
+        self.base, self.token, self.audio, self.codec = base, token, audio, codec
         self.track, self.pc, self.location = Colour(), RTCPeerConnection(), None
 
     async def start(self) -> tuple[int, str]:
         """(the HTTP status, its body): 201 and the answer once connected."""
         from aiortc.mediastreams import AudioStreamTrack
-        self.pc.addTransceiver(self.track, direction="sendonly")
+        video = self.pc.addTransceiver(self.track, direction="sendonly")
+        video.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                                   if c.mimeType in (f"video/{self.codec}", "video/rtx")])
         if self.audio:
             self.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -61,6 +64,7 @@ class Publisher:
                 status, body = r.status, await r.text()
                 self.location = r.headers.get("Location")
         if status == 201:
+            assert f"{self.codec}/90000" in body
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
         return status, body
 
@@ -128,7 +132,7 @@ def test_the_shown_picture_follows_the_publisher_then_goes_on_without_it(server)
         assert shown_colour(server)[2] > 150
         assert json.loads(server.get("/healthz")[2])["ok"] and before > 0
 
-        again = Publisher(server.base)  # the next publisher is taken at once
+        again = Publisher(server.base, codec="VP8")  # the next publisher is taken at once, VP8 as well
         again.track.rgb = (0, 255, 0)
         assert (await again.start())[0] == 201
         await until(lambda: (c := shown_colour(server))[1] > 150 and c[0] < 80)
