@@ -4,9 +4,10 @@ player's size, for each `[webrtc] bitrate_k` asked.
     python scripts/webrtc_look.py --bitrates 500,1000,2000 --classes goldfinch,pretzel --out out/look
 
 For each bitrate a `serve` on the default config dreams each class; at three moments 4 s apart
-(the first 20 s in) a WHEP viewer's decoded frame and /frame.jpg (what an MJPEG viewer gets)
-are taken together, both scaled to 960x540 as the page shows them: two pictures, A and B,
-which is which drawn at random. OUT/BITRATE/pair-N-A.png and -B.png are the pictures,
+(the first 20 s after the viewer joined) /frame.jpg (what an MJPEG viewer gets) and, of a WHEP
+viewer's last half second of decoded frames, the one nearest it (the same moment) are taken,
+both scaled to 960x540 as the page shows them: two pictures, A and B, which is which drawn at
+random. OUT/BITRATE/pair-N-A.png and -B.png are the pictures,
 OUT/key.json says which is WebRTC (kept from whoever judges them).
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 import tempfile
 import time
 import urllib.request
+from collections import deque
 from pathlib import Path
 
 import cv2
@@ -40,14 +42,14 @@ async def pairs(base: str, moments: list[float]) -> list[tuple[np.ndarray, np.nd
     """(WebRTC, MJPEG) pictures at each moment (seconds from now)."""
     pc = RTCPeerConnection()
     pc.addTransceiver("video", direction="recvonly")
-    latest: dict = {}
+    recent: deque = deque(maxlen=12)  # the last half second of decoded frames
 
     @pc.on("track")
     def on_track(track):
         async def read():
             try:
                 while True:
-                    latest["rgb"] = (await track.recv()).to_ndarray(format="rgb24")
+                    recent.append((await track.recv()).to_ndarray(format="rgb24"))
             except MediaStreamError:  # closed at the end
                 pass
         asyncio.ensure_future(read())
@@ -60,9 +62,15 @@ async def pairs(base: str, moments: list[float]) -> list[tuple[np.ndarray, np.nd
     for at in moments:
         await asyncio.sleep(max(0.0, start + at - time.monotonic()))
         mjpeg = await asyncio.to_thread(mjpeg_frame, base)
-        out.append((latest["rgb"].copy(), mjpeg))
+        await asyncio.sleep(0.3)  # WebRTC's copy of that frame arrives a little later
+        out.append((closest(list(recent), mjpeg), mjpeg))
     await pc.close()
     return out
+
+
+def closest(frames: list[np.ndarray], to: np.ndarray) -> np.ndarray:
+    """The decoded frame nearest `to` (the same moment: the stream moves every frame)."""
+    return min(frames, key=lambda f: float(np.mean((f.astype(np.float32) - to.astype(np.float32)) ** 2)))
 
 
 def at_player_size(rgb: np.ndarray) -> np.ndarray:
