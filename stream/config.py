@@ -118,7 +118,7 @@ class WebrtcSettings:
     enabled: bool = True
     max_peers: int = 50  # WebRTC viewers at once; past it a clear 503 (MJPEG still works)
     max_per_ip: int = 4
-    connect_timeout_s: float = 15.0  # a viewer not connected by then is dropped (and counted in /healthz)
+    connect_timeout_s: float = 15.0  # a viewer (or WHIP publisher) not connected by then is dropped
     bitrate_k: int = 0  # kb/s for everyone; 0: by the output size (webrtc_bitrate_k)
     # STUN/TURN servers for viewers behind NAT ("stun:HOST:3478", "turn:USER:PASS@HOST");
     # none: host candidates only (the same network, or a server with a public address)

@@ -1,5 +1,6 @@
-"""The WHIP source's reader (stream/inputs/whip.py) and its door's token (stream/front/whip.py),
-without a peer: stream/e2e/test_whip.py publishes into a real serve."""
+"""The WHIP source's reader (stream/inputs/whip.py) and its door (stream/front/whip.py), with
+publishers in this process over loopback; tests/e2e/test_whip.py publishes into a real serve."""
+import asyncio
 import time
 
 import av
@@ -56,8 +57,9 @@ def test_a_publishers_frame_is_cropped_and_scaled_to_the_output(reader):
     assert shown.rgb.shape == (90, 160, 3)
     assert abs(int(shown.rgb[45, 80, 0]) - 200) < 12 and shown.rgb[45, 2, 0] < 30  # the band kept at 16:9
     reader.hand(frame(2560, 800))  # wider than 16:9: the sides cropped, the band with them
-    time.sleep(0.3)
-    assert reader.out.latest().rgb.shape == (90, 160, 3) and reader.out.latest().rgb[45, 2, 0] > 150
+    while shown is not None and shown.rgb[45, 2, 0] < 150:
+        shown = reader.out.wait(shown.seq, timeout=2)
+    assert shown.rgb.shape == (90, 160, 3)
     health = reader.health()
     assert health["state"] == "running" and health["size"] == [2560, 800] and health["frame_age_s"] < 1
     reader.left("gone")
@@ -102,8 +104,6 @@ def test_an_address_guessing_tokens_is_slowed_to_one_guess_in_10_s():
 
 
 def offer_of(mangle=lambda sdp: sdp) -> str:
-    import asyncio
-
     from aiortc import RTCPeerConnection
 
     async def make():
@@ -116,7 +116,6 @@ def offer_of(mangle=lambda sdp: sdp) -> str:
 
 
 def refusal(whip: Whip, sdp: str) -> OfferRefused:
-    import asyncio
     with pytest.raises(OfferRefused) as e:
         asyncio.run(whip.offer(sdp, "198.51.100.7"))
     assert whip.peer is None
@@ -156,7 +155,6 @@ class Publisher:
 
 
 async def until(check, timeout: float = 10.0) -> None:
-    import asyncio
     end = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < end, "timed out"
@@ -166,8 +164,6 @@ async def until(check, timeout: float = 10.0) -> None:
 def test_offers_while_a_quiet_publisher_is_replaced_make_one_publisher_not_two():
     """A quiet publisher slow to close (a TURN allocation to give back): of two offers during
     that close one is answered and the other is a 409; nothing is left connected at the end."""
-    import asyncio
-
     async def run():
         reader = WhipReader(FrameBus(encode=False), (160, 90))  # not started: handed frames wait
         whip = Whip(reader, "", 5, [])
@@ -198,8 +194,6 @@ def test_offers_while_a_quiet_publisher_is_replaced_make_one_publisher_not_two()
 
 
 def test_the_publisher_is_let_go_when_it_goes_quiet_or_the_lease_is_lost():
-    import asyncio
-
     class Lease:
         held_now = True
 
@@ -232,8 +226,6 @@ def test_the_publisher_is_let_go_when_it_goes_quiet_or_the_lease_is_lost():
 
 
 def test_a_publisher_that_never_connects_is_dropped_at_connect_timeout_s():
-    import asyncio
-
     async def run():
         reader = WhipReader(FrameBus(encode=False), (160, 90))
         whip = Whip(reader, "", 1.0, [])
@@ -242,16 +234,12 @@ def test_a_publisher_that_never_connects_is_dropped_at_connect_timeout_s():
         silent.addTransceiver(VideoStreamTrack(), direction="sendonly")
         await silent.setLocalDescription(await silent.createOffer())
         await whip.offer(silent.localDescription.sdp, "198.51.100.7")
-        start = time.monotonic()
-        await until(lambda: whip.peer is None, timeout=5)
+        await until(lambda: whip.peer is None, timeout=5)  # its own timeout (1 s), not the 10 s of silence
         await silent.close()
-        return time.monotonic() - start
-    assert asyncio.run(run()) < 5  # its own timeout (1 s), not the 10 s a connected one may stay silent
+    asyncio.run(run())
 
 
 def test_an_offer_replacing_a_publisher_while_the_server_stops_leaves_nothing_live():
-    import asyncio
-
     async def run():
         reader = WhipReader(FrameBus(encode=False), (160, 90))
         whip = Whip(reader, "", 5, [])

@@ -102,7 +102,7 @@ async def whep_delete(request: web.Request) -> web.Response:
     return web.Response(status=200 if closed else 404, headers=whep_module.CORS)
 
 
-async def whep_preflight(request: web.Request) -> web.Response:
+async def preflight(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=whep_module.CORS)
 
 
@@ -326,9 +326,12 @@ async def _closing(app: web.Application) -> None:
     peers = [p.close_all() for p in (app[SERVICE].whep, app[SERVICE].whip) if p is not None]
     if peers:  # WebRTC viewers and the WHIP publisher: closed together, in the shutdown's time
         try:
-            await asyncio.wait_for(asyncio.gather(*peers, return_exceptions=True), max(closing.left(), 0.01))
+            results = await asyncio.wait_for(asyncio.gather(*peers, return_exceptions=True), max(closing.left(), 0.01))
         except asyncio.TimeoutError:
             log.warning("webrtc: peers still closing at the end of the shutdown's time")
+        else:
+            for failed in (r for r in results if isinstance(r, Exception)):
+                log.warning("webrtc: closing a peer failed: %s: %s", type(failed).__name__, failed)
 
 
 class ClientNoise(logging.Filter):
@@ -357,17 +360,17 @@ def make_app(service: Service, serve: ServeSettings, ws_socket: socket.socket | 
         app.router.add_get("/view", view)
         app.router.add_get("/stream.mjpg", stream_mjpg)
         app.router.add_post("/whep", whep_offer)
-        app.router.add_route("OPTIONS", "/whep", whep_preflight)
+        app.router.add_route("OPTIONS", "/whep", preflight)
         app.router.add_delete("/whep/{peer}", whep_delete)
-        app.router.add_route("OPTIONS", "/whep/{peer}", whep_preflight)
+        app.router.add_route("OPTIONS", "/whep/{peer}", preflight)
         app.router.add_get("/api/classes", api_classes)
         app.router.add_post("/api/request", api_request)
         app.router.add_static("/static/", WEB_DIR)
     if service.whip is not None:  # the live source from a WHIP publisher (OBS): at the process that dreams
         app.router.add_post("/whip", whip_offer)
-        app.router.add_route("OPTIONS", "/whip", whep_preflight)
+        app.router.add_route("OPTIONS", "/whip", preflight)
         app.router.add_delete("/whip/{peer}", whip_delete)
-        app.router.add_route("OPTIONS", "/whip/{peer}", whep_preflight)
+        app.router.add_route("OPTIONS", "/whip/{peer}", preflight)
     app.router.add_get("/frame.jpg", frame_jpg)
     app.router.add_get("/preview.jpg", preview_jpg)
     app.router.add_get("/recent/{id}.jpg", recent_jpg)

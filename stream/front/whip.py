@@ -4,7 +4,9 @@
 unplayed) and answers 201 with the answer and a Location to DELETE; no trickle ICE (the
 answer carries every candidate, a PATCH is 405). One publisher at a time: a second while one
 is live is a 409, unless the live one has sent nothing for REPLACE_S (OBS reconnecting after
-its network dropped, before the old peer timed out). When `[source] whip_token` (or
+its network dropped, before `_watch` lets the old one go). The live publisher is let go when
+it has not connected within `connect_timeout_s`, has sent nothing for SOURCE_STALL_S once
+connected, or this dreamer lost the stream's lease. When `[source] whip_token` (or
 DREAMSTREAM_WHIP_TOKEN) is set, POST and DELETE need `Authorization: Bearer TOKEN`: 401
 otherwise, and 429 for a while after MISS_BURST wrong ones from one address; the token is
 compared in constant time and never logged.
@@ -45,7 +47,6 @@ class Whip:
         self.reader, self.token, self.connect_timeout_s, self.ice = reader, token, connect_timeout_s, ice
         self.gate = ALWAYS  # a standby dreamer's lease: no publisher unless it is the active one
         self.peer: tuple[str, RTCPeerConnection] | None = None
-        self.publishers = 0  # taken since the start
         self.closing = False
         self._since = 0.0  # when the live publisher was answered
         self._answering = False  # an offer is being answered: it alone may become the publisher
@@ -61,14 +62,13 @@ class Whip:
             return
         now = time.monotonic()
         misses = self._misses.get(address)
-        if misses is not None and (wait := misses.wait(now)) > 0:
-            raise OfferRefused(429, f"too many wrong tokens from this address: try again in {math.ceil(wait)} s",
-                               math.ceil(wait))
+        if misses is not None and (wait := math.ceil(misses.wait(now))) > 0:
+            raise OfferRefused(429, f"too many wrong tokens from this address: try again in {wait} s", wait)
         scheme, _, given = (authorization or "").strip().partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
             if misses is None:
-                if len(self._misses) >= MAX_MISSING:  # a flood from many addresses: the oldest forgotten
-                    for old in sorted(self._misses, key=lambda a: self._misses[a].last)[:MAX_MISSING // 2]:
+                if len(self._misses) >= MAX_MISSING:  # a flood from many addresses: the first half forgotten
+                    for old in list(self._misses)[:MAX_MISSING // 2]:
                         del self._misses[old]
                 misses = self._misses[address] = TokenBucket(1 / MISS_EVERY_S, MISS_BURST, now)
             misses.take(now)
@@ -100,7 +100,6 @@ class Whip:
             self.peer, self._since = (peer, pc), time.monotonic()
         finally:
             self._answering = False
-        self.publishers += 1
 
         @pc.on("connectionstatechange")
         async def changed() -> None:
@@ -110,7 +109,8 @@ class Whip:
                 await self.close(peer, "its connection " + pc.connectionState)
         for t in pc.getTransceivers():  # their tracks were announced while answering
             if t.currentDirection == "recvonly":
-                self._task(self._frames(t.receiver.track) if t.kind == "video" else self._drain(t.receiver.track))
+                self._task(self._receive(t.receiver.track, self.reader.hand) if t.kind == "video"
+                           else self._receive(t.receiver.track))
         self._task(self._watch(peer))
         return pc.localDescription.sdp, peer
 
@@ -144,20 +144,13 @@ class Whip:
         heard = max(self._since, self.reader.received_at or 0.0)
         return time.monotonic() - heard > REPLACE_S
 
-    async def _frames(self, track) -> None:
-        try:
-            while True:
-                self.reader.hand(await track.recv())
-        except MediaStreamError:  # the track ended: its peer closed
-            pass
-
     @staticmethod
-    async def _drain(track) -> None:
-        """Audio (or anything but video) is received and dropped: aiortc queues every
-        decoded frame until someone takes it."""
+    async def _receive(track, hand=lambda frame: None) -> None:
+        """Each frame of `track` to `hand`; audio is received and dropped (aiortc queues every
+        decoded frame until someone takes it). Ends with the track (its peer closed)."""
         try:
             while True:
-                await track.recv()
+                hand(await track.recv())
         except MediaStreamError:
             pass
 
@@ -165,18 +158,16 @@ class Whip:
         """Closes the publisher when it has not connected within connect_timeout_s, when it
         has sent nothing for SOURCE_STALL_S (its network dropped: ICE would take ~30 s to say
         so), or when this dreamer lost the stream's lease (OBS then reconnects, to the active one)."""
-        while self._live(peer):
+        while True:
             await asyncio.sleep(WATCH_S)
-            pc = self.peer[1] if self._live(peer) else None
-            if pc is None:
+            if not self._live(peer):
                 return
-            now, connected = time.monotonic(), pc.connectionState == "connected"
-            heard = max(self.reader.received_at or 0.0, self.reader.connected_at)  # its frames, once connected
+            now, connected = time.monotonic(), self.peer[1].connectionState == "connected"
             if not self.gate.held():
                 why = "this dreamer stands by now"
             elif not connected and now - self._since > self.connect_timeout_s:
                 why = f"not connected within {self.connect_timeout_s:g} s"
-            elif connected and now - heard > SOURCE_STALL_S:
+            elif connected and now - self.reader.heard_at() > SOURCE_STALL_S:
                 why = f"it sent nothing for {SOURCE_STALL_S:g} s"
             else:
                 continue

@@ -31,10 +31,10 @@ log = logging.getLogger(__name__)
 QUIET_S = 0.5  # no frame from the publisher for this long: the last picture is shown again
 
 
-def waiting_picture(size: tuple[int, int], seed: int = 0) -> np.ndarray:
+def waiting_picture(size: tuple[int, int]) -> np.ndarray:
     """Mid-grey with faint, smooth blotches (as dreamer.loop starts a dream), at `size` (w, h)."""
     w, h = size
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(0)
     blotches = rng.normal(0.5, 0.1, (9, 16, 3)).astype(np.float32)
     smooth = cv2.resize(blotches, (w, h), interpolation=cv2.INTER_CUBIC)
     return np.clip(smooth * 255, 0, 255).astype(np.uint8)
@@ -48,11 +48,12 @@ class WhipReader(Worker):
     def __init__(self, out: FrameBus, size: tuple[int, int], fps: float = 30.0):
         super().__init__()
         self.spec, self.out, self.size = SourceSpec("whip", "whip"), out, size
-        self.fps = fps  # the rate the last picture is shown again at; a publisher's own is measured
+        # the source's rate to the presenter (serve's output rate is at least this) and the rate
+        # the last picture is shown again at; a publisher's own is measured (health's "fps")
+        self.fps = fps
         self.meter = RateMeter(window=20)
         self.input_size = (0, 0)
         self.frames = 0  # from publishers
-        self.error = ""
         self.publisher: str | None = None  # the live publisher's address, None while waiting
         self._handed = None  # the newest decoded frame (av.VideoFrame) not yet published
         self.received_at: float | None = None  # the last publisher frame, on the monotonic clock
@@ -111,8 +112,12 @@ class WhipReader(Worker):
         from when it connected, until its first frame), else that of the last one received."""
         now = time.monotonic() if now is None else now
         live = self.publisher is not None
-        heard = max(self.received_at or 0.0, self.connected_at) if live else self.received_at
+        heard = self.heard_at() if live else self.received_at
         age = None if heard is None else round(now - heard, 2)
         return {"input": self.spec.shown, "kind": "whip", "state": self.state if live else "waiting",
                 "fps": round(self.meter.rate, 2) if live else 0.0, "source_fps": round(float(self.fps), 3),
-                "size": list(self.input_size), "frame_age_s": age, "error": self.error or None}
+                "size": list(self.input_size), "frame_age_s": age, "error": None}
+
+    def heard_at(self) -> float:
+        """When the live publisher last sent a frame, or connected if it has sent none yet."""
+        return max(self.received_at or 0.0, self.connected_at)
