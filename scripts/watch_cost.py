@@ -69,18 +69,17 @@ async def packets_received(pcs: list) -> int:
     return total
 
 
-async def viewer(base: str, stop: asyncio.Event, frames: list, pcs: list) -> None:
+async def watch(base: str, each) -> RTCPeerConnection:
+    """A WHEP viewer of `base`, as any player: each decoded frame to `each` until it is closed."""
     pc = RTCPeerConnection()
-    pcs.append(pc)
     pc.addTransceiver("video", direction="recvonly")
 
     @pc.on("track")
     def on_track(track):
         async def read():
             try:
-                while not stop.is_set():
-                    await track.recv()
-                    frames.append(1)
+                while True:
+                    each(await track.recv())
             except MediaStreamError:  # closed at the end
                 pass
         asyncio.ensure_future(read())
@@ -89,6 +88,12 @@ async def viewer(base: str, stop: asyncio.Event, frames: list, pcs: list) -> Non
                                  headers={"Content-Type": "application/sdp"})
     answer = await asyncio.to_thread(lambda: urllib.request.urlopen(req, timeout=10).read().decode())
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    return pc
+
+
+async def viewer(base: str, stop: asyncio.Event, frames: list, pcs: list) -> None:
+    pc = await watch(base, lambda frame: frames.append(1))
+    pcs.append(pc)
     await stop.wait()
     await pc.close()
 

@@ -25,9 +25,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError
 from loadtest import start_serve, wait_healthy
+from watch_cost import watch
 
 DEFAULT = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
 PLAYER = (960, 540)
@@ -40,24 +39,8 @@ def mjpeg_frame(base: str) -> np.ndarray:
 
 async def pairs(base: str, moments: list[float]) -> list[tuple[np.ndarray, np.ndarray]]:
     """(WebRTC, MJPEG) pictures at each moment (seconds from now)."""
-    pc = RTCPeerConnection()
-    pc.addTransceiver("video", direction="recvonly")
     recent: deque = deque(maxlen=12)  # the last half second of decoded frames
-
-    @pc.on("track")
-    def on_track(track):
-        async def read():
-            try:
-                while True:
-                    recent.append((await track.recv()).to_ndarray(format="rgb24"))
-            except MediaStreamError:  # closed at the end
-                pass
-        asyncio.ensure_future(read())
-    await pc.setLocalDescription(await pc.createOffer())
-    req = urllib.request.Request(base + "/whep", data=pc.localDescription.sdp.encode(), method="POST",
-                                 headers={"Content-Type": "application/sdp"})
-    answer = await asyncio.to_thread(lambda: urllib.request.urlopen(req, timeout=10).read().decode())
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+    pc = await watch(base, lambda frame: recent.append(frame.to_ndarray(format="rgb24")))
     start, out = time.monotonic(), []
     for at in moments:
         await asyncio.sleep(max(0.0, start + at - time.monotonic()))

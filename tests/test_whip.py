@@ -161,23 +161,30 @@ async def until(check, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def quiet_publisher_slow_to_close(whip: Whip):
+    """A connected publisher of `whip` (its reader not started: handed frames wait), quiet for
+    10 s so that it may be replaced, whose connection takes 1 s to close (a TURN allocation to
+    give back): the Publisher and the server's side of it."""
+    first = Publisher(whip)
+    await first.offer()
+    await until(lambda: whip.reader.publisher is not None)
+    old = whip.peer[1]
+    close = old.close
+
+    async def slow_close():
+        await asyncio.sleep(1.0)
+        await close()
+    old.close = slow_close
+    whip._since -= 10
+    return first, old
+
+
 def test_offers_while_a_quiet_publisher_is_replaced_make_one_publisher_not_two():
     """A quiet publisher slow to close (a TURN allocation to give back): of two offers during
     that close one is answered and the other is a 409; nothing is left connected at the end."""
     async def run():
-        reader = WhipReader(FrameBus(encode=False), (160, 90))  # not started: handed frames wait
-        whip = Whip(reader, "", 5, [])
-        first = Publisher(whip)
-        await first.offer()
-        await until(lambda: reader.publisher is not None)
-        old = whip.peer[1]
-        close = old.close
-
-        async def slow_close():
-            await asyncio.sleep(1.0)
-            await close()
-        old.close = slow_close
-        whip._since -= 10  # quiet for 10 s: it may be replaced
+        whip = Whip(WhipReader(FrameBus(encode=False), (160, 90)), "", 5, [])
+        first, old = await quiet_publisher_slow_to_close(whip)
         b, c = Publisher(whip), Publisher(whip)
 
         async def later():
@@ -241,19 +248,8 @@ def test_a_publisher_that_never_connects_is_dropped_at_connect_timeout_s():
 
 def test_an_offer_replacing_a_publisher_while_the_server_stops_leaves_nothing_live():
     async def run():
-        reader = WhipReader(FrameBus(encode=False), (160, 90))
-        whip = Whip(reader, "", 5, [])
-        first = Publisher(whip)
-        await first.offer()
-        await until(lambda: reader.publisher is not None)
-        old = whip.peer[1]
-        close = old.close
-
-        async def slow_close():
-            await asyncio.sleep(1.0)
-            await close()
-        old.close = slow_close
-        whip._since -= 10  # quiet: it may be replaced
+        whip = Whip(WhipReader(FrameBus(encode=False), (160, 90)), "", 5, [])
+        first, _ = await quiet_publisher_slow_to_close(whip)
         second = Publisher(whip)
         offer = asyncio.ensure_future(second.offer())
         await asyncio.sleep(0.5)  # the offer waits for the old publisher to close...

@@ -91,9 +91,21 @@ async def whep_offer(request: web.Request) -> web.Response:
         sdp = await whep_module.read_offer(request, request.app[SERVE].client_timeout_s)
         answer, peer = await whep.offer(sdp, viewer(request))
     except whep_module.OfferRefused as e:
-        return web.Response(status=e.status, text=e.message + "\n", headers=whep_module.CORS)
+        return refused(e)
+    return answered(answer, f"/whep/{peer}")
+
+
+def answered(answer: str, location: str) -> web.Response:
+    """201: an offer answered (WHEP or WHIP), the peer's resource to DELETE in Location."""
     return web.Response(status=201, text=answer, content_type="application/sdp",
-                        headers={**whep_module.CORS, "Location": f"/whep/{peer}"})
+                        headers={**whep_module.CORS, "Location": location})
+
+
+def refused(e: whep_module.OfferRefused) -> web.Response:
+    """An offer or a DELETE refused: the reason, and what a 401 or 429 owes the client."""
+    bearer = {"WWW-Authenticate": 'Bearer realm="dreamstream"'} if e.status == 401 else {}
+    later = {"Retry-After": str(e.retry_after_s)} if e.retry_after_s is not None else {}
+    return web.Response(status=e.status, text=e.message + "\n", headers={**whep_module.CORS, **bearer, **later})
 
 
 async def whep_delete(request: web.Request) -> web.Response:
@@ -114,15 +126,8 @@ async def whip_offer(request: web.Request) -> web.Response:
         sdp = await whep_module.read_offer(request, request.app[SERVE].client_timeout_s)
         answer, peer = await whip.offer(sdp, viewer(request))
     except whep_module.OfferRefused as e:
-        return whip_refused(e)
-    return web.Response(status=201, text=answer, content_type="application/sdp",
-                        headers={**whep_module.CORS, "Location": f"/whip/{peer}"})
-
-
-def whip_refused(e: whep_module.OfferRefused) -> web.Response:
-    bearer = {"WWW-Authenticate": 'Bearer realm="dreamstream"'} if e.status == 401 else {}
-    later = {"Retry-After": str(e.retry_after_s)} if e.retry_after_s is not None else {}
-    return web.Response(status=e.status, text=e.message + "\n", headers={**whep_module.CORS, **bearer, **later})
+        return refused(e)
+    return answered(answer, f"/whip/{peer}")
 
 
 async def whip_delete(request: web.Request) -> web.Response:
@@ -130,7 +135,7 @@ async def whip_delete(request: web.Request) -> web.Response:
     try:
         whip.authorize(request.headers.get("Authorization"), viewer(request))
     except whep_module.OfferRefused as e:
-        return whip_refused(e)
+        return refused(e)
     closed = await whip.close(request.match_info["peer"], "it said it was done (DELETE)")
     return web.Response(status=200 if closed else 404, headers=whep_module.CORS)
 
@@ -346,6 +351,14 @@ class ClientNoise(logging.Filter):
 CLIENT_NOISE = ClientNoise()  # one instance: addFilter keeps it once however many apps are made
 
 
+def add_offer_routes(app: web.Application, path: str, offer, delete) -> None:
+    """WHEP's and WHIP's: POST the offer to `path`, DELETE the peer at `path`/{peer}, CORS preflights."""
+    app.router.add_post(path, offer)
+    app.router.add_route("OPTIONS", path, preflight)
+    app.router.add_delete(path + "/{peer}", delete)
+    app.router.add_route("OPTIONS", path + "/{peer}", preflight)
+
+
 def make_app(service: Service, serve: ServeSettings, ws_socket: socket.socket | None = None,
              notifier: Notifier | None = None) -> web.Application:
     """`notifier`: tells systemd when the stream is ready, healthy and stopping (none: silent)."""
@@ -359,18 +372,12 @@ def make_app(service: Service, serve: ServeSettings, ws_socket: socket.socket | 
         app.router.add_get("/", index)
         app.router.add_get("/view", view)
         app.router.add_get("/stream.mjpg", stream_mjpg)
-        app.router.add_post("/whep", whep_offer)
-        app.router.add_route("OPTIONS", "/whep", preflight)
-        app.router.add_delete("/whep/{peer}", whep_delete)
-        app.router.add_route("OPTIONS", "/whep/{peer}", preflight)
+        add_offer_routes(app, "/whep", whep_offer, whep_delete)
         app.router.add_get("/api/classes", api_classes)
         app.router.add_post("/api/request", api_request)
         app.router.add_static("/static/", WEB_DIR)
     if service.whip is not None:  # the live source from a WHIP publisher (OBS): at the process that dreams
-        app.router.add_post("/whip", whip_offer)
-        app.router.add_route("OPTIONS", "/whip", preflight)
-        app.router.add_delete("/whip/{peer}", whip_delete)
-        app.router.add_route("OPTIONS", "/whip/{peer}", preflight)
+        add_offer_routes(app, "/whip", whip_offer, whip_delete)
     app.router.add_get("/frame.jpg", frame_jpg)
     app.router.add_get("/preview.jpg", preview_jpg)
     app.router.add_get("/recent/{id}.jpg", recent_jpg)

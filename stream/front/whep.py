@@ -123,7 +123,7 @@ class Whep:
                 if video.currentDirection != "sendonly":
                     raise ValueError(f"its video is {video.currentDirection}, not for receiving")
             except Exception as e:  # aiortc raises what it meets in the offer (ValueError, KeyError, ...)
-                why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
+                why = one_line(e)
                 raise OfferRefused(400, f"not an SDP offer of H.264 video this server can answer ({why})") from None
         except BaseException:
             track.stop()
@@ -157,6 +157,11 @@ class Whep:
         """At shutdown: no new peer from now on, every one closed (the caller bounds the wait)."""
         self.closing = True
         await asyncio.gather(*(self.close(peer) for peer in list(self.peers)), return_exceptions=True)
+
+
+def one_line(e: Exception) -> str:
+    """What aiortc said of an offer, as one short line (its messages may quote the offer)."""
+    return " ".join(f"{type(e).__name__}: {e}".split())[:200]
 
 
 def check_media(sdp: str) -> None:

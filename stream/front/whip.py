@@ -29,7 +29,7 @@ from aiortc.mediastreams import MediaStreamError
 from ..core.gate import ALWAYS
 from ..core.token_bucket import TokenBucket
 from ..spine.health import SOURCE_STALL_S
-from .whep import OfferRefused, check_media
+from .whep import OfferRefused, check_media, one_line
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,8 @@ class Whip:
                 raise ValueError("it sends no video")
         except Exception as e:  # aiortc raises what it meets in the offer (ValueError, KeyError, ...)
             await pc.close()
-            why = " ".join(f"{type(e).__name__}: {e}".split())[:200]
-            raise OfferRefused(400, f"not an SDP offer of H.264 or VP8 video this server can receive ({why})") from None
+            raise OfferRefused(400, "not an SDP offer of H.264 or VP8 video this server can receive "
+                                    f"({one_line(e)})") from None
         except BaseException:  # cancelled (the server stopping)
             await pc.close()
             raise
